@@ -1,0 +1,120 @@
+"""The `scratchplan` command line.
+
+Bad input of any kind ends as one line on stderr and exit status 2; nothing is printed before the result is whole.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import onnx
+
+from planner.errors import PlanError
+from planner.graph import PLANNING_DTYPES, Graph, load_graph
+from planner.inspect import op_rows, totals
+from planner.ops import lower
+
+EXIT_BAD_INPUT = 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        text = args.run(args)
+    except PlanError as exc:
+        print(f"scratchplan: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    try:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    except BrokenPipeError:  # `scratchplan inspect m | head` is fine
+        sys.stderr.close()
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="scratchplan", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+    inspect = commands.add_parser("inspect", help="per-op shapes, work and bytes of a model, and its totals")
+    _model_arguments(inspect)
+    inspect.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    inspect.set_defaults(run=_inspect)
+    return parser
+
+
+def _model_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model", metavar="MODEL",
+                        help="an .onnx file, or a zoo model by name (resnet50; resnet50-small is its small variant)")
+    parser.add_argument("--batch", type=int, help="batch size: fills symbolic leading dims (or replaces leading 1s)")
+    parser.add_argument("--input-shape", action="append", default=[], metavar="NAME=DxDx...",
+                        help="static shape for an input with symbolic dims (repeatable)")
+    parser.add_argument("--dtype", choices=sorted(PLANNING_DTYPES), help="element type to plan with (default: the "
+                        "model's own)")
+
+
+def load_model_argument(args: argparse.Namespace) -> Graph:
+    """Load MODEL as a file, or build it from the zoo when no such file exists and the name is a zoo model."""
+    shapes = dict(_parse_input_shape(spec) for spec in args.input_shape)
+    source: str | onnx.ModelProto = args.model
+    if not Path(args.model).exists():
+        import models  # only when asked for: building a zoo model needs nothing else from the planner
+
+        name, small = (args.model[:-len("-small")], True) if args.model.endswith("-small") else (args.model, False)
+        if name in models.ZOO:
+            source = models.build(name, small=small, batch=args.batch or 1)
+    return load_graph(source, batch=args.batch, input_shapes=shapes, dtype=args.dtype)
+
+
+def _parse_input_shape(spec: str) -> tuple[str, tuple[int, ...]]:
+    name, _, dims = spec.rpartition("=")
+    try:
+        shape = tuple(int(d) for d in dims.lower().split("x"))
+    except ValueError:
+        shape = ()
+    if not name or not shape or min(shape) <= 0:
+        raise PlanError(f"--input-shape {spec!r}: expected NAME=DxDx... with positive dims, like x=1x3x224x224")
+    return name, shape
+
+
+def _inspect(args: argparse.Namespace) -> str:
+    graph = load_model_argument(args)
+    lowered = lower(graph)
+    rows, total = op_rows(lowered), totals(lowered)
+    if args.json:
+        document = {
+            "model": graph.name,
+            "ops": [{"name": r.name, "op_type": r.op_type, "inputs": [list(s) for s in r.inputs],
+                     "outputs": [list(s) for s in r.outputs], "macs": r.macs, "elem_ops": r.elem_ops,
+                     "bytes_in": r.bytes_in, "bytes_out": r.bytes_out} for r in rows],
+            "totals": {"param_bytes": total.param_bytes, "activation_bytes": total.activation_bytes,
+                       "compulsory_bytes": total.compulsory_bytes, "macs": total.macs},
+        }
+        return json.dumps(document) + "\n"
+    header = ("name", "op_type", "inputs", "outputs", "MACs", "elem ops", "bytes in", "bytes out")
+    table = [header] + [(r.name, r.op_type, _shapes(r.inputs), _shapes(r.outputs), f"{r.macs:,}", f"{r.elem_ops:,}",
+                         f"{r.bytes_in:,}", f"{r.bytes_out:,}") for r in rows]
+    widths = [min(max(len(row[col]) for row in table), 48) for col in range(len(header))]
+    numeric = {4, 5, 6, 7}
+    lines = ["  ".join(cell.rjust(w) if col in numeric else cell.ljust(w)
+                       for col, (cell, w) in enumerate(zip(row, widths, strict=True))).rstrip() for row in table]
+    dtype = graph.planning_dtype or "model dtype"
+    lines += ["", f"model {graph.name} ({graph.source}), {len(rows)} ops, planned as {dtype}",
+              f"  parameters   {total.param_bytes:>16,} bytes",
+              f"  activations  {total.activation_bytes:>16,} bytes",
+              f"  compulsory   {total.compulsory_bytes:>16,} bytes (constants and inputs read once, outputs written "
+              "once)",
+              f"  MACs         {total.macs:>16,}"]
+    return "\n".join(lines) + "\n"
+
+
+def _shapes(shapes: tuple[tuple[int, ...], ...]) -> str:
+    return " ".join("x".join(map(str, shape)) or "scalar" for shape in shapes)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

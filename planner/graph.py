@@ -1,0 +1,189 @@
+"""ONNX to Graph: the planner's view of a model.
+
+A Graph has its compute nodes in topological order, every tensor with a static shape and a dtype, and constants kept
+apart from activations. Layout-only ops stay as nodes here; `planner.ops` turns them into aliases.
+
+    model.onnx -> read_model -> check_external_data -> check_domains -> sort_and_check_structure
+               -> apply_shape_overrides -> run_checker -> fold_constants -> Graph
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+import numpy as np
+import onnx
+
+from planner import onnx_io
+from planner.errors import PlanError
+from planner.fold import Folded, fold_constants
+
+# Element size for planning, by the `--dtype` flag: accelerators rarely run an exported fp32 model as fp32.
+PLANNING_DTYPES: Mapping[str, int] = MappingProxyType({"fp32": 4, "bf16": 2, "fp16": 2, "int8": 1})
+FLOAT_ELEM_TYPES = frozenset({onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.BFLOAT16,
+                              onnx.TensorProto.DOUBLE})
+TENSOR_KINDS = ("input", "constant", "activation")
+
+
+@dataclass(frozen=True, slots=True)
+class Tensor:
+    """A named tensor with a static shape; `elem_type` is the ONNX TensorProto data type."""
+
+    name: str
+    shape: tuple[int, ...]
+    elem_type: int
+    kind: str
+
+    def __post_init__(self) -> None:
+        if self.kind not in TENSOR_KINDS:
+            raise ValueError(f"tensor {self.name!r}: kind {self.kind!r} is not one of {TENSOR_KINDS}")
+        if any(not isinstance(d, int) or d < 0 for d in self.shape):
+            raise ValueError(f"tensor {self.name!r}: shape {self.shape} is not static")
+
+    @property
+    def numel(self) -> int:
+        return math.prod(self.shape)
+
+    @property
+    def dtype(self) -> str:
+        return onnx.helper.tensor_dtype_to_string(self.elem_type).removeprefix("TensorProto.").lower()
+
+
+@dataclass(frozen=True, slots=True)
+class Node:
+    """One ONNX node with its attributes decoded to Python values (tuples, str, numpy arrays)."""
+
+    name: str
+    op_type: str
+    inputs: tuple[str, ...]  # "" marks an omitted optional input
+    outputs: tuple[str, ...]
+    attrs: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+
+    def attr(self, key: str, default: Any = None) -> Any:
+        return self.attrs.get(key, default)
+
+
+@dataclass(frozen=True, slots=True)
+class Graph:
+    """A model ready to lower.
+
+    `values` holds the folded values of small constants (reshape targets, pads, scales); large weights keep only
+    their shape here. `constant_nodes` compute the constants that were too large to fold.
+    """
+
+    name: str
+    source: str
+    opset: int
+    nodes: tuple[Node, ...]
+    tensors: Mapping[str, Tensor]
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+    values: Mapping[str, np.ndarray]
+    constant_nodes: tuple[Node, ...]
+    planning_dtype: str | None = None
+
+    def __post_init__(self) -> None:
+        for node in self.nodes:
+            for name in (*node.inputs, *node.outputs):
+                if name and name not in self.tensors:
+                    raise ValueError(f"node {node.name!r}: tensor {name!r} has no type")
+
+    def elem_bytes(self, name: str) -> int:
+        """Bytes per element of a tensor as planned: floats take the planning dtype's size."""
+        tensor = self.tensors[name]
+        if self.planning_dtype is not None and tensor.elem_type in FLOAT_ELEM_TYPES:
+            return PLANNING_DTYPES[self.planning_dtype]
+        return int(np.dtype(onnx.helper.tensor_dtype_to_np_dtype(tensor.elem_type)).itemsize)
+
+    def tensor_bytes(self, name: str) -> int:
+        return self.tensors[name].numel * self.elem_bytes(name)
+
+    def value(self, name: str, node: Node) -> np.ndarray:
+        """The folded value of a constant input, or an error naming the node that needs it."""
+        if name not in self.values:
+            raise PlanError(f"{self.source}: node {node.name!r} ({node.op_type}): input {name!r} must be a constant "
+                            "known at planning time")
+        return self.values[name]
+
+
+def load_graph(source: str | os.PathLike[str] | onnx.ModelProto, *, batch: int | None = None,
+               input_shapes: Mapping[str, tuple[int, ...]] | None = None, dtype: str | None = None) -> Graph:
+    """Load, check, fix shapes, fold constants, and return the Graph.
+
+    >>> import onnx.parser
+    >>> m = onnx.parser.parse_model('''<ir_version: 8, opset_import: ["" : 17]>
+    ... g (float[N,4] x) => (float[N,4] y) { y = Relu(x) }''')
+    >>> load_graph(m, batch=2, dtype="bf16").tensors["y"].shape
+    (2, 4)
+    """
+    if dtype is not None and dtype not in PLANNING_DTYPES:
+        raise PlanError(f"--dtype {dtype}: unknown; choose one of {', '.join(PLANNING_DTYPES)}")
+    model, where, folder = onnx_io.read_model(source)
+    onnx_io.check_external_data(model, where, folder)      # before anything might touch the data
+    onnx_io.check_domains(model, where)                    # custom ops have no semantics to lower
+    onnx_io.sort_and_check_structure(model, where)         # the checker and folding need a DAG in order
+    onnx_io.apply_shape_overrides(model, where, batch, input_shapes or {})  # planning needs static shapes
+    onnx_io.run_checker(model, where)
+    folded = fold_constants(model, where)
+    return _to_graph(model, where, folded, dtype)
+
+
+def _to_graph(model: onnx.ModelProto, where: str, folded: Folded, dtype: str | None) -> Graph:
+    inputs = tuple(value.name for value in model.graph.input)
+    outputs = tuple(value.name for value in model.graph.output)
+    names = _unique_node_names([*folded.nodes, *folded.constant_nodes])
+    nodes = tuple(_to_node(node, names[id(node)]) for node in folded.nodes)
+    constant_nodes = tuple(_to_node(node, names[id(node)]) for node in folded.constant_nodes)
+    used = {name for node in nodes for name in (*node.inputs, *node.outputs) if name} | set(inputs) | set(outputs)
+    tensors: dict[str, Tensor] = {}
+    for name in sorted(used, key=lambda n: (n not in inputs, n)):
+        ttype = folded.types.get(name)
+        if ttype is None or ttype.shape is None or None in ttype.shape:
+            producer = next((node.name for node in nodes if name in node.outputs), None)
+            at = f"node {producer!r} output" if producer else "tensor"
+            raise PlanError(f"{where}: {at} {name!r} has no static shape after shape inference")
+        kind = "input" if name in inputs else "constant" if name in folded.constants else "activation"
+        tensors[name] = Tensor(name, tuple(int(d) for d in ttype.shape), ttype.elem_type, kind)  # type: ignore[union-attr]
+    values = {name: _frozen(value) for name, value in folded.values.items() if name in used}
+    opset = next(entry.version for entry in model.opset_import if entry.domain in ("", "ai.onnx"))
+    return Graph(model.graph.name or "model", where, opset, nodes, MappingProxyType(tensors), inputs, outputs,
+                 MappingProxyType(values), constant_nodes, dtype)
+
+
+def _to_node(node: onnx.NodeProto, name: str) -> Node:
+    attrs = {attr.name: _attr_value(onnx.helper.get_attribute_value(attr)) for attr in node.attribute}
+    return Node(name, node.op_type, tuple(node.input), tuple(node.output), MappingProxyType(attrs))
+
+
+def _attr_value(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return value.decode()
+    if isinstance(value, onnx.TensorProto):
+        return _frozen(onnx.numpy_helper.to_array(value))
+    if isinstance(value, list):
+        return tuple(_attr_value(item) for item in value)
+    return value
+
+
+def _frozen(value: np.ndarray) -> np.ndarray:
+    value = np.array(value)
+    value.flags.writeable = False
+    return value
+
+
+def _unique_node_names(nodes: list[onnx.NodeProto]) -> dict[int, str]:
+    names: dict[int, str] = {}
+    seen: set[str] = set()
+    for index, node in enumerate(nodes):
+        base = node.name or f"{node.op_type}_{index}"
+        name, suffix = base, 1
+        while name in seen:
+            name, suffix = f"{base}_{suffix}", suffix + 1
+        seen.add(name)
+        names[id(node)] = name
+    return names

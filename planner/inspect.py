@@ -1,0 +1,70 @@
+"""What `scratchplan inspect` reports: one row per ONNX node, then model totals.
+
+Totals follow the lower-bound convention the rest of the project uses: compulsory traffic reads every constant an op
+reads and every model input once, and writes every model output once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from planner.stmt import LoweredGraph
+
+
+@dataclass(frozen=True, slots=True)
+class OpRow:
+    name: str
+    op_type: str
+    inputs: tuple[tuple[int, ...], ...]
+    outputs: tuple[tuple[int, ...], ...]
+    macs: int
+    elem_ops: int
+    bytes_in: int
+    bytes_out: int
+
+
+@dataclass(frozen=True, slots=True)
+class Totals:
+    param_bytes: int
+    activation_bytes: int
+    compulsory_bytes: int
+    macs: int
+
+
+def op_rows(lowered: LoweredGraph) -> list[OpRow]:
+    """One row per node; a layout-only node shows its shapes with no work and no bytes of its own."""
+    graph = lowered.graph
+    work: dict[str, tuple[int, int]] = {}
+    reads: dict[str, dict[str, None]] = {}
+    for stmt in lowered.statements:
+        macs, elem_ops = work.get(stmt.node, (0, 0))
+        work[stmt.node] = (macs + stmt.macs, elem_ops + stmt.elem_ops)
+        reads.setdefault(stmt.node, {}).update(dict.fromkeys(access.tensor for access in stmt.reads))
+    rows = []
+    for node in graph.nodes:
+        inputs = [name for name in node.inputs if name]
+        outputs = [name for name in node.outputs if name]
+        macs, elem_ops = work.get(node.name, (0, 0))
+        is_view = node.name not in work
+        rows.append(OpRow(node.name, node.op_type, tuple(graph.tensors[n].shape for n in inputs),
+                          tuple(graph.tensors[n].shape for n in outputs), macs, elem_ops,
+                          0 if is_view else _bytes(lowered, reads[node.name]),
+                          0 if is_view else _bytes(lowered, outputs)))
+    return rows
+
+
+def totals(lowered: LoweredGraph) -> Totals:
+    graph = lowered.graph
+    read = {access.tensor for stmt in lowered.statements for access in stmt.reads}
+    params = sorted(name for name in read if graph.tensors[name].kind == "constant")
+    inputs = sorted(name for name in read if graph.tensors[name].kind == "input")
+    activations = sorted({access.tensor for stmt in lowered.statements for access in stmt.writes})
+    outputs = sorted({lowered.base(name) for name in graph.outputs})
+    param_bytes = _bytes(lowered, params)
+    compulsory = param_bytes + _bytes(lowered, inputs) + _bytes(lowered, outputs)
+    return Totals(param_bytes, _bytes(lowered, activations), compulsory, lowered.macs)
+
+
+def _bytes(lowered: LoweredGraph, names: Iterable[str]) -> int:
+    return sum(lowered.graph.tensor_bytes(name) for name in names)

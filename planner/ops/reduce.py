@@ -1,0 +1,42 @@
+"""ReduceMean and ReduceSum: one domain point per input element, written onto the reduced output element."""
+
+from __future__ import annotations
+
+import math
+
+from planner.graph import Node
+from planner.ops.norm import normalize_axis
+from planner.ops.registry import Context, register
+from planner.ops.window import check_output
+from planner.stmt import Statement
+
+# The opset from which `axes` is an input rather than an attribute.
+AXES_INPUT_SINCE = {"ReduceSum": 13, "ReduceMean": 18}
+
+
+@register("ReduceMean", "ReduceSum")
+def lower_reduce(node: Node, ctx: Context) -> list[Statement]:
+    x, out = ctx.input(0), ctx.only_first_output()
+    shape = ctx.shape(x)
+    if ctx.graph.opset >= AXES_INPUT_SINCE[node.op_type]:
+        axes_input = ctx.input(1)
+        axes = [int(a) for a in ctx.value(axes_input).reshape(-1)] if axes_input else []
+    else:
+        axes = list(node.attr("axes", ()))
+    if not axes:
+        axes = [] if node.attr("noop_with_empty_axes", 0) else list(range(len(shape)))
+    axes = sorted({normalize_axis(ctx, axis, len(shape)) for axis in axes})
+    keepdims = bool(node.attr("keepdims", 1))
+    dims = tuple(f"i{axis}" for axis in range(len(shape)))
+    domain = ctx.domain(dims, shape)
+    if keepdims:
+        out_index = ["0" if axis in axes else dim for axis, dim in enumerate(dims)]
+        expected = tuple(1 if axis in axes else extent for axis, extent in enumerate(shape))
+    else:
+        out_index = [dim for axis, dim in enumerate(dims) if axis not in axes]
+        expected = tuple(extent for axis, extent in enumerate(shape) if axis not in axes)
+    check_output(ctx, expected, out)
+    read = ctx.access(domain, dims, x, dims)
+    write = ctx.access(domain, dims, out, out_index)
+    return [Statement(ctx.stmt_name(), node.name, node.op_type, dims, domain, (read,), (write,), 0, math.prod(shape),
+                      "vector")]

@@ -1,0 +1,153 @@
+"""Every isl query the scheduler needs: tile footprints (halos included), element counts, overlaps, dependences.
+
+Tiles are blocks of a statement's iteration space, given as `{dim: (start, stop)}` half-open ranges on named dims;
+dims left out span their whole extent. Results repeat a lot during a schedule search, so they are cached per
+statement (statements hash by identity) and block.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+import islpy as isl
+
+from planner.stmt import Access, Statement
+
+Block = Mapping[str, tuple[int, int]]
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Dependence:
+    """Flow dependence: points of `source` write elements of `tensor` that points of `sink` read."""
+
+    source: Statement
+    sink: Statement
+    tensor: str
+    relation: isl.Map  # { Source[...] -> Sink[...] }
+
+
+def box_set(space_name: str, dims: Iterable[str], block: Block) -> isl.Set:
+    """The set of points of a named space inside a block; dims not in the block are unconstrained.
+
+    >>> box_set("S", ("n", "k"), {"k": (0, 4)})
+    Set("{ S[n, k] : 0 <= k <= 3 }")
+    """
+    dims = tuple(dims)
+    unknown = set(block) - set(dims)
+    if unknown:
+        raise KeyError(f"{space_name} has no dims {sorted(unknown)}; its dims are {list(dims)}")
+    constraints = [f"{lo} <= {dim} < {hi}" for dim, (lo, hi) in block.items()]
+    return isl.Set(f"{{ {space_name}[{', '.join(dims)}] : {' and '.join(constraints) or '1 = 1'} }}")
+
+
+def tensor_set(space_name: str, shape: tuple[int, ...]) -> isl.Set:
+    """All elements of a tensor of the given shape.
+
+    >>> tensor_set("X", (2, 3))
+    Set("{ X[i0, i1] : 0 <= i0 <= 1 and 0 <= i1 <= 2 }")
+    """
+    names = [f"i{axis}" for axis in range(len(shape))]
+    constraints = [f"0 <= {name} < {extent}" for name, extent in zip(names, shape, strict=True)]
+    return isl.Set(f"{{ {space_name}[{', '.join(names)}] : {' and '.join(constraints) or '1 = 1'} }}")
+
+
+def block_points(stmt: Statement, block: Block | None = None) -> isl.Set:
+    """The statement's domain points inside a block."""
+    if not block:
+        return stmt.domain
+    return stmt.domain.intersect(box_set(stmt.name, stmt.dims, block))
+
+
+def footprint(stmt: Statement, block: Block | None = None) -> dict[str, isl.Set]:
+    """Per tensor, the elements a block of the statement reads (halos included).
+
+    >>> # for a 3x3 conv, a block of 2 output rows reads 4 input rows
+    """
+    return dict(_footprints(stmt, _key(block), "read"))
+
+
+def write_footprint(stmt: Statement, block: Block | None = None) -> dict[str, isl.Set]:
+    """Per tensor, the elements a block of the statement writes."""
+    return dict(_footprints(stmt, _key(block), "write"))
+
+
+def count(elements: isl.Set) -> int:
+    """Number of integer points in a set; O(1) for boxes and strided boxes, isl's scanner otherwise.
+
+    >>> count(isl.Set("{ X[i, j] : 0 <= i < 1000 and 0 <= j < 1000000 and exists e: j = 2e }"))
+    500000000
+    """
+    return _count(elements)
+
+
+def overlap(first: isl.Set, second: isl.Set) -> isl.Set:
+    """Elements in both footprints: what the next tile can reuse from the last."""
+    return first.intersect(second)
+
+
+def reuse_elements(stmt: Statement, block: Block, next_block: Block) -> dict[str, int]:
+    """Per tensor read, how many elements of `next_block`'s footprint were already in `block`'s."""
+    now, then = footprint(stmt, block), footprint(stmt, next_block)
+    return {tensor: count(overlap(now[tensor], then[tensor])) for tensor in then if tensor in now}
+
+
+def flow_dependences(statements: Iterable[Statement]) -> list[Dependence]:
+    """Every producer -> consumer relation between statements (tensors are written once, so no kills).
+
+    >>> # dependences of a conv chain map each output point of conv2 back to the conv1 points it needs
+    """
+    statements = list(statements)
+    writers: dict[str, list[tuple[Statement, Access]]] = {}
+    for stmt in statements:
+        for access in stmt.writes:
+            writers.setdefault(access.tensor, []).append((stmt, access))
+    dependences = []
+    for sink in statements:
+        for read in sink.reads:
+            for source, write in writers.get(read.tensor, []):
+                relation = write.relation.apply_range(read.relation.reverse())
+                if not relation.is_empty():
+                    dependences.append(Dependence(source, sink, read.tensor, relation))
+    return dependences
+
+
+def _key(block: Block | None) -> tuple[tuple[str, int, int], ...]:
+    return tuple(sorted((dim, lo, hi) for dim, (lo, hi) in (block or {}).items()))
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _footprints(stmt: Statement, key: tuple[tuple[str, int, int], ...], kind: str) -> tuple[tuple[str, isl.Set], ...]:
+    points = block_points(stmt, {dim: (lo, hi) for dim, lo, hi in key})
+    found: dict[str, isl.Set] = {}
+    for access in stmt.reads if kind == "read" else stmt.writes:
+        elements = access.relation.intersect_domain(points).range()
+        found[access.tensor] = found[access.tensor].union(elements) if access.tensor in found else elements
+    return tuple((tensor, elements.coalesce()) for tensor, elements in found.items())
+
+
+def _count(elements: isl.Set) -> int:
+    elements = elements.coalesce()
+    if elements.is_empty():
+        return 0
+    ndim = elements.dim(isl.dim_type.set)
+    if ndim == 0:
+        return 1
+    # A set that is the product of its 1-D projections is counted dim by dim, never point by point.
+    projections = [elements.project_out(isl.dim_type.set, axis + 1, ndim - axis - 1)
+                   .project_out(isl.dim_type.set, 0, axis) for axis in range(ndim)]
+    product = projections[0]
+    for projection in projections[1:]:
+        product = product.flat_product(projection)
+    product = product.set_tuple_id(elements.get_tuple_id()) if elements.has_tuple_id() else product
+    if product.is_equal(elements):
+        return math.prod(_count_1d(projection) for projection in projections)
+    return int(elements.count_val().to_python())
+
+
+def _count_1d(elements: isl.Set) -> int:
+    if elements.is_box():
+        return int(elements.dim_max_val(0).to_python()) - int(elements.dim_min_val(0).to_python()) + 1
+    return int(elements.count_val().to_python())
