@@ -19,6 +19,7 @@ import onnx
 from onnx import numpy_helper, shape_inference
 from onnx.reference import ReferenceEvaluator
 
+from planner import onnx_io
 from planner.errors import PlanError
 
 FOLD_LIMIT_ELEMENTS = 1 << 16  # values kept for planning are small: shapes, axes, pads, scales, scalars
@@ -110,9 +111,9 @@ def evaluate_node(node: onnx.NodeProto, opset: int, values: dict[str, np.ndarray
     """Run one node with the ONNX reference evaluator on known input values."""
     feeds = {name: values[name] for name in node.input if name}
     try:
-        results = ReferenceEvaluator(node, opsets={"": opset}).run(None, feeds)
+        results = _run(node, opset, feeds)
     except Exception as exc:  # the evaluator raises whatever its op raises; report it on one line
-        raise PlanError(f"{where}: node {node.name or node.op_type!r}: constant folding failed: "
+        raise PlanError(f"{where}: node {node.name!r} ({node.op_type}): constant folding failed: "
                         f"{' '.join(str(exc).split())[:200]}") from None
     return [np.asarray(result) for result in results]
 
@@ -120,8 +121,16 @@ def evaluate_node(node: onnx.NodeProto, opset: int, values: dict[str, np.ndarray
 def _evaluate_on_shape(node: onnx.NodeProto, opset: int, shape: tuple[int, ...]) -> np.ndarray:
     # Shape and Size need only the input's shape; feed a zero-strided view so no data of that size is allocated.
     probe = np.lib.stride_tricks.as_strided(np.zeros(1, np.float32), shape=shape, strides=(0,) * len(shape))
-    feeds = {node.input[0]: probe}
-    return np.asarray(ReferenceEvaluator(node, opsets={"": opset}).run(None, feeds)[0])
+    return np.asarray(_run(node, opset, {node.input[0]: probe})[0])
+
+
+def _run(node: onnx.NodeProto, opset: int, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+    # A node alone runs at the evaluator's newest opset (Unsqueeze-13 for an opset-11 model): wrap it in a function
+    # that imports the model's opset.
+    outputs = [name for name in node.output if name]
+    function = onnx.helper.make_function("planner.fold", "fold", list(feeds), outputs, [node],
+                                         [onnx.helper.make_opsetid("", opset)])
+    return ReferenceEvaluator(function).run(None, feeds, attributes={})
 
 
 def _infer(model: onnx.ModelProto, nodes: list[onnx.NodeProto], values: dict[str, np.ndarray], constants: set[str],
@@ -137,7 +146,7 @@ def _infer(model: onnx.ModelProto, nodes: list[onnx.NodeProto], values: dict[str
     try:
         inferred = shape_inference.infer_shapes(skeleton, check_type=True, strict_mode=True, data_prop=True)
     except (onnx.shape_inference.InferenceError, onnx.checker.ValidationError) as exc:
-        raise PlanError(f"{where}: shape inference failed: {' '.join(str(exc).split())[:300]}") from None
+        raise onnx_io.onnx_error(where, "shape inference", exc) from None
     found: dict[str, TensorType] = {}
     for value in [*inferred.graph.input, *inferred.graph.value_info, *inferred.graph.output]:
         if value.type.HasField("tensor_type"):

@@ -136,17 +136,17 @@ def load_graph(source: str | os.PathLike[str] | onnx.ModelProto, *, batch: int |
 def _to_graph(model: onnx.ModelProto, where: str, folded: Folded, dtype: str | None) -> Graph:
     inputs = tuple(value.name for value in model.graph.input)
     outputs = tuple(value.name for value in model.graph.output)
-    names = _unique_node_names([*folded.nodes, *folded.constant_nodes])
-    nodes = tuple(_to_node(node, names[id(node)]) for node in folded.nodes)
-    constant_nodes = tuple(_to_node(node, names[id(node)]) for node in folded.constant_nodes)
+    nodes = tuple(_to_node(node) for node in folded.nodes)  # onnx_io gave every node a unique name
+    constant_nodes = tuple(_to_node(node) for node in folded.constant_nodes)
     used = {name for node in nodes for name in (*node.inputs, *node.outputs) if name} | set(inputs) | set(outputs)
     tensors: dict[str, Tensor] = {}
     for name in sorted(used, key=lambda n: (n not in inputs, n)):
         ttype = folded.types.get(name)
         if ttype is None or ttype.shape is None or None in ttype.shape:
-            producer = next((node.name for node in nodes if name in node.outputs), None)
-            at = f"node {producer!r} output" if producer else "tensor"
-            raise PlanError(f"{where}: {at} {name!r} has no static shape after shape inference")
+            producer = next((node for node in nodes if name in node.outputs), None)
+            at = f"node {producer.name!r} ({producer.op_type}) output" if producer else "tensor"
+            raise PlanError(f"{where}: {at} {name!r} has no static shape after shape inference (it depends on data, "
+                            "or on values not known when planning)")
         kind = "input" if name in inputs else "constant" if name in folded.constants else "activation"
         tensors[name] = Tensor(name, tuple(int(d) for d in ttype.shape), ttype.elem_type, kind)  # type: ignore[union-attr]
     values = {name: _frozen(value) for name, value in folded.values.items() if name in used}
@@ -155,9 +155,9 @@ def _to_graph(model: onnx.ModelProto, where: str, folded: Folded, dtype: str | N
                  MappingProxyType(values), constant_nodes, dtype)
 
 
-def _to_node(node: onnx.NodeProto, name: str) -> Node:
+def _to_node(node: onnx.NodeProto) -> Node:
     attrs = {attr.name: _attr_value(onnx.helper.get_attribute_value(attr)) for attr in node.attribute}
-    return Node(name, node.op_type, tuple(node.input), tuple(node.output), MappingProxyType(attrs))
+    return Node(node.name, node.op_type, tuple(node.input), tuple(node.output), MappingProxyType(attrs))
 
 
 def _attr_value(value: Any) -> Any:
@@ -175,15 +175,3 @@ def _frozen(value: np.ndarray) -> np.ndarray:
     value.flags.writeable = False
     return value
 
-
-def _unique_node_names(nodes: list[onnx.NodeProto]) -> dict[int, str]:
-    names: dict[int, str] = {}
-    seen: set[str] = set()
-    for index, node in enumerate(nodes):
-        base = node.name or f"{node.op_type}_{index}"
-        name, suffix = base, 1
-        while name in seen:
-            name, suffix = f"{base}_{suffix}", suffix + 1
-        seen.add(name)
-        names[id(node)] = name
-    return names

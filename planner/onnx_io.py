@@ -8,6 +8,7 @@ whose nodes are topologically sorted and whose inputs have static shapes.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -76,7 +77,8 @@ def check_domains(model: onnx.ModelProto, where: str) -> None:
 
 
 def sort_and_check_structure(model: onnx.ModelProto, where: str) -> None:
-    """Drop IR-3 initializer inputs and put the nodes in topological order, in place (weights are not copied).
+    """Drop IR-3 initializer inputs, put the nodes in topological order and give each a unique name, in place
+    (weights are not copied); an unnamed node is called `{op_type}_{index in the file}` from here on.
 
     Refuses a cycle, a tensor written by two nodes, an input nothing provides and an output nothing produces.
     """
@@ -86,6 +88,8 @@ def sort_and_check_structure(model: onnx.ModelProto, where: str) -> None:
     real_inputs = [value for value in graph.input if value.name not in initializers]
     del graph.input[:]
     graph.input.extend(real_inputs)
+    # IR 4 is the version that allows initializers that are not inputs; without it the checker refuses the model.
+    model.ir_version = max(model.ir_version, 4)
 
     provided = {value.name: "graph input" for value in graph.input} | {name: "initializer" for name in initializers}
     producer: dict[str, int] = {}
@@ -117,6 +121,19 @@ def sort_and_check_structure(model: onnx.ModelProto, where: str) -> None:
         cycle = [_node_label(graph, edge[0]) for edge in nx.find_cycle(dag)]
         raise PlanError(f"{where}: the graph has a cycle through nodes {', '.join(cycle)}") from None
     nodes = [_copy_node(graph.node[index]) for index in order]
+    # Every later message (checker, shape inference, folding, lowering) names the node, so each needs a unique name.
+    seen = {node.name for node in nodes if node.name}
+    named: set[str] = set()
+    for index, node in zip(order, nodes, strict=True):
+        if node.name and node.name not in named:
+            named.add(node.name)
+            continue
+        base = node.name or f"{node.op_type}_{index}"
+        name, suffix = base, 1
+        while name in seen or name in named:
+            name, suffix = f"{base}_{suffix}", suffix + 1
+        node.name = name
+        named.add(name)
     del graph.node[:]
     graph.node.extend(nodes)
 
@@ -136,6 +153,7 @@ def apply_shape_overrides(model: onnx.ModelProto, where: str, batch: int | None,
     leading = [value.type.tensor_type.shape.dim[0] for value in model.graph.input
                if value.type.tensor_type.HasField("shape") and len(value.type.tensor_type.shape.dim)]
     symbolic_batch = any(not (d.HasField("dim_value") and d.dim_value > 0) for d in leading)
+    resized = False
     for value in model.graph.input:
         tensor_type = value.type.tensor_type
         if not value.type.HasField("tensor_type"):
@@ -159,17 +177,64 @@ def apply_shape_overrides(model: onnx.ModelProto, where: str, batch: int | None,
                 fix = "--batch N or " if axis == 0 else ""
                 raise PlanError(f"{where}: input {value.name!r} has dynamic dim {axis} ({labels[axis]!r}); fix it with "
                                 f"{fix}--input-shape {value.name}={'x'.join(str(d or 'N') for d in dims)}")
+        resized |= any(d.HasField("dim_value") and d.dim_value > 0 and d.dim_value != dim
+                       for d, dim in zip(tensor_type.shape.dim, dims, strict=False))
         tensor_type.shape.Clear()
         for dim in dims:
             tensor_type.shape.dim.add().dim_value = int(dim)  # type: ignore[arg-type]
+    inputs = {value.name: value.type for value in model.graph.input}
+    for value in model.graph.output:
+        if value.name in inputs:  # an input passed through as an output: shape inference would take the output's
+            value.type.CopyFrom(inputs[value.name])
+        elif resized:  # a fixed dim was overridden: the declared output shape was for the old one, so infer it anew
+            for dim in value.type.tensor_type.shape.dim:
+                dim.Clear()
 
 
 def run_checker(model: onnx.ModelProto, where: str) -> None:
-    """The ONNX checker, reported as one line."""
+    """The ONNX checker, reported as one line that names the node at fault.
+
+    It sees a copy where needed: external weights become typed inputs (it would look for their files relative to the
+    working directory; check_external_data has checked them against the model's folder), and outputs declared
+    without a shape are left out (onnxruntime runs such files, and shape inference fills them in).
+    """
+    external = [tensor for tensor in model.graph.initializer if tensor.data_location == onnx.TensorProto.EXTERNAL]
+    shapeless = [value for value in model.graph.output if not value.type.tensor_type.HasField("shape")]
+    if external or shapeless:
+        model = _copy(model)
+        internal = [tensor for tensor in model.graph.initializer if tensor.data_location != onnx.TensorProto.EXTERNAL]
+        del model.graph.initializer[:]
+        model.graph.initializer.extend(internal)
+        model.graph.input.extend(onnx.helper.make_tensor_value_info(tensor.name, tensor.data_type, tensor.dims)
+                                 for tensor in external)
+        shaped = [value for value in model.graph.output if value.type.tensor_type.HasField("shape")]
+        del model.graph.output[:]
+        model.graph.output.extend(shaped)
     try:
         onnx.checker.check_model(model)
     except (onnx.checker.ValidationError, ValueError) as exc:
-        raise PlanError(f"{where}: ONNX checker: {_one_line(exc)}") from None
+        raise onnx_error(where, "ONNX checker", exc) from None
+
+
+def onnx_error(where: str, stage: str, exc: BaseException) -> PlanError:
+    """An error from onnx's checker or shape inference as one line, led by the node it names.
+
+    >>> str(onnx_error("m.onnx", "shape inference", ValueError("[ShapeInferenceError] Inference error(s): "
+    ...     "(op_type:Conv, node name: conv1): [ShapeInferenceError] Attribute pads must not contain negative values")))
+    "m.onnx: node 'conv1' (Conv): shape inference: Attribute pads must not contain negative values"
+    """
+    text = str(exc)
+    inferred = re.search(r"\(op_type:([^,)]+)(?:, node name: ([^)]*))?\): (?:\[\w+\] )?([^\n]*)", text)
+    checked = re.search(r"==> Context: Bad node spec for node\. Name: (\S*) OpType: (\S+)", text)
+    if inferred:
+        op_type, name, detail = inferred.groups()
+    elif checked:
+        name, op_type = checked.groups()
+        detail = text[:checked.start()]
+    else:
+        return PlanError(f"{where}: {stage}: {_one_line(exc)}")
+    node = f"node {name!r} ({op_type})" if name else f"a {op_type} node"
+    return PlanError(f"{where}: {node}: {stage}: {_one_line(detail)}")
 
 
 def _copy(model: onnx.ModelProto) -> onnx.ModelProto:

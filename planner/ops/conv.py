@@ -2,7 +2,7 @@
 
 Conv domain: S[n, g, k, y, x, c, ky, kx] where g is the group, k the output channel within it, c the input channel
 within it. Reads beyond the input's bounds are padding and touch nothing. ConvTranspose keeps the output-centric
-domain and reads the input point i with s*i = o + pad - d*r, so only the MACs that land in the output are points.
+domain and reads the input point i with s*i = o + pad - d*r; its MACs count only the pairs where such an i exists.
 """
 
 from __future__ import annotations
@@ -82,10 +82,11 @@ def lower_conv_transpose(node: Node, ctx: Context) -> list[Statement]:
              zip(strides, inputs, names, begin, dilations, kernel_names, strict=True)]
     bounds = [f"0 <= {i} < {extent}" for i, extent in zip(inputs, x_shape[2:], strict=True)]
     dims = ("n", "g", "k", *names, "c", *kernel_names)
-    domain = ctx.domain(dims, (x_shape[0], group, kg, *out_spatial, cg, *kernel),
-                        extra=f"exists ({', '.join(inputs)} : {' and '.join(lands + bounds)})")
+    # Every (output, kernel) pair is a point, so that every output element is written (some get only the bias);
+    # the input is read only where the pair lands on an integer input coordinate.
+    domain = ctx.domain(dims, (x_shape[0], group, kg, *out_spatial, cg, *kernel))
     channel_out = f"{kg}*g + k"
-    reads = [ctx.access(domain, dims, x, ["n", f"{cg}*g + c", *inputs], extra=" and ".join(lands)),
+    reads = [ctx.access(domain, dims, x, ["n", f"{cg}*g + c", *inputs], extra=" and ".join(lands + bounds)),
              ctx.access(domain, dims, w, [f"{cg}*g + c", "k", *kernel_names])]
     if bias:
         reads.append(ctx.access(domain, dims, bias, [channel_out]))

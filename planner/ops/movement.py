@@ -14,6 +14,7 @@ from planner.graph import Node
 from planner.ops.norm import normalize_axis
 from planner.ops.registry import Context, register
 from planner.ops.window import check_output
+from planner.poly import tensor_set
 from planner.stmt import Access, Statement
 
 
@@ -139,7 +140,7 @@ def lower_pad(node: Node, ctx: Context) -> list[Statement]:
         relation = relation.flat_product(piece)
     relation = (relation.set_tuple_name(isl.dim_type.in_, domain.get_tuple_name())
                 .set_tuple_name(isl.dim_type.out, ctx.space(source)).intersect_domain(domain))
-    reads = [Access(source, relation.intersect_range(ctx.access(domain, dims, source, list(dims)).relation.range()))]
+    reads = [Access(source, relation.intersect_range(tensor_set(ctx.space(source), shape)))]
     if ctx.input(2):
         reads.append(ctx.access(domain, dims, ctx.input(2), [] if not ctx.shape(ctx.input(2)) else ["0"]))
     write = ctx.access(domain, dims, out, list(dims))

@@ -22,7 +22,12 @@ def lower_pool(node: Node, ctx: Context) -> list[Statement]:
     kernel = node.attr("kernel_shape")
     if kernel is None:
         raise ctx.error("kernel_shape is required")
-    win = window(ctx, x_shape[2:], kernel, ceil_mode=bool(node.attr("ceil_mode", 0)))
+    ceil_mode = bool(node.attr("ceil_mode", 0))
+    win = window(ctx, x_shape[2:], kernel, ceil_mode=ceil_mode)
+    if ceil_mode and tuple(ctx.shape(out)[2:]) != win.out:
+        # ONNX shape inference keeps a last window that starts in the right padding; onnxruntime drops it.
+        raise ctx.error(f"with ceil_mode the last window starts in the trailing pad: ONNX shape inference gives "
+                        f"{ctx.shape(out)}, onnxruntime computes {(*x_shape[:2], *win.out)}; the model is ambiguous")
     check_output(ctx, (*x_shape[:2], *win.out), out)
     dims = ("n", "c", *win.out_names, *win.kernel_names)
     domain = ctx.domain(dims, (*x_shape[:2], *win.out, *win.kernel))

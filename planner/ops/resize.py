@@ -68,8 +68,6 @@ def _index_table(ctx: Context, n_in: int, n_out: int, scale: float, transform: s
         x = o * (n_in - 1) / (n_out - 1) if n_out > 1 else np.zeros_like(o)
     elif transform == "asymmetric":
         x = o / scale
-    elif transform == "tf_half_pixel_for_nn":
-        x = (o + 0.5) / scale
     else:
         raise ctx.error(f"coordinate_transformation_mode {transform!r} is not supported with nearest")
     if rounding == "round_prefer_floor":
