@@ -82,6 +82,8 @@ def fold_constants(model: onnx.ModelProto, where: str) -> Folded:
 def _fold_node(node: onnx.NodeProto, opset: int, values: dict[str, np.ndarray], constants: set[str],
                types: dict[str, TensorType], lazy: list[onnx.NodeProto], where: str) -> bool:
     inputs = [name for name in node.input if name]
+    if any(attr.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for attr in node.attribute):
+        return False  # If, Loop, Scan: a subgraph may read outer-scope activations that `inputs` does not list
     if node.op_type in ("Shape", "Size") and not node.domain:
         shape = types.get(inputs[0], TensorType(0, None)).shape
         if shape is None or None in shape:
@@ -111,17 +113,16 @@ def evaluate_node(node: onnx.NodeProto, opset: int, values: dict[str, np.ndarray
     """Run one node with the ONNX reference evaluator on known input values."""
     feeds = {name: values[name] for name in node.input if name}
     try:
-        results = _run(node, opset, feeds)
+        return _run(node, opset, feeds)
     except Exception as exc:  # the evaluator raises whatever its op raises; report it on one line
         raise PlanError(f"{where}: node {node.name!r} ({node.op_type}): constant folding failed: "
                         f"{' '.join(str(exc).split())[:200]}") from None
-    return [np.asarray(result) for result in results]
 
 
 def _evaluate_on_shape(node: onnx.NodeProto, opset: int, shape: tuple[int, ...]) -> np.ndarray:
     # Shape and Size need only the input's shape; feed a zero-strided view so no data of that size is allocated.
     probe = np.lib.stride_tricks.as_strided(np.zeros(1, np.float32), shape=shape, strides=(0,) * len(shape))
-    return np.asarray(_run(node, opset, {node.input[0]: probe})[0])
+    return _run(node, opset, {node.input[0]: probe})[0]
 
 
 def _run(node: onnx.NodeProto, opset: int, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
@@ -130,7 +131,7 @@ def _run(node: onnx.NodeProto, opset: int, feeds: dict[str, np.ndarray]) -> list
     outputs = [name for name in node.output if name]
     function = onnx.helper.make_function("planner.fold", "fold", list(feeds), outputs, [node],
                                          [onnx.helper.make_opsetid("", opset)])
-    return ReferenceEvaluator(function).run(None, feeds, attributes={})
+    return [np.asarray(result) for result in ReferenceEvaluator(function).run(None, feeds, attributes={})]
 
 
 def _infer(model: onnx.ModelProto, nodes: list[onnx.NodeProto], values: dict[str, np.ndarray], constants: set[str],

@@ -148,7 +148,7 @@ def _to_graph(model: onnx.ModelProto, where: str, folded: Folded, dtype: str | N
             raise PlanError(f"{where}: {at} {name!r} has no static shape after shape inference (it depends on data, "
                             "or on values not known when planning)")
         kind = "input" if name in inputs else "constant" if name in folded.constants else "activation"
-        tensors[name] = Tensor(name, tuple(int(d) for d in ttype.shape), ttype.elem_type, kind)  # type: ignore[union-attr]
+        tensors[name] = Tensor(name, tuple(int(d) for d in ttype.shape), ttype.elem_type, kind)  # type: ignore[arg-type]
     values = {name: _frozen(value) for name, value in folded.values.items() if name in used}
     opset = next(entry.version for entry in model.opset_import if entry.domain in ("", "ai.onnx"))
     return Graph(model.graph.name or "model", where, opset, nodes, MappingProxyType(tensors), inputs, outputs,

@@ -69,11 +69,16 @@ def check_external_data(model: onnx.ModelProto, where: str, folder: Path | None)
 
 
 def check_domains(model: onnx.ModelProto, where: str) -> None:
-    """Only the standard ONNX domain is planned: a custom op has no semantics we can lower."""
+    """Only the standard ONNX domain, at an opset onnx knows, is planned: other ops have no semantics we can lower."""
     for index, node in enumerate(model.graph.node):
         if node.domain not in STANDARD_DOMAINS:
-            raise PlanError(f"{where}: node {node.name or index!r}: op {node.domain}::{node.op_type} is from a "
-                            "non-standard domain; only the standard ONNX domain (ai.onnx) is supported")
+            raise PlanError(f"{where}: node {_node_label(model.graph, index)}: op {node.domain}::{node.op_type} is "
+                            "from a non-standard domain; only the standard ONNX domain (ai.onnx) is supported")
+    newest = onnx.defs.onnx_opset_version()
+    for entry in model.opset_import:
+        if entry.domain in STANDARD_DOMAINS and not 1 <= entry.version <= newest:
+            raise PlanError(f"{where}: opset_import: ai.onnx version {entry.version} is unknown; the installed onnx "
+                            f"knows versions 1 to {newest}")
 
 
 def sort_and_check_structure(model: onnx.ModelProto, where: str) -> None:
@@ -254,6 +259,6 @@ def _node_label(graph: onnx.GraphProto, index: int) -> str:
     return repr(node.name) if node.name else f"#{index} ({node.op_type})"
 
 
-def _one_line(exc: BaseException) -> str:
+def _one_line(exc: BaseException | str) -> str:
     text = " ".join(str(exc).split())
     return text[:300] + ("..." if len(text) > 300 else "")

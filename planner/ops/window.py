@@ -68,8 +68,9 @@ def window(ctx: Context, spatial: Sequence[int], kernel: Sequence[int], *, ceil_
     if any(pad < 0 for pad in pads):
         raise ctx.error(f"negative pad in pads={list(pads)}")
     span = tuple((k - 1) * d + 1 for k, d in zip(kernel, dilations, strict=True))
+    out: list[int] = []
     if auto_pad in ("SAME_UPPER", "SAME_LOWER"):
-        out = tuple(-(-size // s) for size, s in zip(spatial, strides, strict=True))
+        out = [-(-size // s) for size, s in zip(spatial, strides, strict=True)]
         totals = [max(0, (o - 1) * s + w - size) for o, s, w, size in zip(out, strides, span, spatial, strict=True)]
         small = [total // 2 for total in totals]
         big = [total - half for total, half in zip(totals, small, strict=True)]
@@ -77,7 +78,6 @@ def window(ctx: Context, spatial: Sequence[int], kernel: Sequence[int], *, ceil_
     elif auto_pad in ("NOTSET", "VALID"):
         begin = list(pads[:rank]) if auto_pad == "NOTSET" else [0] * rank
         end = list(pads[rank:]) if auto_pad == "NOTSET" else [0] * rank
-        out = []
         for axis in range(rank):
             room = spatial[axis] + begin[axis] + end[axis] - span[axis]
             if room < 0:
@@ -87,7 +87,6 @@ def window(ctx: Context, spatial: Sequence[int], kernel: Sequence[int], *, ceil_
             if ceil_mode and (extent - 1) * strides[axis] >= spatial[axis] + begin[axis]:
                 extent -= 1
             out.append(extent)
-        out = tuple(out)
     else:
         raise ctx.error(f"auto_pad {auto_pad!r} is not one of NOTSET, SAME_UPPER, SAME_LOWER, VALID")
     return Window(kernel, strides, dilations, tuple(begin), tuple(end), tuple(out))

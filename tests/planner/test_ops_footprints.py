@@ -201,7 +201,7 @@ def test_matmul(data) -> None:
         row = () if a_vector else (p["m"],)
         col = () if b_vector else (p["n"],)
         a_index = broadcast(batch_index, a_shape[:-2]) + row + (p["k"],) if not a_vector else (p["k"],)
-        b_index = broadcast(batch_index, b_shape[:-2]) + (p["k"],) + col if not b_vector else (p["k"],)
+        b_index = (*broadcast(batch_index, b_shape[:-2]), p["k"], *col) if not b_vector else (p["k"],)
         return [("a", a_index), ("b", b_index)], [("y", batch_index + row + col)]
 
     check(data, stmt, body)

@@ -1,0 +1,259 @@
+"""Bad input of every kind ends as one line on stderr naming the file, node or key at fault, and exit status 2.
+
+Each case builds its file by hand (onnx.helper, unchecked): whichever stage catches it first (reading, structure
+checks, the ONNX checker, shape inference, lowering), the message must be one line that names the culprit.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from planner.cli import EXIT_BAD_INPUT, main
+from planner.errors import PlanError
+from planner.graph import load_graph
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+FLOAT = TensorProto.FLOAT
+
+
+def make_model(nodes: list[onnx.NodeProto], inputs: dict[str, list[int | str]],
+               outputs: dict[str, list[int | str] | None], initializers: tuple[TensorProto, ...] = (),
+               domains: dict[str, int] | None = None) -> onnx.ModelProto:
+    """A model as written, with no check: the planner must do the checking. An output shape of None is unknown."""
+    graph = helper.make_graph(nodes, "bad", [helper.make_tensor_value_info(n, FLOAT, s) for n, s in inputs.items()],
+                              [helper.make_tensor_value_info(n, FLOAT, s) for n, s in outputs.items()],
+                              list(initializers))
+    opsets = [helper.make_opsetid(domain, version) for domain, version in ({"": 17} | (domains or {})).items()]
+    return helper.make_model(graph, opset_imports=opsets, ir_version=8)
+
+
+def valid_model() -> onnx.ModelProto:
+    weights = numpy_helper.from_array(np.ones((4, 3, 3, 3), np.float32), "w")
+    return make_model([helper.make_node("Conv", ["x", "w"], ["c"], name="conv", pads=[1, 1, 1, 1]),
+                       helper.make_node("Relu", ["c"], ["y"], name="relu")],
+                      {"x": [1, 3, 8, 8]}, {"y": [1, 4, 8, 8]}, (weights,))
+
+
+def conv(x_shape: list[int], w_shape: tuple[int, ...], **attrs: object) -> onnx.ModelProto:
+    weights = numpy_helper.from_array(np.ones(w_shape, np.float32), "w")
+    return make_model([helper.make_node("Conv", ["x", "w"], ["y"], name="conv_bad", **attrs)], {"x": x_shape},
+                      {"y": None}, (weights,))
+
+
+def relu_chain(*edges: tuple[str, str, str], outputs: tuple[str, ...] = ("y",)) -> onnx.ModelProto:
+    """Relu nodes given by `edges` (name, input, output)."""
+    nodes = [helper.make_node("Relu", [source], [target], name=name) for name, source, target in edges]
+    return make_model(nodes, {"x": [1, 4]}, {name: [1, 4] for name in outputs})
+
+
+def one_node(node: onnx.NodeProto) -> onnx.ModelProto:
+    return make_model([node], {"x": [1, 4]}, {"y": [1, 4]})
+
+
+def with_external_weights(location: str) -> onnx.ModelProto:
+    model = valid_model()
+    weights = model.graph.initializer[0]
+    weights.ClearField("raw_data")
+    del weights.float_data[:]
+    weights.data_location = TensorProto.EXTERNAL
+    for key, value in (("location", location), ("offset", "0"), ("length", str(4 * 4 * 3 * 3 * 3))):
+        weights.external_data.add(key=key, value=value)
+    return model
+
+
+# A file case makes its file under tmp_path; each case lists what its message must hold besides the file's name.
+Case = Callable[[Path], Path]
+
+
+def _write(tmp_path: Path, data: bytes, name: str = "bad.onnx") -> Path:
+    path = tmp_path / name
+    path.write_bytes(data)
+    return path
+
+
+def _first_half(model: onnx.ModelProto) -> bytes:
+    data = model.SerializeToString()
+    return data[:len(data) // 2]
+
+
+FILE_CASES: dict[str, tuple[Case, list[str]]] = {
+    "missing file": (lambda tmp: tmp / "missing.onnx", ["no such file"]),
+    "directory": (lambda tmp: tmp, ["directory"]),
+    "empty file": (lambda tmp: _write(tmp, b""), ["empty"]),
+    "truncated file": (lambda tmp: _write(tmp, _first_half(valid_model())), ["not an ONNX model"]),
+    "random bytes": (lambda tmp: _write(tmp, np.random.default_rng(0).bytes(4096)), ["not an ONNX model"]),
+    "text file": (lambda tmp: _write(tmp, b"graph {\n  node: conv\n}\n", "model.txt"), ["not an ONNX model"]),
+}
+
+GRAPH_CASES: dict[str, tuple[Callable[[], onnx.ModelProto], list[str]]] = {
+    "cycle": (lambda: relu_chain(("first", "x", "a"), ("loop_a", "c", "b"), ("loop_b", "b", "c"), ("last", "c", "y")),
+              ["cycle", "'loop_a'", "'loop_b'"]),
+    "output nothing produces": (lambda: relu_chain(("only", "x", "y"), outputs=("y", "ghost_out")),
+                                ["'ghost_out'", "produced by no node"]),
+    "two nodes write one tensor": (lambda: relu_chain(("writer_1", "x", "y"), ("writer_2", "x", "y")),
+                                   ["'y'", "'writer_1'", "'writer_2'"]),
+    "input nothing provides": (lambda: relu_chain(("reader", "ghost_in", "y")), ["'reader'", "'ghost_in'"]),
+    "dynamic dim with no override": (
+        lambda: make_model([helper.make_node("Relu", ["x"], ["y"], name="relu")], {"x": ["batch", 4]},
+                           {"y": ["batch", 4]}),
+        ["'x'", "'batch'", "--batch"]),
+    "non-standard domain": (
+        lambda: make_model([helper.make_node("FusedConv", ["x", "w"], ["y"], name="fused", domain="com.microsoft",
+                                             activation="Relu")], {"x": [1, 3, 8, 8], "w": [4, 3, 3, 3]},
+                           {"y": [1, 4, 8, 8]}, domains={"com.microsoft": 1}),
+        ["'fused'", "com.microsoft::FusedConv"]),
+    "NonMaxSuppression": (
+        lambda: make_model([helper.make_node("NonMaxSuppression", ["boxes", "scores"], ["selected"], name="nms")],
+                           {"boxes": [1, 10, 4], "scores": [1, 1, 10]}, {}),
+        ["'nms'", "NonMaxSuppression"]),
+    "Gather on activations": (
+        lambda: make_model([helper.make_node("Gather", ["x", "rows"], ["y"], name="gather_rows", axis=0)],
+                           {"x": [8, 4]}, {"y": [2, 4]},
+                           (numpy_helper.from_array(np.array([1, 3], np.int64), "rows"),)),
+        ["'gather_rows'", "Gather is not supported", "Conv"]),
+    "TopK": (
+        lambda: make_model([helper.make_node("TopK", ["x", "k"], ["values", "indices"], name="top")], {"x": [1, 10]},
+                           {"values": [1, 3]}, (numpy_helper.from_array(np.array([3], np.int64), "k"),)),
+        ["'top'", "TopK is not supported"]),
+    "negative pad": (lambda: conv([1, 3, 8, 8], (4, 3, 3, 3), pads=[-1, 0, 0, 0]), ["'conv_bad'", "pad"]),
+    "zero stride": (lambda: conv([1, 3, 8, 8], (4, 3, 3, 3), strides=[0, 1]), ["'conv_bad'", "stride"]),
+    "kernel larger than padded input": (lambda: conv([1, 3, 4, 4], (4, 3, 7, 7), pads=[1, 1, 1, 1]),
+                                        ["'conv_bad'", "(Conv)"]),
+    "channels do not match the weights": (lambda: conv([1, 3, 8, 8], (4, 2, 3, 3)), ["'conv_bad'", "channel"]),
+    "types do not match (shape inference)": (
+        lambda: make_model([helper.make_node("Add", ["x", "steps"], ["y"], name="add_mixed")], {"x": [4]}, {"y": [4]},
+                           (numpy_helper.from_array(np.arange(4), "steps"),)),
+        ["'add_mixed'", "(Add)", "shape inference"]),
+    "constant folding fails": (
+        lambda: make_model([helper.make_node("Gather", ["table", "five"], ["row"], name="gather_const"),
+                            helper.make_node("Add", ["x", "row"], ["y"], name="add")], {"x": [1]}, {"y": [1]},
+                           (numpy_helper.from_array(np.zeros(3, np.float32), "table"),
+                            numpy_helper.from_array(np.array([5], np.int64), "five"))),
+        ["'gather_const'", "constant folding"]),
+    "op onnx does not know": (lambda: one_node(helper.make_node("Frobnicate", ["x"], ["y"], name="frob")),
+                              ["'frob'", "Frobnicate"]),
+    "opset newer than onnx knows": (
+        lambda: make_model([helper.make_node("Relu", ["x"], ["y"], name="relu")], {"x": [1, 4]}, {"y": [1, 4]},
+                           domains={"": 999}),
+        ["opset_import", "999"]),
+    "If whose branch reads an activation": (
+        lambda: make_model([helper.make_node(
+            "If", ["always"], ["y"], name="branch",
+            then_branch=helper.make_graph([helper.make_node("Relu", ["x"], ["t"])], "then", [],
+                                          [helper.make_tensor_value_info("t", FLOAT, [1, 4])]),
+            else_branch=helper.make_graph([helper.make_node("Neg", ["x"], ["e"])], "else", [],
+                                          [helper.make_tensor_value_info("e", FLOAT, [1, 4])]))],
+            {"x": [1, 4]}, {"y": [1, 4]}, (numpy_helper.from_array(np.array(True), "always"),)),
+        ["'branch'", "If is not supported"]),
+    "unknown attribute (the checker)": (
+        lambda: one_node(helper.make_node("Relu", ["x"], ["y"], name="relu_alpha", alpha=0.1)),
+        ["'relu_alpha'", "alpha"]),
+    "unnamed node (named by op and index)": (
+        lambda: make_model([helper.make_node("Relu", ["x"], ["r"]), helper.make_node("Relu", ["r", "x"], ["y"])],
+                           {"x": [1, 4]}, {"y": [1, 4]}),
+        ["'Relu_1'", "input size 2"]),
+}
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
+    """Run `scratchplan inspect` and return its one error line, after checking the contract for bad input."""
+    status = main(["inspect", *argv])
+    out, err = capsys.readouterr()
+    assert (status, out) == (EXIT_BAD_INPUT, "")
+    assert err.endswith("\n") and err.count("\n") == 1, err
+    assert err.startswith("scratchplan: error: ")
+    assert "Traceback" not in err
+    return err
+
+
+@pytest.mark.parametrize(("case", "expected"), FILE_CASES.values(), ids=FILE_CASES.keys())
+def test_file_that_is_not_a_model(tmp_path: Path, capsys: pytest.CaptureFixture[str], case: Case,
+                                  expected: list[str]) -> None:
+    path = case(tmp_path)
+    err = run_cli(capsys, str(path))
+    for part in [str(path), *expected]:
+        assert part in err
+
+
+@pytest.mark.parametrize(("build", "expected"), GRAPH_CASES.values(), ids=GRAPH_CASES.keys())
+def test_bad_graph_names_the_node(save_model: Callable[..., Path], capsys: pytest.CaptureFixture[str],
+                                  build: Callable[[], onnx.ModelProto], expected: list[str]) -> None:
+    path = save_model(build(), "bad.onnx")
+    err = run_cli(capsys, str(path))
+    for part in [str(path), *expected]:
+        assert part in err
+
+
+def test_every_truncation_of_a_model_is_refused_in_one_line(tmp_path: Path) -> None:
+    data = valid_model().SerializeToString()
+    path = tmp_path / "cut.onnx"
+    for length in range(len(data)):
+        path.write_bytes(data[:length])
+        with pytest.raises(PlanError) as error:
+            load_graph(path)
+        assert str(path) in str(error.value) and "\n" not in str(error.value), (length, str(error.value))
+
+
+@pytest.mark.parametrize(("location", "expected"), [
+    ("../outside.bin", ["'w'", "'../outside.bin'", "outside the model's folder"]),
+    ("/etc/passwd", ["'w'", "'/etc/passwd'", "outside the model's folder"]),
+    ("missing.bin", ["'w'", "'missing.bin'", "missing"]),
+    ("short.bin", ["'w'", "'short.bin'", "shorter"]),
+])
+def test_bad_external_data_is_refused_unread(tmp_path: Path, capsys: pytest.CaptureFixture[str], location: str,
+                                             expected: list[str]) -> None:
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (tmp_path / "outside.bin").write_bytes(bytes(4096))  # exists, but outside the model's folder
+    (folder / "short.bin").write_bytes(bytes(16))
+    path = _write(folder, with_external_weights(location).SerializeToString())
+    err = run_cli(capsys, str(path))
+    for part in [str(path), *expected]:
+        assert part in err
+
+
+@pytest.mark.parametrize(("argv", "expected"), [
+    (["--input-shape", "nope=1x3x8x8"], ["--input-shape", "'nope'", "x"]),
+    (["--input-shape", "x=1x3xeight"], ["--input-shape", "x=1x3xeight"]),
+    (["--input-shape", "x=1x3x8"], ["--input-shape x", "rank 3", "rank 4"]),
+    (["--batch", "-1"], ["--batch", "positive"]),
+])
+def test_bad_flags_name_the_flag(save_model: Callable[..., Path], capsys: pytest.CaptureFixture[str], argv: list[str],
+                                 expected: list[str]) -> None:
+    err = run_cli(capsys, str(save_model(valid_model())), *argv)
+    for part in expected:
+        assert part in err
+
+
+def test_valid_model_is_fine(save_model: Callable[..., Path], capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["inspect", str(save_model(valid_model())), "--json"]) == 0
+    assert '"macs": 6912' in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("case", ["truncated file", "cycle", "channels do not match the weights"])
+def test_real_process_prints_one_line_and_no_traceback(tmp_path: Path, save_model: Callable[..., Path],
+                                                       case: str) -> None:
+    path = FILE_CASES[case][0](tmp_path) if case in FILE_CASES else save_model(GRAPH_CASES[case][0]())
+    result = subprocess.run([sys.executable, "-m", "planner.cli", "inspect", str(path)], cwd=REPO_ROOT,
+                            capture_output=True, text=True, timeout=60)
+    assert (result.returncode, result.stdout) == (EXIT_BAD_INPUT, "")
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr, result.stderr
+    assert result.stderr.startswith("scratchplan: error: ") and str(path) in result.stderr
+
+
+@pytest.mark.parametrize("argv", [["--dtype", "fp8"], ["--batch", "two"], ["--frob"]])
+def test_flag_errors_from_argparse_are_one_line(save_model: Callable[..., Path], capsys: pytest.CaptureFixture[str],
+                                                argv: list[str]) -> None:
+    with pytest.raises(SystemExit) as exit_status:
+        main(["inspect", str(save_model(valid_model())), *argv])
+    _, err = capsys.readouterr()
+    assert exit_status.value.code == EXIT_BAD_INPUT
+    assert err.count("\n") == 1 and argv[0] in err, err
