@@ -1,0 +1,316 @@
+"""The program: the contract between the planner and the simulator.
+
+A Program names the DRAM tensors it touches, the scratchpad buffers it uses (each with a fixed address), and a list of
+instructions. Every instruction lists the ids of the instructions it waits for; nothing else orders them, except that
+each compute engine runs its own instructions one at a time, in program order. DMA queues issue in program order but
+keep several transfers in flight, so a load is known to have landed only through a dependency on it.
+
+Layout in the scratchpad: a buffer holds a box of one tensor at a time, stored row-major in the order of its
+`layout` (a permutation of the tensor's axes). The first axis of that order maps onto partitions, as in a NeuronCore
+SBUF: row r lives in partition r % P, slot r // P, and the buffer takes bytes [offset, offset + partition_bytes) of
+each partition it uses.
+
+A Program serialises to JSON (the plan file) with a schema version, and reads back to an identical Program.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+SCHEMA_VERSION = 1
+ENGINES = ("tensor", "vector")
+TENSOR_ROLES = ("input", "constant", "output", "intermediate")
+
+
+class ProgramError(ValueError):
+    """A plan file that is not a valid program (bad JSON, wrong schema version, a malformed field)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Box:
+    """A half-open box of tensor coordinates: start <= index < stop on every axis.
+
+    >>> Box((0, 2), (1, 5)).shape
+    (1, 3)
+    """
+
+    start: tuple[int, ...]
+    stop: tuple[int, ...]
+
+    def __post_init__(self) -> None:
+        if len(self.start) != len(self.stop) or any(a >= b for a, b in zip(self.start, self.stop, strict=True)):
+            raise ValueError(f"box {list(self.start)}..{list(self.stop)} is empty or malformed")
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(b - a for a, b in zip(self.start, self.stop, strict=True))
+
+    @property
+    def numel(self) -> int:
+        return math.prod(self.shape)
+
+    @classmethod
+    def whole(cls, shape: tuple[int, ...]) -> Box:
+        return cls((0,) * len(shape), tuple(shape))
+
+
+@dataclass(frozen=True, slots=True)
+class DramTensor:
+    """A tensor in DRAM. `dtype` is the numpy dtype of its values; `elem_bytes` its element size as planned."""
+
+    name: str
+    shape: tuple[int, ...]
+    dtype: str
+    elem_bytes: int
+    role: str
+
+    def __post_init__(self) -> None:
+        if self.role not in TENSOR_ROLES:
+            raise ValueError(f"tensor {self.name}: role {self.role!r} is not one of {TENSOR_ROLES}")
+
+    @property
+    def nbytes(self) -> int:
+        return math.prod(self.shape) * self.elem_bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Buffer:
+    """A scratchpad allocation: `shape` elements of `elem_bytes`, in `layout` order, at byte `offset` of each
+    partition it spans."""
+
+    name: str
+    offset: int
+    shape: tuple[int, ...]
+    layout: tuple[int, ...]
+    elem_bytes: int
+
+    def __post_init__(self) -> None:
+        if sorted(self.layout) != list(range(len(self.shape))):
+            raise ValueError(f"buffer {self.name}: layout {self.layout} is not a permutation of its axes")
+        if self.offset < 0 or self.elem_bytes <= 0 or any(d <= 0 for d in self.shape):
+            raise ValueError(f"buffer {self.name}: offset, element size and shape must be positive")
+
+    @property
+    def rows(self) -> int:
+        """Extent of the axis that maps onto partitions."""
+        return self.shape[self.layout[0]] if self.shape else 1
+
+    def partition_bytes(self, partitions: int) -> int:
+        """Bytes the buffer takes in each partition it spans."""
+        row_bytes = math.prod(self.shape[axis] for axis in self.layout[1:]) * self.elem_bytes
+        return -(-self.rows // partitions) * row_bytes
+
+    def partitions_used(self, partitions: int) -> int:
+        return min(self.rows, partitions)
+
+
+@dataclass(frozen=True, slots=True)
+class Operand:
+    """`box` of `tensor`, held in `buffer` from element `at` on (in the buffer's logical axis order).
+
+    `view` is the shape the op sees when it reads a row-major view (Reshape, Flatten...) of the tensor; () when it
+    reads the tensor as it is.
+    """
+
+    tensor: str
+    box: Box
+    buffer: str
+    at: tuple[int, ...]
+    view: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Param:
+    """A small constant input the op takes by value (a Clip bound, Slice starts, a Resize scale)."""
+
+    values: tuple[float | int, ...]
+    shape: tuple[int, ...]
+    dtype: str
+
+
+@dataclass(frozen=True, slots=True)
+class DmaLoad:
+    """Copy `box` of a DRAM tensor into `buffer` from element `at` on. `op` names the op it serves (for stats)."""
+
+    id: int
+    deps: tuple[int, ...]
+    queue: int
+    tensor: str
+    box: Box
+    buffer: str
+    at: tuple[int, ...]
+    op: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class DmaStore:
+    """Copy the region of `buffer` from `at` on into `box` of a DRAM tensor."""
+
+    id: int
+    deps: tuple[int, ...]
+    queue: int
+    buffer: str
+    at: tuple[int, ...]
+    tensor: str
+    box: Box
+    op: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Compute:
+    """One tile of one op: it writes `output` (a box of one of the op's outputs) from its input slots.
+
+    `inputs` follows the ONNX node's input order; a slot is an Operand (read from the scratchpad), a Param, or None
+    (an omitted optional input). `output_index` says which of the node's outputs is written. For tensor-engine tiles
+    `mnk` gives the systolic shape: M rows streamed through, N output columns, K reduction length.
+    """
+
+    id: int
+    deps: tuple[int, ...]
+    engine: str
+    node: str
+    op_type: str
+    attrs: tuple[tuple[str, Any], ...]
+    inputs: tuple[Operand | Param | None, ...]
+    output: Operand
+    output_index: int = 0
+    macs: int = 0
+    elem_ops: int = 0
+    mnk: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.engine not in ENGINES:
+            raise ValueError(f"instruction {self.id}: engine {self.engine!r} is not one of {ENGINES}")
+
+    @property
+    def operands(self) -> tuple[Operand, ...]:
+        return tuple(slot for slot in self.inputs if isinstance(slot, Operand))
+
+
+@dataclass(frozen=True, slots=True)
+class Release:
+    """The buffer's contents are dead from here on (the simulator poisons them)."""
+
+    id: int
+    deps: tuple[int, ...]
+    buffer: str
+
+
+Instruction = DmaLoad | DmaStore | Compute | Release
+
+
+@dataclass(frozen=True, slots=True)
+class Program:
+    """A whole plan: instruction ids are their positions in `instructions`.
+
+    `dtype` is the planning dtype (it picks the tensor engine's MACs per cycle); `opset` is the model's ONNX opset,
+    which the functional simulator needs to run each op; `outputs` are the model outputs, which must be stored.
+    """
+
+    model: str
+    strategy: str
+    machine: str
+    tensors: tuple[DramTensor, ...]
+    buffers: tuple[Buffer, ...]
+    instructions: tuple[Instruction, ...]
+    outputs: tuple[str, ...] = field(default=())
+    dtype: str = "fp32"
+    opset: int = 17
+
+    def __post_init__(self) -> None:
+        for position, instruction in enumerate(self.instructions):
+            if instruction.id != position:
+                raise ValueError(f"instruction at position {position} has id {instruction.id}")
+            if any(not 0 <= dep < position for dep in instruction.deps):
+                raise ValueError(f"instruction {position} waits for {instruction.deps}: deps must come earlier")
+
+    def to_json(self) -> str:
+        return json.dumps({"schema_version": SCHEMA_VERSION, **_encode(self)}, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str) -> Program:
+        """Read a plan file; any malformation is a ProgramError.
+
+        >>> p = Program("m", "baseline", "edge-npu", (), (), ())
+        >>> Program.from_json(p.to_json()) == p
+        True
+        """
+        try:
+            document = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ProgramError(f"not JSON: {exc}") from None
+        if not isinstance(document, dict) or document.get("schema_version") != SCHEMA_VERSION:
+            found = document.get("schema_version") if isinstance(document, dict) else None
+            raise ProgramError(f"schema_version {found!r}; this simulator reads version {SCHEMA_VERSION}")
+        try:
+            return _decode_program(document)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ProgramError(f"malformed program: {type(exc).__name__}: {exc}") from None
+
+
+_KINDS = {"load": DmaLoad, "store": DmaStore, "compute": Compute, "release": Release}
+_KIND_OF = {cls: kind for kind, cls in _KINDS.items()}
+
+
+def _encode(value: Any) -> Any:
+    if isinstance(value, Box):
+        return {"start": list(value.start), "stop": list(value.stop)}
+    if isinstance(value, (Operand, Param)):
+        return {"kind": type(value).__name__.lower(), **{k: _encode(getattr(value, k)) for k in value.__slots__}}
+    if isinstance(value, (DmaLoad, DmaStore, Compute, Release)):
+        return {"kind": _KIND_OF[type(value)], **{k: _encode(getattr(value, k)) for k in value.__slots__}}
+    if hasattr(value, "__dataclass_fields__"):
+        return {k: _encode(getattr(value, k)) for k in value.__slots__}
+    if isinstance(value, tuple):
+        return [_encode(item) for item in value]
+    return value
+
+
+def _tuple(value: Any) -> Any:
+    return tuple(_tuple(item) for item in value) if isinstance(value, list) else value
+
+
+def _box(value: dict[str, Any]) -> Box:
+    return Box(tuple(value["start"]), tuple(value["stop"]))
+
+
+def _slot(value: dict[str, Any] | None) -> Operand | Param | None:
+    if value is None:
+        return None
+    if value["kind"] == "param":
+        return Param(tuple(value["values"]), tuple(value["shape"]), value["dtype"])
+    return Operand(value["tensor"], _box(value["box"]), value["buffer"], tuple(value["at"]), tuple(value["view"]))
+
+
+def _instruction(value: dict[str, Any]) -> Instruction:
+    kind, deps = value["kind"], tuple(value["deps"])
+    if kind == "load":
+        return DmaLoad(value["id"], deps, value["queue"], value["tensor"], _box(value["box"]), value["buffer"],
+                       tuple(value["at"]), value["op"])
+    if kind == "store":
+        return DmaStore(value["id"], deps, value["queue"], value["buffer"], tuple(value["at"]), value["tensor"],
+                        _box(value["box"]), value["op"])
+    if kind == "release":
+        return Release(value["id"], deps, value["buffer"])
+    if kind == "compute":
+        output = _slot(value["output"])
+        if not isinstance(output, Operand):
+            raise ValueError(f"instruction {value['id']}: output must be an operand")
+        return Compute(value["id"], deps, value["engine"], value["node"], value["op_type"],
+                       tuple((key, _tuple(item)) for key, item in value["attrs"]),
+                       tuple(_slot(slot) for slot in value["inputs"]), output, value["output_index"], value["macs"],
+                       value["elem_ops"], tuple(value["mnk"]))
+    raise ValueError(f"unknown instruction kind {kind!r}")
+
+
+def _decode_program(document: dict[str, Any]) -> Program:
+    tensors = tuple(DramTensor(t["name"], tuple(t["shape"]), t["dtype"], t["elem_bytes"], t["role"])
+                    for t in document["tensors"])
+    buffers = tuple(Buffer(b["name"], b["offset"], tuple(b["shape"]), tuple(b["layout"]), b["elem_bytes"])
+                    for b in document["buffers"])
+    instructions = tuple(_instruction(i) for i in document["instructions"])
+    return Program(document["model"], document["strategy"], document["machine"], tensors, buffers, instructions,
+                   tuple(document["outputs"]), document["dtype"], document["opset"])
