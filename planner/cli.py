@@ -14,10 +14,12 @@ from typing import NoReturn
 
 import onnx
 
+from planner.commands import EXIT_CHECK_FAILED, STRATEGIES, CheckFailed, run_plan, run_simulate
 from planner.errors import PlanError
 from planner.graph import PLANNING_DTYPES, Graph, load_graph
 from planner.inspect import op_rows, totals
 from planner.ops import lower
+from simulator.machine import preset_names
 
 EXIT_BAD_INPUT = 2
 
@@ -26,10 +28,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     try:
+        args.input_shapes = dict(_parse_input_shape(spec) for spec in getattr(args, "input_shape", []))
         text = args.run(args)
     except PlanError as exc:
         print(f"scratchplan: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except CheckFailed as exc:
+        print(f"scratchplan: check failed: {exc}", file=sys.stderr)
+        return EXIT_CHECK_FAILED
     try:
         sys.stdout.write(text)
         sys.stdout.flush()
@@ -52,12 +58,36 @@ def _parser() -> argparse.ArgumentParser:
     _model_arguments(inspect)
     inspect.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     inspect.set_defaults(run=_inspect)
+
+    plan = commands.add_parser("plan", help="write the staging program (plan file) for a model on a machine")
+    _model_arguments(plan)
+    _machine_arguments(plan)
+    plan.add_argument("-o", "--output", required=True, metavar="PLAN.json", help="where to write the plan")
+    plan.set_defaults(run=lambda args: run_plan(args, load_model_argument))
+
+    simulate = commands.add_parser("simulate", help="simulate a model's plan (or a plan file) cycle by cycle")
+    _model_arguments(simulate, plan_files=True)
+    _machine_arguments(simulate)
+    simulate.add_argument("--json", action="store_true", help="print one JSON object instead of a summary")
+    simulate.add_argument("--trace", metavar="TRACE.json", help="write a Chrome/Perfetto trace of the simulation")
+    simulate.add_argument("--check", action="store_true", help="verify the plan and run it on real numbers against "
+                          "onnxruntime (exit status 3 on a mismatch)")
+    simulate.set_defaults(run=lambda args: run_simulate(args, load_model_argument))
     return parser
 
 
-def _model_arguments(parser: argparse.ArgumentParser) -> None:
+def _machine_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--machine", required=True, metavar="PRESET|FILE.yaml",
+                        help=f"a preset ({', '.join(preset_names())}) or a machine YAML file")
+    parser.add_argument("--scratchpad", metavar="SIZE", help="override the scratchpad capacity, e.g. 64KiB or 24MiB")
+    parser.add_argument("--strategy", choices=STRATEGIES, default="baseline", help="how to plan (default baseline)")
+
+
+def _model_arguments(parser: argparse.ArgumentParser, plan_files: bool = False) -> None:
+    also = ", or a plan file (.json)" if plan_files else ""
     parser.add_argument("model", metavar="MODEL",
-                        help="an .onnx file, or a zoo model by name (resnet50; resnet50-small is its small variant)")
+                        help=f"an .onnx file, or a zoo model by name (resnet50; resnet50-small is its small "
+                        f"variant){also}")
     parser.add_argument("--batch", type=int, help="batch size: fills symbolic leading dims (or replaces leading 1s)")
     parser.add_argument("--input-shape", action="append", default=[], metavar="NAME=DxDx...",
                         help="static shape for an input with symbolic dims (repeatable)")
@@ -65,9 +95,9 @@ def _model_arguments(parser: argparse.ArgumentParser) -> None:
                         "model's own)")
 
 
-def load_model_argument(args: argparse.Namespace) -> Graph:
-    """Load MODEL as a file, or build it from the zoo when no such file exists and the name is a zoo model."""
-    shapes = dict(_parse_input_shape(spec) for spec in args.input_shape)
+def load_model_argument(args: argparse.Namespace) -> tuple[Graph, str | onnx.ModelProto]:
+    """Load MODEL as a file, or build it from the zoo when no such file exists and the name is a zoo model; return the
+    Graph and what it was loaded from."""
     source: str | onnx.ModelProto = args.model
     if not Path(args.model).exists():
         import models  # only when asked for: building a zoo model needs nothing else from the planner
@@ -75,7 +105,7 @@ def load_model_argument(args: argparse.Namespace) -> Graph:
         name, small = (args.model[:-len("-small")], True) if args.model.endswith("-small") else (args.model, False)
         if name in models.ZOO:
             source = models.build(name, small=small, batch=args.batch or 1)
-    return load_graph(source, batch=args.batch, input_shapes=shapes, dtype=args.dtype)
+    return load_graph(source, batch=args.batch, input_shapes=args.input_shapes, dtype=args.dtype), source
 
 
 def _parse_input_shape(spec: str) -> tuple[str, tuple[int, ...]]:
@@ -90,7 +120,7 @@ def _parse_input_shape(spec: str) -> tuple[str, tuple[int, ...]]:
 
 
 def _inspect(args: argparse.Namespace) -> str:
-    graph = load_model_argument(args)
+    graph, _ = load_model_argument(args)
     lowered = lower(graph)
     rows, total = op_rows(lowered), totals(lowered)
     if args.json:

@@ -13,6 +13,7 @@ import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
@@ -123,14 +124,23 @@ def load_graph(source: str | os.PathLike[str] | onnx.ModelProto, *, batch: int |
     """
     if dtype is not None and dtype not in PLANNING_DTYPES:
         raise PlanError(f"--dtype {dtype}: unknown; choose one of {', '.join(PLANNING_DTYPES)}")
+    model, where, _ = prepare_model(source, batch=batch, input_shapes=input_shapes)
+    folded = fold_constants(model, where)
+    return _to_graph(model, where, folded, dtype)
+
+
+def prepare_model(source: str | os.PathLike[str] | onnx.ModelProto, *, batch: int | None = None,
+                  input_shapes: Mapping[str, tuple[int, ...]] | None = None,
+                  ) -> tuple[onnx.ModelProto, str, Path | None]:
+    """The checked model before folding: sorted, uniquely named, with static input shapes; plus its name for
+    messages and its folder (None for a model given in memory). External data stays unread."""
     model, where, folder = onnx_io.read_model(source)
     onnx_io.check_external_data(model, where, folder)      # before anything might touch the data
     onnx_io.check_domains(model, where)                    # custom ops have no semantics to lower
     onnx_io.sort_and_check_structure(model, where)         # the checker and folding need a DAG in order
     onnx_io.apply_shape_overrides(model, where, batch, input_shapes or {})  # planning needs static shapes
     onnx_io.run_checker(model, where)
-    folded = fold_constants(model, where)
-    return _to_graph(model, where, folded, dtype)
+    return model, where, folder
 
 
 def _to_graph(model: onnx.ModelProto, where: str, folded: Folded, dtype: str | None) -> Graph:

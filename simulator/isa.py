@@ -132,6 +132,14 @@ class Param:
 
 
 @dataclass(frozen=True, slots=True)
+class Unread:
+    """An input the op takes but this tile reads none of (another part's input of a Concat): it is fed as poison."""
+
+    tensor: str
+    view: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class DmaLoad:
     """Copy `box` of a DRAM tensor into `buffer` from element `at` on. `op` names the op it serves (for stats)."""
 
@@ -163,9 +171,10 @@ class DmaStore:
 class Compute:
     """One tile of one op: it writes `output` (a box of one of the op's outputs) from its input slots.
 
-    `inputs` follows the ONNX node's input order; a slot is an Operand (read from the scratchpad), a Param, or None
-    (an omitted optional input). `output_index` says which of the node's outputs is written. For tensor-engine tiles
-    `mnk` gives the systolic shape: M rows streamed through, N output columns, K reduction length.
+    `inputs` follows the ONNX node's input order; a slot is an Operand (read from the scratchpad), a Param, an
+    Unread input, or None (an omitted optional input). `output_index` says which of the node's outputs is written.
+    For tensor-engine tiles `mnk` gives the systolic shape: M rows streamed through, N output columns, K reduction
+    length.
     """
 
     id: int
@@ -174,7 +183,7 @@ class Compute:
     node: str
     op_type: str
     attrs: tuple[tuple[str, Any], ...]
-    inputs: tuple[Operand | Param | None, ...]
+    inputs: tuple[Operand | Param | Unread | None, ...]
     output: Operand
     output_index: int = 0
     macs: int = 0
@@ -258,7 +267,7 @@ _KIND_OF = {cls: kind for kind, cls in _KINDS.items()}
 def _encode(value: Any) -> Any:
     if isinstance(value, Box):
         return {"start": list(value.start), "stop": list(value.stop)}
-    if isinstance(value, (Operand, Param)):
+    if isinstance(value, (Operand, Param, Unread)):
         return {"kind": type(value).__name__.lower(), **{k: _encode(getattr(value, k)) for k in value.__slots__}}
     if isinstance(value, (DmaLoad, DmaStore, Compute, Release)):
         return {"kind": _KIND_OF[type(value)], **{k: _encode(getattr(value, k)) for k in value.__slots__}}
@@ -277,11 +286,13 @@ def _box(value: dict[str, Any]) -> Box:
     return Box(tuple(value["start"]), tuple(value["stop"]))
 
 
-def _slot(value: dict[str, Any] | None) -> Operand | Param | None:
+def _slot(value: dict[str, Any] | None) -> Operand | Param | Unread | None:
     if value is None:
         return None
     if value["kind"] == "param":
         return Param(tuple(value["values"]), tuple(value["shape"]), value["dtype"])
+    if value["kind"] == "unread":
+        return Unread(value["tensor"], tuple(value["view"]))
     return Operand(value["tensor"], _box(value["box"]), value["buffer"], tuple(value["at"]), tuple(value["view"]))
 
 

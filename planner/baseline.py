@@ -1,0 +1,116 @@
+"""The per-operator baseline: every op on its own, tiled to fit, through DRAM.
+
+For each statement it picks the largest output tile whose buffers fit (inputs and output double-buffered, a tensor
+whose box never changes across tiles loaded once), loads each tile's inputs from DRAM, computes, and stores the
+output back. Loads for tile i+1 are issued before the compute of tile i, so DMA overlaps compute within the op;
+nothing is kept from one op to the next. This is what an honest per-operator compiler does.
+"""
+
+from __future__ import annotations
+
+import math
+
+from planner import poly
+from planner.errors import PlanError
+from planner.staging import ProgramBuilder
+from planner.stmt import LoweredGraph, Statement
+from planner.tiling import Block, blocks, extents, largest_tile, output_dims, tile_boxes
+from simulator.isa import Box, Program
+from simulator.machine import MachineConfig
+
+
+def plan_baseline(lowered: LoweredGraph, machine: MachineConfig) -> Program:
+    """Stage every statement on its own; raises PlanError naming the op when no tile of it fits."""
+    builder = ProgramBuilder(lowered, machine, "baseline")
+    for stmt in lowered.statements:
+        _stage(builder, stmt)
+    return builder.build()
+
+
+def _stage(builder: ProgramBuilder, stmt: Statement) -> None:
+    graph = builder.graph
+    whole_reads, _ = tile_boxes(stmt, {})
+
+    def slots(tensor: str, box: Box) -> int:
+        return 1 if box == whole_reads[tensor] else 2
+
+    def cost(block: Block) -> int:
+        reads, writes = tile_boxes(stmt, block)
+        total = sum(slots(t, box) * builder.partition_bytes(box.shape, graph.elem_bytes(t)) for t, box in reads.items())
+        return total + sum(2 * builder.partition_bytes(box.shape, graph.elem_bytes(t)) for t, box in writes.items())
+
+    capacity = builder.machine.scratchpad.partition_bytes
+    tile = largest_tile(stmt, cost, capacity)
+    if tile is None:
+        smallest = cost({dim: (lo, lo + 1) for dim, (lo, _) in extents(stmt).items() if dim in output_dims(stmt)})
+        raise PlanError(f"{graph.source}: op {stmt.node!r} ({stmt.op_type}): its smallest tile needs {smallest:,} "
+                        f"bytes per partition, but the scratchpad has {capacity:,} "
+                        f"({builder.machine.scratchpad.capacity_bytes:,} bytes in "
+                        f"{builder.machine.scratchpad.partitions} partitions)")
+    tiles = [(block, *tile_boxes(stmt, block)) for block in blocks(stmt, tile)]
+    shapes: dict[str, tuple[int, ...]] = {}
+    for _, reads, writes in tiles:
+        for tensor, box in [*reads.items(), *writes.items()]:
+            old = shapes.get(tensor, box.shape)
+            shapes[tensor] = tuple(max(a, b) for a, b in zip(old, box.shape, strict=True))
+    constant = {t for t in whole_reads if all(reads.get(t) == whole_reads[t] for _, reads, _ in tiles)}
+    buffers = {t: [builder.buffer(f"{stmt.name}.{t}.{s}", shapes[t], graph.elem_bytes(t))
+                   for s in range(1 if t in constant else 2)] for t in shapes}
+
+    held: dict[str, dict[int, tuple[Box, int]]] = {t: {} for t in buffers}  # slot -> (box, load id)
+    last_reader: dict[str, int] = {}  # buffer -> last instruction reading it
+    total_points = poly.count(stmt.domain) or 1
+    done_macs = done_ops = 0
+
+    def load_tile(reads: dict[str, Box]) -> dict[str, tuple[Box, str, int]]:
+        placed = {}
+        for tensor, box in reads.items():
+            slot = next((s for s, (b, _) in held[tensor].items() if b == box), None)
+            if slot is None:
+                used = list(held[tensor])
+                slot = next((s for s in range(len(buffers[tensor])) if s not in used), None)
+                if slot is None:  # both slots hold data: overwrite the one the previous tile did not use
+                    slot = min(used, key=lambda s: held[tensor][s][1])
+                buffer = buffers[tensor][slot]
+                deps = [last_reader[buffer]] if buffer in last_reader else []
+                held[tensor][slot] = (box, builder.load(tensor, box, buffer, deps, stmt.node))
+            placed[tensor] = (held[tensor][slot][0], buffers[tensor][slot], held[tensor][slot][1])
+        return placed
+
+    pending = load_tile(tiles[0][1])
+    for index, (block, _, writes) in enumerate(tiles):
+        current = pending
+        if index + 1 < len(tiles):
+            pending = load_tile(tiles[index + 1][1])  # prefetch: the next tile's loads go ahead of this compute
+        (out_tensor, out_box), = writes.items()
+        out_buffer = buffers[out_tensor][index % len(buffers[out_tensor])]
+        deps = [load for _, _, load in current.values()]
+        if out_buffer in last_reader:
+            deps.append(last_reader[out_buffer])  # the store of the tile that used this slot before
+        points = poly.count(poly.block_points(stmt, block))
+        last = index == len(tiles) - 1
+        macs = stmt.macs - done_macs if last else stmt.macs * points // total_points
+        elem_ops = stmt.elem_ops - done_ops if last else stmt.elem_ops * points // total_points
+        done_macs, done_ops = done_macs + macs, done_ops + elem_ops
+        compute = builder.compute(stmt.node, "tensor" if stmt.engine == "tensor" else "vector",
+                                  {t: (box, buffer) for t, (box, buffer, _) in current.items()},
+                                  (out_tensor, out_box, out_buffer), deps, macs, elem_ops, _mnk(stmt, block))
+        for _, buffer, _ in current.values():
+            last_reader[buffer] = compute
+        last_reader[out_buffer] = builder.store(out_buffer, out_tensor, out_box, [compute], stmt.node)
+    for tensor_buffers in buffers.values():
+        for buffer in tensor_buffers:
+            if buffer in last_reader:
+                builder.release(buffer, [last_reader[buffer]])
+
+
+def _mnk(stmt: Statement, block: Block) -> tuple[int, ...]:
+    """Systolic shape of a tensor-engine tile: K the reduction, N the output channels, M the rest."""
+    if stmt.engine != "tensor":
+        return ()
+    spans = extents(stmt)
+    k = math.prod(hi - lo for dim, (lo, hi) in spans.items() if dim not in output_dims(stmt))
+    out = {dim: hi - lo for dim, (lo, hi) in block.items()}
+    n = math.prod(out.get(dim, 1) for dim in ("g", "k") if dim in out) if stmt.op_type in ("Conv", "ConvTranspose") \
+        else out.get("n", 1)
+    return (math.prod(out.values()) // n, n, k)

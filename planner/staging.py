@@ -1,0 +1,191 @@
+"""Tiles to a Program: the builder every strategy emits through.
+
+It hands out DMA queues round-robin, records each buffer's lifetime, adds the dependencies the data needs (a load of
+a tensor waits for the stores that wrote that part of it), allocates addresses from lifetimes, and then makes each
+buffer's first write wait for the release of every buffer that held its addresses before.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import onnx
+
+from planner.alloc import Lifetime, align, allocate, choose_layout
+from planner.stmt import LoweredGraph
+from simulator.isa import (
+    Box,
+    Buffer,
+    Compute,
+    DmaLoad,
+    DmaStore,
+    DramTensor,
+    Instruction,
+    Operand,
+    Param,
+    Program,
+    Release,
+    Unread,
+)
+from simulator.machine import MachineConfig
+
+
+def boxes_meet(first: Box, second: Box) -> bool:
+    return all(a < d and c < b for a, b, c, d in zip(first.start, first.stop, second.start, second.stop, strict=True))
+
+
+@dataclass
+class _BufferInfo:
+    shape: tuple[int, ...]
+    layout: tuple[int, ...]
+    elem_bytes: int
+    partition_bytes: int
+    first: int = -1
+    last: int = -1
+    first_writes: list[int] = field(default_factory=list)
+
+
+class ProgramBuilder:
+    """Collects instructions for one program; `build()` allocates and freezes it."""
+
+    def __init__(self, lowered: LoweredGraph, machine: MachineConfig, strategy: str) -> None:
+        self.lowered, self.machine, self.strategy = lowered, machine, strategy
+        self.graph = lowered.graph
+        self.nodes = {node.name: node for node in self.graph.nodes}
+        self._instructions: list[dict] = []
+        self._buffers: dict[str, _BufferInfo] = {}
+        self._stores: dict[str, list[tuple[Box, int]]] = {}
+        self._next_queue = 0
+        self._tensors: dict[str, None] = {}
+
+    # -- buffers --------------------------------------------------------------------------------------------------
+    def buffer(self, name: str, shape: tuple[int, ...], elem_bytes: int) -> str:
+        layout, partition_bytes = choose_layout(shape, elem_bytes, self.machine.scratchpad.partitions)
+        self._buffers[name] = _BufferInfo(shape, layout, elem_bytes, partition_bytes)
+        return name
+
+    def partition_bytes(self, shape: tuple[int, ...], elem_bytes: int) -> int:
+        """Aligned bytes per partition a buffer of this shape takes."""
+        sp = self.machine.scratchpad
+        return align(choose_layout(shape, elem_bytes, sp.partitions)[1], sp.alignment_bytes)
+
+    def _use(self, buffer: str, instruction: int, writes: bool = False) -> None:
+        info = self._buffers[buffer]
+        if info.first < 0:
+            info.first = instruction
+        info.last = instruction
+        if writes and not info.first_writes:
+            info.first_writes.append(instruction)
+
+    # -- instructions ---------------------------------------------------------------------------------------------
+    def _emit(self, kind: type, deps: list[int], **fields: object) -> int:
+        index = len(self._instructions)
+        self._instructions.append({"kind": kind, "id": index, "deps": set(deps), **fields})
+        return index
+
+    def load(self, tensor: str, box: Box, buffer: str, deps: list[int], op: str) -> int:
+        self._tensors[tensor] = None
+        waits = [store for written, store in self._stores.get(tensor, []) if boxes_meet(written, box)]
+        queue = self._next_queue
+        self._next_queue = (queue + 1) % self.machine.dma.engines
+        index = self._emit(DmaLoad, deps + waits, queue=queue, tensor=tensor, box=box, buffer=buffer,
+                           at=(0,) * len(box.start), op=op)
+        self._use(buffer, index, writes=True)
+        return index
+
+    def store(self, buffer: str, tensor: str, box: Box, deps: list[int], op: str) -> int:
+        self._tensors[tensor] = None
+        queue = self._next_queue
+        self._next_queue = (queue + 1) % self.machine.dma.engines
+        index = self._emit(DmaStore, deps, queue=queue, buffer=buffer, at=(0,) * len(box.start), tensor=tensor,
+                           box=box, op=op)
+        self._stores.setdefault(tensor, []).append((box, index))
+        self._use(buffer, index)
+        return index
+
+    def compute(self, node_name: str, engine: str, reads: dict[str, tuple[Box, str]], output: tuple[str, Box, str],
+                deps: list[int], macs: int, elem_ops: int, mnk: tuple[int, ...]) -> int:
+        """One tile of a node: `reads` maps base tensors to (box, buffer); `output` is (tensor, box, buffer)."""
+        node = self.nodes[node_name]
+        slots: list[Operand | Param | Unread | None] = []
+        for name in node.inputs:
+            base = self.lowered.base(name) if name else ""
+            view = self.graph.tensors[name].shape if name and base != name else ()
+            if not name:
+                slots.append(None)
+            elif base in reads:
+                box, buffer = reads[base]
+                slots.append(Operand(base, box, buffer, (0,) * len(box.start), view))
+            elif name in self.graph.values:
+                value = np.asarray(self.graph.values[name])
+                slots.append(Param(tuple(value.reshape(-1).tolist()), value.shape, str(value.dtype)))
+            else:
+                slots.append(Unread(base, view))
+        tensor, box, buffer = output
+        attrs = tuple(sorted((key, _plain(value)) for key, value in node.attrs.items()))
+        index = self._emit(Compute, deps, engine=engine, node=node_name, op_type=node.op_type, attrs=attrs,
+                           inputs=tuple(slots), output=Operand(tensor, box, buffer, (0,) * len(box.start)),
+                           output_index=node.outputs.index(tensor), macs=macs, elem_ops=elem_ops, mnk=mnk)
+        for _, read_buffer in reads.values():
+            self._use(read_buffer, index)
+        self._use(buffer, index, writes=True)
+        self._tensors[tensor] = None
+        return index
+
+    def release(self, buffer: str, deps: list[int]) -> int:
+        index = self._emit(Release, deps, buffer=buffer)
+        self._use(buffer, index)
+        return index
+
+    # -- the program ----------------------------------------------------------------------------------------------
+    def build(self) -> Program:
+        sp = self.machine.scratchpad
+        lifetimes = [Lifetime(name, info.partition_bytes, info.first, info.last)
+                     for name, info in self._buffers.items() if info.first >= 0]
+        offsets = allocate(lifetimes, sp.partition_bytes, sp.alignment_bytes, f"{self.graph.source}")
+        self._wait_for_previous_holders(offsets)
+        buffers = tuple(Buffer(name, offsets[name], info.shape, info.layout, info.elem_bytes)
+                        for name, info in self._buffers.items() if name in offsets)
+        instructions: list[Instruction] = []
+        for fields in self._instructions:
+            fields = dict(fields)
+            kind = fields.pop("kind")
+            fields["deps"] = tuple(sorted(fields["deps"]))
+            instructions.append(kind(**fields))
+        outputs = tuple(dict.fromkeys(self.lowered.base(name) for name in self.graph.outputs))
+        for name in outputs:
+            self._tensors[name] = None
+        tensors = tuple(self._dram_tensor(name, outputs) for name in self._tensors)
+        return Program(self.graph.name, self.strategy, self.machine.name, tensors, buffers, tuple(instructions),
+                       outputs, self.graph.planning_dtype or "fp32", self.graph.opset)
+
+    def _wait_for_previous_holders(self, offsets: dict[str, int]) -> None:
+        # A buffer placed where another lived before must not be written until that one is released.
+        placed = sorted((info.first, name) for name, info in self._buffers.items() if name in offsets)
+        for position, (first, name) in enumerate(placed):
+            info = self._buffers[name]
+            start, end = offsets[name], offsets[name] + info.partition_bytes
+            for _, earlier in placed[:position]:
+                other = self._buffers[earlier]
+                if other.last < first and offsets[earlier] < end and start < offsets[earlier] + other.partition_bytes:
+                    for write in info.first_writes:
+                        self._instructions[write]["deps"].add(other.last)
+
+    def _dram_tensor(self, name: str, outputs: tuple[str, ...]) -> DramTensor:
+        tensor = self.graph.tensors[name]
+        role = ("output" if name in outputs else "input" if tensor.kind == "input" else
+                "constant" if tensor.kind == "constant" else "intermediate")
+        dtype = str(np.dtype(onnx.helper.tensor_dtype_to_np_dtype(tensor.elem_type)))
+        return DramTensor(name, tensor.shape, dtype, self.graph.elem_bytes(name), role)
+
+
+def _plain(value: object) -> object:
+    """Attribute values as JSON-friendly Python (tuples, numbers, strings)."""
+    if isinstance(value, np.ndarray):
+        return tuple(value.reshape(-1).tolist())
+    if isinstance(value, (tuple, list)):
+        return tuple(_plain(item) for item in value)
+    if isinstance(value, np.generic):
+        return value.item()
+    return value

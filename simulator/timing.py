@@ -1,0 +1,321 @@
+"""Event-driven, cycle-granular timing of a Program on a MachineConfig.
+
+An instruction starts at the first cycle at which all its dependencies have completed and its resource can take
+it; a resource takes its instructions in program order (no overtaking). The resources:
+
+- the tensor and the vector engine each run one Compute at a time;
+- DMA queue q (`DmaLoad.queue` / `DmaStore.queue`) starts a transfer when it has fewer than `dma.outstanding` in
+  flight and its descriptor stage is free; transfers of one queue may complete in any order;
+- a Release takes no resource and no time: it completes when its dependencies have.
+
+Durations, in cycles:
+
+- tensor engine, `mnk = (M, N, K)`: `fill + drain + ceil(K / rows) * ceil(N / cols) * ceil(M * rows * cols /
+  macs_per_cycle[dtype])`: each pass of the array streams M rows at macs_per_cycle / (rows * cols) rows per cycle;
+  with no `mnk`: `fill + drain + ceil(macs / macs_per_cycle[dtype])`; `dtype` is the program's planning dtype;
+- vector engine: `max(1, ceil(elem_ops / elements_per_cycle))`;
+- a DMA transfer of a box: the box splits into row-major contiguous DRAM runs (`contiguous_runs`), each moved in
+  whole bursts. It holds the queue's descriptor stage for `runs * descriptor_cycles`, then waits `latency_cycles`,
+  then moves its burst-rounded bytes as a fluid: every cycle the DRAM bandwidth is shared max-min fairly among all
+  transfers moving data, each capped by its queue's engine bandwidth split evenly among that queue's moving
+  transfers. With one moving transfer per queue this is `min(engine_bandwidth, dram_bandwidth / moving transfers)`.
+  Shares change only when a transfer starts or stops moving data. A transfer completes at the first whole cycle at
+  or after its last byte lands.
+
+So a single load of N bytes in one run, N a multiple of the burst, with no descriptor cost, takes
+`latency + N / min(engine_bandwidth, dram_bandwidth)` cycles.
+
+Processor sharing means that delaying one transfer can speed up another that shares the bandwidth: adding a
+dependency can make a program faster when transfers contend. Without contention (one transfer in flight per queue,
+DRAM bandwidth at least the sum of the engines') the timing is monotone in every dependency.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from simulator.isa import Box, Compute, DmaLoad, DmaStore, Program
+from simulator.machine import MachineConfig
+from simulator.stats import SimStats, collect_stats
+
+_TENSOR, _VECTOR, _FIRST_QUEUE, _NO_RESOURCE = 0, 1, 2, -1
+_COMPLETE, _DATA_START, _QUEUE_FREE = 0, 1, 2  # event kinds, in the order they are handled within a cycle
+_EPS_ABS, _EPS_REL = 1e-9, 1e-12  # slack of float time when deciding that fluid transfers have finished
+
+
+class TimingError(ValueError):
+    """A program the timing model cannot run (a DMA queue the machine lacks, an unknown tensor or buffer, a dtype
+    the tensor engine has no rate for); the message names the instruction."""
+
+
+@dataclass(frozen=True, slots=True)
+class SimResult:
+    """The schedule: `start_cycles[i]`, `end_cycles[i]` and `resources[i]` (`tensor`, `vector`, `dma<q>`, or "" for
+    a Release) of instruction i, and the stats read off it."""
+
+    stats: SimStats
+    start_cycles: tuple[int, ...]
+    end_cycles: tuple[int, ...]
+    resources: tuple[str, ...]
+    machine: MachineConfig
+
+
+def contiguous_runs(shape: Sequence[int], box: Box) -> int:
+    """How many contiguous row-major DRAM runs `box` of a tensor of `shape` makes: the product of the box's extents
+    over the axes before the outermost axis from which on the box is contiguous.
+
+    >>> contiguous_runs((4, 5, 6), Box((0, 0, 0), (2, 3, 6)))  # two rows of 3 x 6 elements
+    2
+    >>> contiguous_runs((4, 5, 6), Box((1, 2, 0), (3, 3, 4)))  # 2 x 1 runs of 4 elements
+    2
+    >>> contiguous_runs((4, 5, 6), Box((1, 0, 0), (3, 5, 6)))  # rows 1 and 2 entirely: one run
+    1
+    """
+    extents = box.shape
+    axis = len(shape) - 1
+    while axis > 0 and extents[axis] == shape[axis]:
+        axis -= 1
+    return math.prod(extents[:max(axis, 0)])
+
+
+def transfer_bytes(tensor_shape: Sequence[int], elem_bytes: int, box: Box, burst_bytes: int) -> tuple[int, int, int]:
+    """(runs, payload bytes, burst-rounded bytes) of a transfer of `box`.
+
+    >>> transfer_bytes((4, 6), 2, Box((0, 0), (4, 3)), 64)  # 4 runs of 6 bytes, each one 64-byte burst
+    (4, 24, 256)
+    """
+    runs = contiguous_runs(tensor_shape, box)
+    payload = box.numel * elem_bytes
+    return runs, payload, runs * -(-(payload // runs) // burst_bytes) * burst_bytes
+
+
+def compute_cycles(compute: Compute, machine: MachineConfig, dtype: str) -> int:
+    """Cycles one Compute occupies its engine (formulas in the module docstring)."""
+    if compute.engine == "vector":
+        return max(1, -(-compute.elem_ops // machine.vector_engine.elements_per_cycle))
+    engine = machine.tensor_engine
+    macs_per_cycle = engine.macs_per_cycle.get(dtype)
+    if macs_per_cycle is None:
+        raise TimingError(f"instruction {compute.id}: the tensor engine has no MACs per cycle for dtype {dtype!r} "
+                          f"(it has {', '.join(engine.macs_per_cycle) or 'none'})")
+    if not compute.mnk:
+        return engine.fill_cycles + engine.drain_cycles + -(-compute.macs // macs_per_cycle)
+    if len(compute.mnk) != 3 or min(compute.mnk) <= 0:
+        raise TimingError(f"instruction {compute.id}: mnk {compute.mnk} is not three positive extents (M, N, K)")
+    m, n, k = compute.mnk
+    passes = -(-k // engine.rows) * -(-n // engine.cols)
+    return engine.fill_cycles + engine.drain_cycles + passes * -(-m * engine.rows * engine.cols // macs_per_cycle)
+
+
+def simulate(program: Program, machine: MachineConfig) -> SimResult:
+    """Time `program` on `machine`: `simulate(program, machine).stats.total_cycles` is its run time in cycles, and
+    `chrome_trace(program, simulate(program, machine))` (in `simulator.trace`) draws it."""
+    plan = _prepare(program, machine)
+    start_cycles, end_cycles = _schedule(plan, machine)
+    names = ("tensor", "vector", *(f"dma{q}" for q in range(machine.dma.engines)))
+    resources = tuple(names[r] if r != _NO_RESOURCE else "" for r in plan.resource)
+    stats = collect_stats(program, machine, start_cycles, end_cycles, resources, plan.payload_bytes,
+                          plan.burst_bytes)
+    return SimResult(stats, tuple(start_cycles), tuple(end_cycles), resources, machine)
+
+
+@dataclass(slots=True)
+class _Plan:
+    resource: list[int]        # _TENSOR, _VECTOR, _FIRST_QUEUE + queue, or _NO_RESOURCE
+    fixed_cycles: list[int]    # compute cycles, or a transfer's descriptor cycles
+    burst_bytes: list[int]     # bytes a transfer moves through DRAM (0 otherwise)
+    payload_bytes: list[int]
+    deps: list[tuple[int, ...]]
+
+
+def _prepare(program: Program, machine: MachineConfig) -> _Plan:
+    tensors = {tensor.name: tensor for tensor in program.tensors}
+    buffers = {buffer.name for buffer in program.buffers}
+    dma = machine.dma
+    plan = _Plan([], [], [], [], [])
+
+    def check_buffer(instruction_id: int, name: str) -> None:
+        if name not in buffers:
+            raise TimingError(f"instruction {instruction_id}: unknown buffer {name!r} "
+                              f"(known: {', '.join(sorted(buffers)) or 'none'})")
+
+    for instruction in program.instructions:
+        fixed = burst = payload = 0
+        if isinstance(instruction, (DmaLoad, DmaStore)):
+            if not 0 <= instruction.queue < dma.engines:
+                raise TimingError(f"instruction {instruction.id}: DMA queue {instruction.queue} is out of range "
+                                  f"(the machine has {dma.engines} DMA engines)")
+            tensor = tensors.get(instruction.tensor)
+            if tensor is None:
+                raise TimingError(f"instruction {instruction.id}: unknown tensor {instruction.tensor!r} "
+                                  f"(known: {', '.join(sorted(tensors)) or 'none'})")
+            box = instruction.box
+            if len(box.start) != len(tensor.shape) or min(box.start, default=0) < 0 or any(
+                    stop > extent for stop, extent in zip(box.stop, tensor.shape, strict=True)):
+                raise TimingError(f"instruction {instruction.id}: box {list(box.start)}..{list(box.stop)} is not "
+                                  f"inside tensor {tensor.name} of shape {list(tensor.shape)}")
+            check_buffer(instruction.id, instruction.buffer)
+            runs, payload, burst = transfer_bytes(tensor.shape, tensor.elem_bytes, box, dma.burst_bytes)
+            fixed, resource = runs * dma.descriptor_cycles, _FIRST_QUEUE + instruction.queue
+        elif isinstance(instruction, Compute):
+            for operand in (*instruction.operands, instruction.output):
+                check_buffer(instruction.id, operand.buffer)
+            fixed = compute_cycles(instruction, machine, program.dtype)
+            resource = _TENSOR if instruction.engine == "tensor" else _VECTOR
+        else:
+            check_buffer(instruction.id, instruction.buffer)
+            resource = _NO_RESOURCE
+        plan.resource.append(resource)
+        plan.fixed_cycles.append(fixed)
+        plan.burst_bytes.append(burst)
+        plan.payload_bytes.append(payload)
+        plan.deps.append(instruction.deps)
+    return plan
+
+
+class _Bandwidth:
+    """The fluid model: the transfers moving data, their remaining bytes, and their current rates."""
+
+    def __init__(self, machine: MachineConfig) -> None:
+        self.dram_rate = float(machine.dram.bandwidth_bytes_per_cycle)
+        self.engine_rate = float(machine.dma.engine_bandwidth_bytes_per_cycle)
+        self.moving: dict[int, list[float]] = {}   # id -> [remaining bytes, bytes per cycle, queue]
+        self.per_queue = [0] * machine.dma.engines
+        self.now = 0.0
+        self.next_finish = math.inf
+        self.soonest = -1  # the transfer that finishes at next_finish
+
+    def advance(self, now: float) -> None:
+        elapsed = now - self.now
+        if elapsed > 0:
+            for transfer in self.moving.values():
+                transfer[0] -= transfer[1] * elapsed
+        self.now = now
+
+    def add(self, instruction: int, moved_bytes: int, queue: int) -> None:
+        self.moving[instruction] = [float(moved_bytes), 0.0, queue]
+        self.per_queue[queue] += 1
+        self._share()
+
+    def pop_finished(self) -> list[int]:
+        """Advance to the next finish and remove every transfer done by then."""
+        self.advance(self.next_finish)
+        slack = _EPS_ABS + _EPS_REL * self.now
+        done = [i for i, (remaining, rate, _) in self.moving.items()
+                if i == self.soonest or remaining <= rate * slack]
+        for i in done:
+            self.per_queue[int(self.moving.pop(i)[2])] -= 1
+        self._share()
+        return done
+
+    def _share(self) -> None:
+        # max-min fair water-filling; a transfer's cap is its queue's rate split among the queue's moving transfers,
+        # so transfers with the smallest cap (the busiest queue) are served first
+        counts = sorted(((count, queue) for queue, count in enumerate(self.per_queue) if count), reverse=True)
+        budget, left = self.dram_rate, sum(count for count, _ in counts)
+        rates = [0.0] * len(self.per_queue)
+        for count, queue in counts:
+            rate = min(self.engine_rate / count, budget / left)
+            rates[queue] = rate
+            budget -= rate * count
+            left -= count
+        soonest, self.soonest = math.inf, -1
+        for i, transfer in self.moving.items():
+            transfer[1] = rate = rates[int(transfer[2])]
+            if transfer[0] / rate < soonest:
+                soonest, self.soonest = transfer[0] / rate, i
+        self.next_finish = self.now + soonest
+
+
+def _schedule(plan: _Plan, machine: MachineConfig) -> tuple[list[int], list[int]]:
+    size = len(plan.resource)
+    resource, fixed_cycles, burst_bytes = plan.resource, plan.fixed_cycles, plan.burst_bytes
+    latency, outstanding = machine.dram.latency_cycles, machine.dma.outstanding
+    fifos: list[list[int]] = [[] for _ in range(_FIRST_QUEUE + machine.dma.engines)]
+    dependents: list[list[int]] = [[] for _ in range(size)]
+    waiting = [0] * size  # dependencies not yet completed
+    for i, deps in enumerate(plan.deps):
+        if resource[i] != _NO_RESOURCE:
+            fifos[resource[i]].append(i)
+        unique = set(deps)
+        waiting[i] = len(unique)
+        for dep in unique:
+            dependents[dep].append(i)
+    heads = [0] * len(fifos)
+    engine_busy = [False, False]
+    in_flight = [0] * machine.dma.engines
+    descriptor_free = [0] * machine.dma.engines  # cycle at which a queue's descriptor stage frees
+    start_cycles, end_cycles = [-1] * size, [-1] * size
+    events: list[tuple[int, int, int]] = []  # (cycle, kind, instruction or resource)
+    bandwidth = _Bandwidth(machine)
+
+    def try_start(r: int, now: int) -> None:
+        fifo = fifos[r]
+        if r < _FIRST_QUEUE:
+            if not engine_busy[r] and heads[r] < len(fifo) and not waiting[i := fifo[heads[r]]]:
+                heads[r] += 1
+                engine_busy[r] = True
+                start_cycles[i] = now
+                heapq.heappush(events, (now + fixed_cycles[i], _COMPLETE, i))
+            return
+        q = r - _FIRST_QUEUE
+        while (heads[r] < len(fifo) and not waiting[i := fifo[heads[r]]] and in_flight[q] < outstanding
+               and descriptor_free[q] <= now):
+            heads[r] += 1
+            in_flight[q] += 1
+            start_cycles[i] = now
+            descriptor_free[q] = now + fixed_cycles[i]
+            if fixed_cycles[i]:
+                heapq.heappush(events, (descriptor_free[q], _QUEUE_FREE, r))
+            heapq.heappush(events, (descriptor_free[q] + latency, _DATA_START, i))
+
+    def complete(first: int, now: int) -> None:
+        stack = [first]
+        while stack:
+            i = stack.pop()
+            end_cycles[i] = now
+            for dependent in dependents[i]:
+                waiting[dependent] -= 1
+                if not waiting[dependent]:
+                    if resource[dependent] == _NO_RESOURCE:
+                        start_cycles[dependent] = now
+                        stack.append(dependent)
+                    else:
+                        try_start(resource[dependent], now)
+            r = resource[i]
+            if r == _NO_RESOURCE:
+                continue
+            if r < _FIRST_QUEUE:
+                engine_busy[r] = False
+            else:
+                in_flight[r - _FIRST_QUEUE] -= 1
+            try_start(r, now)
+
+    for i in [i for i in range(size) if resource[i] == _NO_RESOURCE and not waiting[i]]:  # before any completes
+        start_cycles[i] = 0
+        complete(i, 0)
+    for r in range(len(fifos)):
+        try_start(r, 0)
+    while True:
+        if bandwidth.moving and (not events or bandwidth.next_finish <= events[0][0]):
+            finish = bandwidth.next_finish
+            done_cycle = math.ceil(finish - _EPS_ABS - _EPS_REL * finish)
+            for i in bandwidth.pop_finished():
+                heapq.heappush(events, (done_cycle, _COMPLETE, i))
+            continue
+        if not events:
+            break
+        now, kind, subject = heapq.heappop(events)
+        if kind == _COMPLETE:
+            complete(subject, now)
+        elif kind == _DATA_START:
+            bandwidth.advance(now)
+            bandwidth.add(subject, burst_bytes[subject], resource[subject] - _FIRST_QUEUE)
+        else:
+            try_start(subject, now)
+    if -1 in end_cycles:  # unreachable for a valid Program: deps point backwards, so the lowest pending one can run
+        raise RuntimeError(f"timing: instruction {end_cycles.index(-1)} never completed")
+    return start_cycles, end_cycles
