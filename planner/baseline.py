@@ -57,12 +57,12 @@ def _stage(builder: ProgramBuilder, stmt: Statement) -> None:
     buffers = {t: [builder.buffer(f"{stmt.name}.{t}.{s}", shapes[t], graph.elem_bytes(t))
                    for s in range(1 if t in constant else 2)] for t in shapes}
 
-    held: dict[str, dict[int, tuple[Box, int]]] = {t: {} for t in buffers}  # slot -> (box, load id)
-    last_reader: dict[str, int] = {}  # buffer -> last instruction reading it
+    held: dict[str, dict[int, tuple[Box, list[int]]]] = {t: {} for t in buffers}  # slot -> (box, its load ids)
+    last_reader: dict[str, list[int]] = {}  # buffer -> the instructions that last read it
     total_points = poly.count(stmt.domain) or 1
     done_macs = done_ops = 0
 
-    def load_tile(reads: dict[str, Box]) -> dict[str, tuple[Box, str, int]]:
+    def load_tile(reads: dict[str, Box]) -> dict[str, tuple[Box, str, list[int]]]:
         placed = {}
         for tensor, box in reads.items():
             slot = next((s for s, (b, _) in held[tensor].items() if b == box), None)
@@ -70,9 +70,9 @@ def _stage(builder: ProgramBuilder, stmt: Statement) -> None:
                 used = list(held[tensor])
                 slot = next((s for s in range(len(buffers[tensor])) if s not in used), None)
                 if slot is None:  # both slots hold data: overwrite the one the previous tile did not use
-                    slot = min(used, key=lambda s: held[tensor][s][1])
+                    slot = min(used, key=lambda s: held[tensor][s][1][0])
                 buffer = buffers[tensor][slot]
-                deps = [last_reader[buffer]] if buffer in last_reader else []
+                deps = list(last_reader.get(buffer, []))
                 held[tensor][slot] = (box, builder.load(tensor, box, buffer, deps, stmt.node))
             placed[tensor] = (held[tensor][slot][0], buffers[tensor][slot], held[tensor][slot][1])
         return placed
@@ -84,9 +84,8 @@ def _stage(builder: ProgramBuilder, stmt: Statement) -> None:
             pending = load_tile(tiles[index + 1][1])  # prefetch: the next tile's loads go ahead of this compute
         (out_tensor, out_box), = writes.items()
         out_buffer = buffers[out_tensor][index % len(buffers[out_tensor])]
-        deps = [load for _, _, load in current.values()]
-        if out_buffer in last_reader:
-            deps.append(last_reader[out_buffer])  # the store of the tile that used this slot before
+        deps = [load for _, _, loads in current.values() for load in loads]
+        deps += last_reader.get(out_buffer, [])  # the store of the tile that used this slot before
         points = poly.count(poly.block_points(stmt, block))
         last = index == len(tiles) - 1
         macs = stmt.macs - done_macs if last else stmt.macs * points // total_points
@@ -96,12 +95,12 @@ def _stage(builder: ProgramBuilder, stmt: Statement) -> None:
                                   {t: (box, buffer) for t, (box, buffer, _) in current.items()},
                                   (out_tensor, out_box, out_buffer), deps, macs, elem_ops, _mnk(stmt, block))
         for _, buffer, _ in current.values():
-            last_reader[buffer] = compute
+            last_reader[buffer] = [compute]
         last_reader[out_buffer] = builder.store(out_buffer, out_tensor, out_box, [compute], stmt.node)
     for tensor_buffers in buffers.values():
         for buffer in tensor_buffers:
             if buffer in last_reader:
-                builder.release(buffer, [last_reader[buffer]])
+                builder.release(buffer, last_reader[buffer])
 
 
 def _mnk(stmt: Statement, block: Block) -> tuple[int, ...]:

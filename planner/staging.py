@@ -7,6 +7,7 @@ buffer's first write wait for the release of every buffer that held its addresse
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -30,6 +31,8 @@ from simulator.isa import (
 )
 from simulator.machine import MachineConfig
 
+SPLIT_BYTES = 32 * 1024  # transfers larger than this are spread over the DMA queues
+
 
 def boxes_meet(first: Box, second: Box) -> bool:
     return all(a < d and c < b for a, b, c, d in zip(first.start, first.stop, second.start, second.stop, strict=True))
@@ -43,7 +46,7 @@ class _BufferInfo:
     partition_bytes: int
     first: int = -1
     last: int = -1
-    first_writes: list[int] = field(default_factory=list)
+    writes: list[int] = field(default_factory=list)
 
 
 class ProgramBuilder:
@@ -75,8 +78,8 @@ class ProgramBuilder:
         if info.first < 0:
             info.first = instruction
         info.last = instruction
-        if writes and not info.first_writes:
-            info.first_writes.append(instruction)
+        if writes:
+            info.writes.append(instruction)
 
     # -- instructions ---------------------------------------------------------------------------------------------
     def _emit(self, kind: type, deps: list[int], **fields: object) -> int:
@@ -84,25 +87,52 @@ class ProgramBuilder:
         self._instructions.append({"kind": kind, "id": index, "deps": set(deps), **fields})
         return index
 
-    def load(self, tensor: str, box: Box, buffer: str, deps: list[int], op: str) -> int:
+    def load(self, tensor: str, box: Box, buffer: str, deps: list[int], op: str) -> list[int]:
+        """Load a box into a buffer (from element 0 on), split across DMA queues when it is large."""
         self._tensors[tensor] = None
-        waits = [store for written, store in self._stores.get(tensor, []) if boxes_meet(written, box)]
-        queue = self._next_queue
-        self._next_queue = (queue + 1) % self.machine.dma.engines
-        index = self._emit(DmaLoad, deps + waits, queue=queue, tensor=tensor, box=box, buffer=buffer,
-                           at=(0,) * len(box.start), op=op)
-        self._use(buffer, index, writes=True)
-        return index
+        ids = []
+        for part, at in self._split(tensor, box):
+            waits = [store for written, store in self._stores.get(tensor, []) if boxes_meet(written, part)]
+            index = self._emit(DmaLoad, deps + waits, queue=self._queue(), tensor=tensor, box=part, buffer=buffer,
+                               at=at, op=op)
+            self._use(buffer, index, writes=True)
+            ids.append(index)
+        return ids
 
-    def store(self, buffer: str, tensor: str, box: Box, deps: list[int], op: str) -> int:
+    def store(self, buffer: str, tensor: str, box: Box, deps: list[int], op: str) -> list[int]:
+        """Store a buffer's region (from element 0 on) into a box, split across DMA queues when it is large."""
         self._tensors[tensor] = None
+        ids = []
+        for part, at in self._split(tensor, box):
+            index = self._emit(DmaStore, deps, queue=self._queue(), buffer=buffer, at=at, tensor=tensor, box=part,
+                               op=op)
+            self._stores.setdefault(tensor, []).append((part, index))
+            self._use(buffer, index)
+            ids.append(index)
+        return ids
+
+    def _queue(self) -> int:
         queue = self._next_queue
         self._next_queue = (queue + 1) % self.machine.dma.engines
-        index = self._emit(DmaStore, deps, queue=queue, buffer=buffer, at=(0,) * len(box.start), tensor=tensor,
-                           box=box, op=op)
-        self._stores.setdefault(tensor, []).append((box, index))
-        self._use(buffer, index)
-        return index
+        return queue
+
+    def _split(self, tensor: str, box: Box) -> list[tuple[Box, tuple[int, ...]]]:
+        # One queue moves at most its engine bandwidth: a large box goes out as one slab per queue, cut along its
+        # outermost axis that has room, so that big transfers use the DRAM bandwidth the machine has.
+        nbytes = box.numel * self.graph.elem_bytes(tensor)
+        axis = next((a for a, extent in enumerate(box.shape) if extent > 1), None)
+        parts = 1 if axis is None else min(self.machine.dma.engines, box.shape[axis], max(1, nbytes // SPLIT_BYTES))
+        if parts == 1:
+            return [(box, (0,) * len(box.start))]
+        assert axis is not None
+        cuts = [box.start[axis] + box.shape[axis] * i // parts for i in range(parts + 1)]
+        pieces = []
+        for lo, hi in itertools.pairwise(cuts):
+            start = (*box.start[:axis], lo, *box.start[axis + 1:])
+            stop = (*box.stop[:axis], hi, *box.stop[axis + 1:])
+            at = tuple(a - b for a, b in zip(start, box.start, strict=True))
+            pieces.append((Box(start, stop), at))
+        return pieces
 
     def compute(self, node_name: str, engine: str, reads: dict[str, tuple[Box, str]], output: tuple[str, Box, str],
                 deps: list[int], macs: int, elem_ops: int, mnk: tuple[int, ...]) -> int:
@@ -169,7 +199,7 @@ class ProgramBuilder:
             for _, earlier in placed[:position]:
                 other = self._buffers[earlier]
                 if other.last < first and offsets[earlier] < end and start < offsets[earlier] + other.partition_bytes:
-                    for write in info.first_writes:
+                    for write in info.writes:  # every write, for a load split over queues writes in parts
                         self._instructions[write]["deps"].add(other.last)
 
     def _dram_tensor(self, name: str, outputs: tuple[str, ...]) -> DramTensor:
