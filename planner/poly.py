@@ -56,9 +56,22 @@ def tensor_set(space_name: str, shape: tuple[int, ...]) -> isl.Set:
 
 def block_points(stmt: Statement, block: Block | None = None) -> isl.Set:
     """The statement's domain points inside a block."""
-    if not block:
+    return _block_points(stmt, _key(block))
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _block_points(stmt: Statement, key: tuple[tuple[str, int, int], ...]) -> isl.Set:
+    if not key:
         return stmt.domain
-    return stmt.domain.intersect(box_set(stmt.name, stmt.dims, block))
+    # Constraints built through the API: parsing a string per block dominated whole-model planning time.
+    space = stmt.domain.get_space()
+    box = isl.BasicSet.universe(space)
+    for dim, lo, hi in key:
+        if dim not in stmt.dims:
+            raise KeyError(f"{stmt.name} has no dim {dim}; its dims are {list(stmt.dims)}")
+        box = box.add_constraint(isl.Constraint.ineq_from_names(space, {dim: 1, 1: -lo}))
+        box = box.add_constraint(isl.Constraint.ineq_from_names(space, {dim: -1, 1: hi - 1}))
+    return stmt.domain.intersect(box)
 
 
 def footprint(stmt: Statement, block: Block | None = None) -> dict[str, isl.Set]:
@@ -120,7 +133,7 @@ def _key(block: Block | None) -> tuple[tuple[str, int, int], ...]:
 
 @functools.lru_cache(maxsize=1 << 16)
 def _footprints(stmt: Statement, key: tuple[tuple[str, int, int], ...], kind: str) -> tuple[tuple[str, isl.Set], ...]:
-    points = block_points(stmt, {dim: (lo, hi) for dim, lo, hi in key})
+    points = _block_points(stmt, key)
     found: dict[str, isl.Set] = {}
     for access in stmt.reads if kind == "read" else stmt.writes:
         elements = access.relation.intersect_domain(points).range()
