@@ -9,12 +9,13 @@ nothing is kept from one op to the next. This is what an honest per-operator com
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 from planner import poly
 from planner.errors import PlanError
 from planner.staging import ProgramBuilder
 from planner.stmt import LoweredGraph, Statement
-from planner.tiling import Block, blocks, extents, largest_tile, output_dims, tile_boxes
+from planner.tiling import Block, blocks, extents, largest_tile, loop_orders, output_dims, tile_boxes
 from simulator.isa import Box, Program
 from simulator.machine import MachineConfig
 
@@ -47,7 +48,7 @@ def _stage(builder: ProgramBuilder, stmt: Statement) -> None:
                         f"bytes per partition, but the scratchpad has {capacity:,} "
                         f"({builder.machine.scratchpad.capacity_bytes:,} bytes in "
                         f"{builder.machine.scratchpad.partitions} partitions)")
-    tiles = [(block, *tile_boxes(stmt, block)) for block in blocks(stmt, tile)]
+    tiles = _cheapest_order(stmt, tile, graph.elem_bytes)
     shapes: dict[str, tuple[int, ...]] = {}
     for _, reads, writes in tiles:
         for tensor, box in [*reads.items(), *writes.items()]:
@@ -101,6 +102,26 @@ def _stage(builder: ProgramBuilder, stmt: Statement) -> None:
         for buffer in tensor_buffers:
             if buffer in last_reader:
                 builder.release(buffer, last_reader[buffer])
+
+
+def _cheapest_order(stmt: Statement, tile: dict[str, int], elem_bytes: Callable[[str], int],
+                    ) -> list[tuple[Block, dict[str, Box], dict[str, Box]]]:
+    """The tiles in the loop order that loads the fewest bytes: an input is reloaded only when its box changes, so
+    the order decides which operand is read once and which once per tile of the other."""
+    best: tuple[int, list[tuple[Block, dict[str, Box], dict[str, Box]]]] | None = None
+    for order in loop_orders(stmt, tile):
+        tiles = [(block, *tile_boxes(stmt, block)) for block in blocks(stmt, tile, order)]
+        loaded = 0
+        held: dict[str, Box] = {}
+        for _, reads, _ in tiles:
+            for tensor, box in reads.items():
+                if held.get(tensor) != box:
+                    loaded += box.numel * elem_bytes(tensor)
+                    held[tensor] = box
+        if best is None or loaded < best[0]:
+            best = (loaded, tiles)
+    assert best is not None
+    return best[1]
 
 
 def _mnk(stmt: Statement, block: Block) -> tuple[int, ...]:

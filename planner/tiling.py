@@ -58,15 +58,25 @@ def tile_boxes(stmt: Statement, block: Mapping[str, tuple[int, int]]) -> tuple[d
     return reads, writes
 
 
-def blocks(stmt: Statement, tile: Mapping[str, int]) -> Iterator[Block]:
-    """Every block of the tiling, row-major over the output dims in domain order (so weights indexed by an outer dim
-    stay the same across the inner dims' tiles)."""
+def blocks(stmt: Statement, tile: Mapping[str, int], order: tuple[str, ...] | None = None) -> Iterator[Block]:
+    """Every block of the tiling, row-major over the output dims in `order` (outermost first; domain order by
+    default), so that what an outer dim indexes stays the same across the inner dims' tiles."""
     ranges = []
-    for dim in output_dims(stmt):
+    for dim in order or output_dims(stmt):
         lo, hi = extents(stmt)[dim]
         ranges.append([(dim, (start, min(start + tile[dim], hi))) for start in range(lo, hi, tile[dim])])
     for combination in itertools.product(*ranges):
-        yield dict(combination)
+        yield dict(sorted(combination, key=lambda item: stmt.dims.index(item[0])))
+
+
+def loop_orders(stmt: Statement, tile: Mapping[str, int]) -> list[tuple[str, ...]]:
+    """Candidate loop orders: every permutation of the dims that are actually split (at most 4 of them), with the
+    unsplit dims kept in domain order."""
+    split = [dim for dim in output_dims(stmt) if tile[dim] < extents(stmt)[dim][1] - extents(stmt)[dim][0]]
+    whole = [dim for dim in output_dims(stmt) if dim not in split]
+    if len(split) > 4:
+        return [output_dims(stmt)]
+    return [(*whole, *permutation) for permutation in itertools.permutations(split)]
 
 
 def middle_block(stmt: Statement, tile: Mapping[str, int]) -> Block:
