@@ -24,7 +24,7 @@ from collections import defaultdict
 from simulator.hb import HappensBefore
 from simulator.isa import Box, Compute, DmaLoad, DmaStore, DramTensor, Instruction, Program, Release
 from simulator.machine import MachineConfig
-from simulator.regions import Region, describe, intersect, shifted, subtract, uncovered, volume
+from simulator.regions import Region, RegionIndex, describe, shifted, subtract, uncovered, volume
 from simulator.residency import AddressMap, Contents, Lifetime, Segment, Users
 from simulator.violations import Kind, Violation, label
 from simulator.wellformed import Wellformed
@@ -50,6 +50,16 @@ def _shift(at: tuple[int, ...], box: Box) -> tuple[int, ...]:
     return tuple(s - a for s, a in zip(box.start, at, strict=True))
 
 
+def _reads(reader: Instruction, tensor: str, box: Box, buffer: str, at: tuple[int, ...]) -> str:
+    return f"{label(reader)} reads {describe(tensor, (box.start, box.stop))} from buffer {buffer} at {list(at)}"
+
+
+def _writes(writer: Instruction, tensor: str, box: Box, buffer: str, at: tuple[int, ...], segment: Segment,
+            common: Region) -> str:
+    return (f"{label(writer)} writes {describe(tensor, (box.start, box.stop))} into buffer {buffer} at {list(at)} "
+            f"over {describe(segment.tensor, shifted(common, segment.shift))}")
+
+
 class _Walk:
     def __init__(self, program: Program, machine: MachineConfig, wellformed: Wellformed) -> None:
         self.instructions = program.instructions
@@ -57,13 +67,14 @@ class _Walk:
         self.tensors, self.buffers = wellformed.tensors, wellformed.buffers
         self.hb = HappensBefore(program.instructions)
         self.violations: list[Violation] = []
-        self.contents: dict[str, Contents] = defaultdict(Contents)
+        self.contents = {name: Contents(buffer.shape) for name, buffer in self.buffers.items()}
         self.users: dict[str, Users] = defaultdict(Users)  # of each buffer, since its last Release
         self.lifetimes: dict[str, Lifetime] = {}            # the live one of each buffer
         self.guards: dict[str, list[Lifetime]] = {}         # released lifetimes whose bytes a live one took
         self.last_release: dict[str, int] = {}
         self.addresses = AddressMap()
-        self.stores: dict[str, list[tuple[Region, int]]] = defaultdict(list)
+        # DRAM: each tensor's stores so far, indexed by box, and the same by exact box.
+        self.stores = {name: RegionIndex[int, int](tensor.shape) for name, tensor in self.tensors.items()}
         self.stored_boxes: dict[str, dict[Region, list[int]]] = defaultdict(dict)
 
     def report(self, instruction: int | None, kind: Kind, message: str) -> None:
@@ -83,15 +94,12 @@ class _Walk:
             self.write(instruction, instruction.tensor, instruction.box, instruction.buffer, instruction.at)
         elif isinstance(instruction, DmaStore):
             self.read(instruction, instruction.tensor, instruction.box, instruction.buffer, instruction.at)
-            region: Region = (instruction.box.start, instruction.box.stop)
-            self.stores[instruction.tensor].append((region, instruction.id))
-            self.stored_boxes[instruction.tensor].setdefault(region, []).append(instruction.id)
+            self.store_to_dram(instruction)
         else:
             self.release(instruction)
 
     def read(self, reader: Instruction, tensor: str, box: Box, buffer: str, at: tuple[int, ...]) -> None:
         region, shift = _region(at, box), _shift(at, box)
-        what = f"{label(reader)} reads {describe(tensor, (box.start, box.stop))} from buffer {buffer} at {list(at)}"
         engine = reader.engine if isinstance(reader, Compute) else None
         found: list[Region] = []
         wrong = False
@@ -99,42 +107,42 @@ class _Walk:
         for segment, common in self.contents[buffer].overlapping(region):
             if not segment.holds(tensor, shift):
                 if not wrong:
-                    self.report(reader.id, "not-resident", f"{what}, but that place holds "
-                                f"{describe(segment.tensor, shifted(common, segment.shift))} "
-                                f"(from {self.name(segment.writer)})")
+                    held = describe(segment.tensor, shifted(common, segment.shift))
+                    self.report(reader.id, "not-resident", f"{_reads(reader, tensor, box, buffer, at)}, but that "
+                                f"place holds {held} (from {self.name(segment.writer)})")
                 wrong = True
                 continue
             found.append(common)
             if segment.writer not in unordered and not self.hb.before(segment.writer, reader.id):
                 unordered.add(segment.writer)
-                self.report(reader.id, "missing-dep", f"{what}, written there by {self.name(segment.writer)}, "
-                            "which does not happen-before it")
+                self.report(reader.id, "missing-dep", f"{_reads(reader, tensor, box, buffer, at)}, written there "
+                            f"by {self.name(segment.writer)}, which does not happen-before it")
             segment.readers.add(reader.id, engine)
-        missing = uncovered(region, found)
+        missing = [] if found == [region] else uncovered(region, found)
         if missing and not wrong:
             released = self.last_release.get(buffer)
             why = (f"the buffer was last released by release {released}" if released is not None
                    else "nothing was loaded or computed there")
-            self.report(reader.id, "not-resident", f"{what}, but {describe(tensor, shifted(missing[0], shift))} "
-                        f"is not there ({why})")
+            self.report(reader.id, "not-resident", f"{_reads(reader, tensor, box, buffer, at)}, but "
+                        f"{describe(tensor, shifted(missing[0], shift))} is not there ({why})")
         self.users[buffer].add(reader.id, engine)
 
     def write(self, writer: Instruction, tensor: str, box: Box, buffer: str, at: tuple[int, ...]) -> None:
         region, shift = _region(at, box), _shift(at, box)
         self.check_lifetime(writer, buffer)
-        what = f"{label(writer)} writes {describe(tensor, (box.start, box.stop))} into buffer {buffer} at {list(at)}"
         contents = self.contents[buffer]
         reported: set[int] = set()
         for segment, common in contents.overlapping(region):
-            old = describe(segment.tensor, shifted(common, segment.shift))
             for reader in segment.readers.ids():
                 if reader != writer.id and reader not in reported and not self.hb.before(reader, writer.id):
                     reported.add(reader)
-                    self.report(writer.id, "write-hazard", f"{what} over {old}, which {self.name(reader)} reads "
-                                "and does not happen-before it (WAR)")
+                    over = _writes(writer, tensor, box, buffer, at, segment, common)
+                    self.report(writer.id, "write-hazard", f"{over}, which {self.name(reader)} reads and does not "
+                                "happen-before it (WAR)")
             if not segment.holds(tensor, shift) and not self.hb.before(segment.writer, writer.id):
-                self.report(writer.id, "write-hazard", f"{what} over {old}, written by {self.name(segment.writer)}, "
-                            "which does not happen-before it (WAW)")
+                over = _writes(writer, tensor, box, buffer, at, segment, common)
+                self.report(writer.id, "write-hazard", f"{over}, written by {self.name(segment.writer)}, which does "
+                            "not happen-before it (WAW)")
             contents.remove(segment)
             for piece in subtract(segment.region, region):
                 contents.add(Segment(piece, segment.tensor, segment.shift, segment.writer, segment.readers.copy()))
@@ -145,7 +153,7 @@ class _Walk:
         lifetime = self.lifetimes.get(buffer)
         if lifetime is None:
             lifetime = self.lifetimes[buffer] = Lifetime(buffer, writer.id)
-            start, stop = self.bytes(buffer)
+            start, stop = self.byte_range(buffer)
             self.guards[buffer] = []
             for owner in self.addresses.take(start, stop, lifetime):
                 if owner.release is None:
@@ -162,12 +170,13 @@ class _Walk:
                             f"but release {owner.release} of buffer {owner.buffer} ({self.span(owner.buffer)}) "
                             "does not happen-before it")
 
-    def bytes(self, buffer: str) -> tuple[int, int]:
+    def byte_range(self, buffer: str) -> tuple[int, int]:
+        """The bytes [start, stop) the buffer takes in each partition it spans."""
         offset = self.buffers[buffer].offset
         return offset, offset + self.buffers[buffer].partition_bytes(self.partitions)
 
     def span(self, buffer: str) -> str:
-        return "bytes [{}, {})".format(*self.bytes(buffer))
+        return "bytes [{}, {})".format(*self.byte_range(buffer))
 
     def release(self, release: Release) -> None:
         buffer = release.buffer
@@ -175,7 +184,7 @@ class _Walk:
             if not self.hb.before(user, release.id):
                 self.report(release.id, "early-release", f"{label(release)} of buffer {buffer} does not wait for "
                             f"{self.name(user)}, which uses it")
-        self.contents[buffer] = Contents()
+        self.contents[buffer] = Contents(self.buffers[buffer].shape)
         self.users[buffer] = Users()
         lifetime = self.lifetimes.pop(buffer, None)
         if lifetime is not None:
@@ -192,21 +201,26 @@ class _Walk:
             return
         ready: list[Region] = []
         late: list[int] = []
-        for region, store in self.stores[load.tensor]:
-            if intersect(region, wanted) is not None:
-                if self.hb.before(store, load.id):
-                    ready.append(region)
-                else:
-                    late.append(store)
+        for store, common in self.stores[load.tensor].overlapping(wanted):
+            if self.hb.before(store, load.id):
+                ready.append(common)
+            else:
+                late.append(store)
         missing = uncovered(wanted, ready)
         if missing:
             hint = f"; {self.name(late[0])} writes part of it but does not happen-before the load" if late else ""
             self.report(load.id, "dram-not-ready", f"{label(load)} reads {describe(load.tensor, missing[0])} of "
                         f"{tensor.role} {load.tensor} from DRAM, but no store that happens-before it wrote that{hint}")
 
+    def store_to_dram(self, store: DmaStore) -> None:
+        region: Region = (store.box.start, store.box.stop)
+        self.stores[store.tensor].add(store.id, region, store.id)
+        self.stored_boxes[store.tensor].setdefault(region, []).append(store.id)
+
     def check_output(self, tensor: DramTensor) -> None:
         whole = Box.whole(tensor.shape)
-        missing = uncovered((whole.start, whole.stop), [region for region, _ in self.stores[tensor.name]])
+        stored = self.stored_boxes[tensor.name]
+        missing = uncovered((whole.start, whole.stop), sorted(stored))
         if missing:
             count = sum(volume(piece) for piece in missing)
             self.report(None, "output-not-stored", f"model output {tensor.name}: {count} of {whole.numel} elements "

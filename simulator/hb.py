@@ -57,16 +57,15 @@ class HappensBefore:
             if engine >= 0:
                 previous_on_engine[engine] = position
 
+        # Both passes run once per engine; `max(map(...))` keeps the work per dep in C, which matters when a
+        # program waits for hundreds of Releases per load.
         self._latest: list[list[int]] = []
         self._earliest: list[list[int]] = []
         for engine in range(len(ENGINES)):
             latest = [-1] * count
-            for position in range(count):
-                best = position if self._engine[position] == engine else -1
-                for predecessor in predecessors[position]:
-                    if latest[predecessor] > best:
-                        best = latest[predecessor]
-                latest[position] = best
+            for position, before in enumerate(predecessors):
+                best = max(map(latest.__getitem__, before)) if before else -1
+                latest[position] = position if self._engine[position] == engine else best
             earliest = [position if self._engine[position] == engine else count for position in range(count)]
             for position in range(count - 1, -1, -1):
                 mine = earliest[position]

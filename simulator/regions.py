@@ -8,7 +8,8 @@ without enumerating elements.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Hashable, Iterable
+from typing import Generic, TypeVar
 
 Region = tuple[tuple[int, ...], tuple[int, ...]]
 
@@ -28,11 +29,15 @@ def intersect(a: Region, b: Region) -> Region | None:
     >>> intersect(((0, 0), (4, 4)), ((2, 3), (6, 9)))
     ((2, 3), (4, 4))
     """
-    start = tuple(map(max, a[0], b[0]))
-    stop = tuple(map(min, a[1], b[1]))
-    if any(lo >= hi for lo, hi in zip(start, stop, strict=True)):
-        return None
-    return start, stop
+    start, stop = [], []
+    for low_a, high_a, low_b, high_b in zip(a[0], a[1], b[0], b[1], strict=True):
+        low = low_a if low_a > low_b else low_b
+        high = high_a if high_a < high_b else high_b
+        if low >= high:
+            return None
+        start.append(low)
+        stop.append(high)
+    return tuple(start), tuple(stop)
 
 
 def subtract(a: Region, b: Region) -> list[Region]:
@@ -87,3 +92,91 @@ def describe(name: str, region: Region) -> str:
     'X[0:2, 4:8]'
     """
     return f"{name}[{', '.join(f'{lo}:{hi}' for lo, hi in zip(*region, strict=True))}]"
+
+
+K = TypeVar("K", bound=Hashable)
+T = TypeVar("T")
+
+
+class RegionIndex(Generic[K, T]):
+    """Items with a region each, in one coordinate space (a buffer's or a tensor's), found by the regions they meet.
+
+    Programs cut a space into tiles, so the index buckets one axis: the one that the first region not filling the
+    space cuts finest, in buckets one such tile wide (at most MAX_BUCKETS over the space). A region of about a tile
+    then lands in a bucket or two; one that would span more than WIDE buckets is kept aside and checked against every
+    query, and so is everything added before the axis is chosen.
+
+    >>> index: RegionIndex[int, str] = RegionIndex((100, 8))
+    >>> for row in range(100):
+    ...     index.add(row, ((row, 0), (row + 1, 8)), f"row {row}")
+    >>> [item for item, common in index.overlapping(((41, 2), (43, 4)))]
+    ['row 41', 'row 42']
+    """
+
+    WIDE = 16
+    MAX_BUCKETS = 4096
+
+    def __init__(self, space: tuple[int, ...]) -> None:
+        self._space = space
+        self._axis = -1  # not chosen yet
+        self._width = 1
+        self._entries: dict[K, tuple[Region, T, tuple[int, int] | None]] = {}
+        self._buckets: dict[int, dict[K, None]] = {}
+        self._wide: dict[K, None] = {}
+
+    def get(self, key: K) -> T | None:
+        entry = self._entries.get(key)
+        return None if entry is None else entry[1]
+
+    def add(self, key: K, region: Region, item: T) -> None:
+        if self._axis < 0:
+            self._choose_axis(region)
+        span = self._span(region)
+        self._entries[key] = (region, item, span)
+        if span is None:
+            self._wide[key] = None
+        else:
+            for bucket in range(span[0], span[1] + 1):
+                self._buckets.setdefault(bucket, {})[key] = None
+
+    def remove(self, key: K) -> None:
+        _, _, span = self._entries.pop(key)
+        if span is None:
+            del self._wide[key]
+        else:
+            for bucket in range(span[0], span[1] + 1):
+                del self._buckets[bucket][key]
+
+    def overlapping(self, region: Region) -> list[tuple[T, Region]]:
+        """The items whose regions meet `region`, each with the part they share."""
+        span = self._span(region)
+        keys: Iterable[K]
+        if span is None:
+            keys = self._entries
+        else:
+            nearby = dict(self._wide)
+            for bucket in range(span[0], span[1] + 1):
+                nearby.update(self._buckets.get(bucket, {}))
+            keys = nearby
+        found = []
+        for key in keys:
+            theirs, item, _ = self._entries[key]
+            common = intersect(theirs, region)
+            if common is not None:
+                found.append((item, common))
+        return found
+
+    def _choose_axis(self, region: Region) -> None:
+        cuts = [((stop - start) / extent, -extent, axis) for axis, (start, stop, extent)
+                in enumerate(zip(*region, self._space, strict=True)) if 0 < stop - start < extent]
+        if cuts:
+            self._axis = min(cuts)[2]
+            tile = region[1][self._axis] - region[0][self._axis]
+            self._width = max(tile, -(-self._space[self._axis] // self.MAX_BUCKETS))
+
+    def _span(self, region: Region) -> tuple[int, int] | None:
+        """The first and last bucket the region meets; None if it is too wide to bucket, or no axis is chosen."""
+        if self._axis < 0:
+            return None
+        first, last = region[0][self._axis] // self._width, (region[1][self._axis] - 1) // self._width
+        return (first, last) if last - first < self.WIDE else None

@@ -1,6 +1,6 @@
 """The verifier's abstract scratchpad: what each buffer holds, who has touched it, and who owns each address.
 
-Nothing here judges a program; `simulator.verify` walks the instructions in program order, updates this state and
+Nothing here judges a program; `simulator.dataflow` walks the instructions in program order, updates this state and
 asks happens-before questions about it.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 from bisect import bisect_right
 from dataclasses import dataclass, field
 
-from simulator.regions import Region, intersect
+from simulator.regions import Region, RegionIndex
 
 
 class Users:
@@ -54,37 +54,32 @@ class Segment:
 
 
 class Contents:
-    """The segments of one buffer, disjoint, keyed by region: a read or write of exactly one earlier write's region
-    (a tile written and read whole, the common case) finds it without looking at the others.
+    """The segments of one buffer: disjoint, so a read or write of exactly one earlier write's region (a tile written
+    and read whole, the common case) finds it by its region alone; any other region asks a `RegionIndex`.
 
-    >>> contents = Contents()
+    >>> contents = Contents((8,))
     >>> contents.add(Segment(((0,), (4,)), "X", (0,), writer=0))
     >>> [segment.writer for segment, common in contents.overlapping(((2,), (6,)))]
     [0]
     """
 
-    __slots__ = ("_segments",)
+    __slots__ = ("_index",)
 
-    def __init__(self) -> None:
-        self._segments: dict[Region, Segment] = {}
+    def __init__(self, shape: tuple[int, ...]) -> None:
+        self._index: RegionIndex[Region, Segment] = RegionIndex(shape)
 
     def overlapping(self, region: Region) -> list[tuple[Segment, Region]]:
         """The segments that meet `region`, each with the part they share."""
-        exact = self._segments.get(region)
+        exact = self._index.get(region)
         if exact is not None:
             return [(exact, region)]
-        found = []
-        for segment in self._segments.values():
-            common = intersect(segment.region, region)
-            if common is not None:
-                found.append((segment, common))
-        return found
+        return self._index.overlapping(region)
 
     def add(self, segment: Segment) -> None:
-        self._segments[segment.region] = segment
+        self._index.add(segment.region, segment.region, segment)
 
     def remove(self, segment: Segment) -> None:
-        del self._segments[segment.region]
+        self._index.remove(segment.region)
 
 
 @dataclass(slots=True, eq=False)

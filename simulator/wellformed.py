@@ -42,7 +42,8 @@ def check_wellformed(program: Program, machine: MachineConfig) -> Wellformed:
     for buffer in found.buffers.values():
         _fits(buffer, machine, found)
     for position, instruction in enumerate(program.instructions):
-        if instruction.id != position or any(not 0 <= dep < position for dep in instruction.deps):
+        deps = instruction.deps
+        if instruction.id != position or (deps and (min(deps) < 0 or max(deps) >= position)):
             found.ordered = False
             found.report(position, "bad-dep", f"{label(instruction)} at position {position} waits for "
                          f"{list(instruction.deps)}: ids must be positions and deps must come earlier")
@@ -117,18 +118,23 @@ def _place(instruction: Instruction, tensor_name: str, box: Box, buffer_name: st
                      f"{sorted(found.buffers)}")
     if tensor is None or buffer is None:
         return False
-    where = f"{label(instruction)}: {describe(tensor_name, (box.start, box.stop))} in buffer {buffer_name}"
+
+    def where() -> str:
+        return f"{label(instruction)}: {describe(tensor_name, (box.start, box.stop))} in buffer {buffer_name}"
+
     if not len(box.start) == len(at) == len(buffer.shape) == len(tensor.shape):
-        found.report(instruction.id, "bounds", f"{where} at {list(at)}: ranks differ from tensor "
+        found.report(instruction.id, "bounds", f"{where()} at {list(at)}: ranks differ from tensor "
                      f"{list(tensor.shape)} and buffer {list(buffer.shape)}")
         return False
-    if any(a < 0 or a + n > extent for a, n, extent in zip(at, box.shape, buffer.shape, strict=True)):
-        found.report(instruction.id, "bounds", f"{where}: shape {list(box.shape)} at {list(at)} runs outside the "
-                     f"buffer's shape {list(buffer.shape)}")
-    if any(s < 0 or e > extent for s, e, extent in zip(box.start, box.stop, tensor.shape, strict=True)):
-        found.report(instruction.id, "bounds", f"{where}: the box runs outside the tensor's shape "
+    if min(at, default=0) < 0 or any(a + stop - start > extent for a, start, stop, extent
+                                     in zip(at, box.start, box.stop, buffer.shape, strict=True)):
+        found.report(instruction.id, "bounds", f"{where()}: shape {list(box.shape)} at {list(at)} runs outside "
+                     f"the buffer's shape {list(buffer.shape)}")
+    if min(box.start, default=0) < 0 or any(stop > extent for stop, extent in zip(box.stop, tensor.shape,
+                                                                                    strict=True)):
+        found.report(instruction.id, "bounds", f"{where()}: the box runs outside the tensor's shape "
                      f"{list(tensor.shape)}")
     if tensor.elem_bytes != buffer.elem_bytes:
-        found.report(instruction.id, "elem-bytes", f"{where}: the tensor has {tensor.elem_bytes}-byte elements, the "
-                     f"buffer {buffer.elem_bytes}-byte ones")
+        found.report(instruction.id, "elem-bytes", f"{where()}: the tensor has {tensor.elem_bytes}-byte elements, "
+                     f"the buffer {buffer.elem_bytes}-byte ones")
     return True

@@ -23,8 +23,10 @@ from simulator.isa import (
     Operand,
     Program,
     Release,
+    Unread,
 )
 from simulator.machine import MachineConfig
+from simulator.regions import Region, RegionIndex, intersect, uncovered, volume
 from simulator.verify import Kind, VerifyError, check, verify
 from tests.simulator.programs import (
     HAND_BUILT,
@@ -197,15 +199,22 @@ def _with_operand_box(program: Program, machine: MachineConfig,
 
 
 MUTATIONS = [
+    # Every load in these programs writes data nothing else puts there, so its reader finds the place empty.
     Mutation("drop a load", "not-resident", _read_loads, lambda p, m, i: (drop(p, i), m)),
+    # Only deps that no other path implies (brute force), on a load whose buffer the compute reads.
     Mutation("drop a dependency", "missing-dep", _load_deps, _without_dep),
+    # A compute's input and output are both live while it runs, so they cannot share bytes.
     Mutation("move a buffer onto another's addresses", "overlap", _buffer_pairs, _move_onto),
+    # One byte short of the furthest buffer's end.
     Mutation("shrink the capacity", "capacity", lambda p: [None], _shrink),
+    # A Release with no deps is ordered after nothing, and each one here follows some use of its buffer.
     Mutation("release early", "early-release",
              lambda p: [i.id for i in p.instructions if isinstance(i, Release) and i.deps],
              lambda p, m, i: (edit(p, i, deps=()), m)),
+    # The buffer holds the box at its old place in the tensor; a moved box has another shift.
     Mutation("store to the wrong box", "not-resident", _wrong_store_boxes,
              lambda p, m, target: (edit(p, target[0], box=target[1]), m)),
+    # The stores of an output here are disjoint tiles, so the last one is the only store of its box.
     Mutation("drop the final store of an output", "output-not-stored", _last_output_stores,
              lambda p, m, i: (drop(p, i), m)),
     Mutation("change an operand's box", "not-resident", _wrong_operand_boxes, _with_operand_box),
@@ -413,6 +422,70 @@ def test_a_read_may_span_segments_of_several_writers() -> None:
     assert verify(program, small_machine()) == []
     misplaced = edit(program, 1, at=(0, 3))  # the right half lands one column early: X[.., 4] sits where 3 belongs
     assert "not-resident" in kinds(misplaced, small_machine())
+
+
+def test_in_place_compute_reads_before_it_writes() -> None:
+    whole = Box.whole((4, 8))
+    b = ProgramBuilder([tensor("X", (4, 8), "input"), tensor("Y", (4, 8), "output")], [buffer("a", 0, (4, 8))])
+    loaded = b.load("X", whole, "a")
+    relu = b.compute("relu", "Relu", [operand("X", whole, "a")], operand("Y", whole, "a"), deps=[loaded])
+    stored = b.store("a", "Y", whole, deps=[relu])
+    b.release("a", deps=[stored])
+    assert verify(b.build("in-place", ["Y"]), small_machine()) == []
+
+
+def test_unread_inputs_must_name_a_tensor() -> None:
+    program = relu_double_buffered()
+    relu = program.instructions[2]
+    assert isinstance(relu, Compute)
+    assert verify(edit(program, 2, inputs=(*relu.inputs, Unread("X"))), small_machine()) == []
+    [violation] = verify(edit(program, 2, inputs=(*relu.inputs, Unread("Z"))), small_machine())
+    assert violation.kind == "name" and "unknown tensor Z" in violation.message
+
+
+def test_deps_on_later_instructions_are_caught_even_around_the_constructor() -> None:
+    program = relu_double_buffered()
+    late = list(program.instructions)
+    late[2] = replace(late[2], deps=(5,))
+    object.__setattr__(program, "instructions", tuple(late))  # Program's own check would refuse this
+    assert [(v.instruction, v.kind) for v in verify(program, small_machine())] == [(2, "bad-dep")]
+
+
+# Region arithmetic and the index against brute force over every element.
+
+small_regions = st.tuples(st.integers(0, 5), st.integers(1, 4), st.integers(0, 5), st.integers(1, 4)).map(
+    lambda r: ((r[0], r[2]), (r[0] + r[1], r[2] + r[3])))
+
+
+def _elements(region: Region) -> set[tuple[int, int]]:
+    (y0, x0), (y1, x1) = region
+    return {(y, x) for y in range(y0, y1) for x in range(x0, x1)}
+
+
+@given(small_regions, st.lists(small_regions, max_size=6))
+def test_uncovered_is_exact(target: Region, cuts: list[Region]) -> None:
+    pieces = uncovered(target, cuts)
+    left = _elements(target).difference(*map(_elements, cuts))
+    assert sum(volume(piece) for piece in pieces) == len(left)
+    assert set().union(*map(_elements, pieces)) == left
+
+
+tall_regions = st.tuples(st.integers(0, 40), st.integers(1, 24), st.integers(0, 5), st.integers(1, 4)).map(
+    lambda r: ((r[0], r[2]), (r[0] + r[1], r[2] + r[3])))  # some span more than RegionIndex.WIDE buckets
+
+
+@given(st.lists(st.tuples(tall_regions, st.booleans()), max_size=30), tall_regions)
+def test_region_index_finds_what_a_scan_finds(operations: list[tuple[Region, bool]], query: Region) -> None:
+    index: RegionIndex[int, Region] = RegionIndex((40, 8))
+    live: dict[int, Region] = {}
+    for key, (region, remove_one) in enumerate(operations):
+        if remove_one and live:
+            index.remove(min(live))
+            del live[min(live)]
+        index.add(key, region, region)
+        live[key] = region
+    found = sorted(region for region, _ in index.overlapping(query))
+    assert found == sorted(region for region in live.values() if intersect(region, query) is not None)
 
 
 # Generated programs: every one is legal, every mutant is not.
