@@ -191,16 +191,22 @@ class ProgramBuilder:
                        outputs, self.graph.planning_dtype or "fp32", self.graph.opset)
 
     def _wait_for_previous_holders(self, offsets: dict[str, int]) -> None:
-        # A buffer placed where another lived before must not be written until that one is released.
-        placed = sorted((info.first, name) for name, info in self._buffers.items() if name in offsets)
-        for position, (first, name) in enumerate(placed):
+        # A buffer placed where others lived before must not be written until they are released. Only the latest
+        # holder of each byte matters (its release already waits for the holders before it), so keep a map of
+        # disjoint byte ranges to the release of whoever held them last.
+        holders: list[tuple[int, int, int]] = []  # (start, end, last instruction of the holder), sorted
+        for _, name in sorted((info.first, name) for name, info in self._buffers.items() if name in offsets):
             info = self._buffers[name]
             start, end = offsets[name], offsets[name] + info.partition_bytes
-            for _, earlier in placed[:position]:
-                other = self._buffers[earlier]
-                if other.last < first and offsets[earlier] < end and start < offsets[earlier] + other.partition_bytes:
-                    for write in info.writes:  # every write, for a load split over queues writes in parts
-                        self._instructions[write]["deps"].add(other.last)
+            kept: list[tuple[int, int, int]] = []
+            for low, high, last in holders:
+                if high <= start or end <= low:
+                    kept.append((low, high, last))
+                    continue
+                for write in info.writes:  # every write, for a load split over queues writes in parts
+                    self._instructions[write]["deps"].add(last)
+                kept += [piece for piece in ((low, start, last), (end, high, last)) if piece[0] < piece[1]]
+            holders = sorted([*kept, (start, end, info.last)])
 
     def _dram_tensor(self, name: str, outputs: tuple[str, ...]) -> DramTensor:
         tensor = self.graph.tensors[name]
