@@ -237,7 +237,9 @@ class Program:
                 raise ValueError(f"instruction {position} waits for {instruction.deps}: deps must come earlier")
 
     def to_json(self) -> str:
-        return json.dumps({"schema_version": SCHEMA_VERSION, **_encode(self)}, separators=(",", ":"))
+        from simulator.plan_file import encode_program
+
+        return json.dumps({"schema_version": SCHEMA_VERSION, **encode_program(self)}, separators=(",", ":"))
 
     @classmethod
     def from_json(cls, text: str) -> Program:
@@ -247,6 +249,8 @@ class Program:
         >>> Program.from_json(p.to_json()) == p
         True
         """
+        from simulator.plan_file import decode_program
+
         try:
             document = json.loads(text)
         except json.JSONDecodeError as exc:
@@ -255,73 +259,6 @@ class Program:
             found = document.get("schema_version") if isinstance(document, dict) else None
             raise ProgramError(f"schema_version {found!r}; this simulator reads version {SCHEMA_VERSION}")
         try:
-            return _decode_program(document)
+            return decode_program(document)
         except (KeyError, TypeError, ValueError) as exc:
             raise ProgramError(f"malformed program: {type(exc).__name__}: {exc}") from None
-
-
-_KINDS = {"load": DmaLoad, "store": DmaStore, "compute": Compute, "release": Release}
-_KIND_OF = {cls: kind for kind, cls in _KINDS.items()}
-
-
-def _encode(value: Any) -> Any:
-    if isinstance(value, Box):
-        return {"start": list(value.start), "stop": list(value.stop)}
-    if isinstance(value, (Operand, Param, Unread)):
-        return {"kind": type(value).__name__.lower(), **{k: _encode(getattr(value, k)) for k in value.__slots__}}
-    if isinstance(value, (DmaLoad, DmaStore, Compute, Release)):
-        return {"kind": _KIND_OF[type(value)], **{k: _encode(getattr(value, k)) for k in value.__slots__}}
-    if hasattr(value, "__dataclass_fields__"):
-        return {k: _encode(getattr(value, k)) for k in value.__slots__}
-    if isinstance(value, tuple):
-        return [_encode(item) for item in value]
-    return value
-
-
-def _tuple(value: Any) -> Any:
-    return tuple(_tuple(item) for item in value) if isinstance(value, list) else value
-
-
-def _box(value: dict[str, Any]) -> Box:
-    return Box(tuple(value["start"]), tuple(value["stop"]))
-
-
-def _slot(value: dict[str, Any] | None) -> Operand | Param | Unread | None:
-    if value is None:
-        return None
-    if value["kind"] == "param":
-        return Param(tuple(value["values"]), tuple(value["shape"]), value["dtype"])
-    if value["kind"] == "unread":
-        return Unread(value["tensor"], tuple(value["view"]))
-    return Operand(value["tensor"], _box(value["box"]), value["buffer"], tuple(value["at"]), tuple(value["view"]))
-
-
-def _instruction(value: dict[str, Any]) -> Instruction:
-    kind, deps = value["kind"], tuple(value["deps"])
-    if kind == "load":
-        return DmaLoad(value["id"], deps, value["queue"], value["tensor"], _box(value["box"]), value["buffer"],
-                       tuple(value["at"]), value["op"])
-    if kind == "store":
-        return DmaStore(value["id"], deps, value["queue"], value["buffer"], tuple(value["at"]), value["tensor"],
-                        _box(value["box"]), value["op"])
-    if kind == "release":
-        return Release(value["id"], deps, value["buffer"])
-    if kind == "compute":
-        output = _slot(value["output"])
-        if not isinstance(output, Operand):
-            raise ValueError(f"instruction {value['id']}: output must be an operand")
-        return Compute(value["id"], deps, value["engine"], value["node"], value["op_type"],
-                       tuple((key, _tuple(item)) for key, item in value["attrs"]),
-                       tuple(_slot(slot) for slot in value["inputs"]), output, value["output_index"], value["macs"],
-                       value["elem_ops"], tuple(value["mnk"]))
-    raise ValueError(f"unknown instruction kind {kind!r}")
-
-
-def _decode_program(document: dict[str, Any]) -> Program:
-    tensors = tuple(DramTensor(t["name"], tuple(t["shape"]), t["dtype"], t["elem_bytes"], t["role"])
-                    for t in document["tensors"])
-    buffers = tuple(Buffer(b["name"], b["offset"], tuple(b["shape"]), tuple(b["layout"]), b["elem_bytes"])
-                    for b in document["buffers"])
-    instructions = tuple(_instruction(i) for i in document["instructions"])
-    return Program(document["model"], document["strategy"], document["machine"], tensors, buffers, instructions,
-                   tuple(document["outputs"]), document["dtype"], document["opset"])
