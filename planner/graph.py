@@ -152,9 +152,12 @@ def _to_graph(model: onnx.ModelProto, where: str, folded: Folded, dtype: str | N
     tensors: dict[str, Tensor] = {}
     for name in sorted(used, key=lambda n: (n not in inputs, n)):
         ttype = folded.types.get(name)
-        if ttype is None or ttype.shape is None or None in ttype.shape:
+        if ttype is None or ttype.shape is None or None in ttype.shape or min(ttype.shape, default=0) < 0:
             producer = next((node for node in nodes if name in node.outputs), None)
             at = f"node {producer.name!r} ({producer.op_type}) output" if producer else "tensor"
+            if ttype is not None and ttype.shape is not None and None not in ttype.shape:
+                raise PlanError(f"{where}: {at} {name!r} has shape {list(ttype.shape)}: its attributes make no shape "
+                                "(a window larger than its padded input?)")
             raise PlanError(f"{where}: {at} {name!r} has no static shape after shape inference (it depends on data, "
                             "or on values not known when planning)")
         kind = "input" if name in inputs else "constant" if name in folded.constants else "activation"

@@ -29,20 +29,6 @@ class Dependence:
     relation: isl.Map  # { Source[...] -> Sink[...] }
 
 
-def box_set(space_name: str, dims: Iterable[str], block: Block) -> isl.Set:
-    """The set of points of a named space inside a block; dims not in the block are unconstrained.
-
-    >>> box_set("S", ("n", "k"), {"k": (0, 4)})
-    Set("{ S[n, k] : 0 <= k <= 3 }")
-    """
-    dims = tuple(dims)
-    unknown = set(block) - set(dims)
-    if unknown:
-        raise KeyError(f"{space_name} has no dims {sorted(unknown)}; its dims are {list(dims)}")
-    constraints = [f"{lo} <= {dim} < {hi}" for dim, (lo, hi) in block.items()]
-    return isl.Set(f"{{ {space_name}[{', '.join(dims)}] : {' and '.join(constraints) or '1 = 1'} }}")
-
-
 def tensor_set(space_name: str, shape: tuple[int, ...]) -> isl.Set:
     """All elements of a tensor of the given shape.
 

@@ -127,6 +127,8 @@ GRAPH_CASES: dict[str, tuple[Callable[[], onnx.ModelProto], list[str]]] = {
     "zero stride": (lambda: conv([1, 3, 8, 8], (4, 3, 3, 3), strides=[0, 1]), ["'conv_bad'", "stride"]),
     "kernel larger than padded input": (lambda: conv([1, 3, 4, 4], (4, 3, 7, 7), pads=[1, 1, 1, 1]),
                                         ["'conv_bad'", "(Conv)"]),
+    "kernel larger than the input, negative extent": (lambda: conv([1, 3, 8, 1], (4, 3, 3, 3)),
+                                                      ["'conv_bad'", "(Conv)", "make no shape"]),
     "channels do not match the weights": (lambda: conv([1, 3, 8, 8], (4, 2, 3, 3)), ["'conv_bad'", "channel"]),
     "types do not match (shape inference)": (
         lambda: make_model([helper.make_node("Add", ["x", "steps"], ["y"], name="add_mixed")], {"x": [4]}, {"y": [4]},
