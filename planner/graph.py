@@ -152,16 +152,17 @@ def _to_graph(model: onnx.ModelProto, where: str, folded: Folded, dtype: str | N
     tensors: dict[str, Tensor] = {}
     for name in sorted(used, key=lambda n: (n not in inputs, n)):
         ttype = folded.types.get(name)
-        if ttype is None or ttype.shape is None or None in ttype.shape or min(ttype.shape, default=0) < 0:
+        dims = [] if ttype is None or ttype.shape is None else [d for d in ttype.shape if d is not None]
+        if ttype is None or ttype.shape is None or len(dims) < len(ttype.shape) or min(dims, default=0) < 0:
             producer = next((node for node in nodes if name in node.outputs), None)
             at = f"node {producer.name!r} ({producer.op_type}) output" if producer else "tensor"
-            if ttype is not None and ttype.shape is not None and None not in ttype.shape:
-                raise PlanError(f"{where}: {at} {name!r} has shape {list(ttype.shape)}: its attributes make no shape "
+            if ttype is not None and ttype.shape is not None and len(dims) == len(ttype.shape):
+                raise PlanError(f"{where}: {at} {name!r} has shape {dims}: its attributes make no shape "
                                 "(a window larger than its padded input?)")
             raise PlanError(f"{where}: {at} {name!r} has no static shape after shape inference (it depends on data, "
                             "or on values not known when planning)")
         kind = "input" if name in inputs else "constant" if name in folded.constants else "activation"
-        tensors[name] = Tensor(name, tuple(int(d) for d in ttype.shape), ttype.elem_type, kind)  # type: ignore[arg-type]
+        tensors[name] = Tensor(name, tuple(dims), ttype.elem_type, kind)
     values = {name: _frozen(value) for name, value in folded.values.items() if name in used}
     opset = next(entry.version for entry in model.opset_import if entry.domain in ("", "ai.onnx"))
     return Graph(model.graph.name or "model", where, opset, nodes, MappingProxyType(tensors), inputs, outputs,
