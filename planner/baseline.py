@@ -8,15 +8,10 @@ nothing is kept from one op to the next. This is what an honest per-operator com
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable
-
-from planner import poly
-from planner.errors import PlanError
+from planner.stage_op import stage_statement
 from planner.staging import ProgramBuilder
-from planner.stmt import LoweredGraph, Statement
-from planner.tiling import Block, blocks, extents, largest_tile, loop_orders, output_dims, tile_boxes
-from simulator.isa import Box, Program
+from planner.stmt import LoweredGraph
+from simulator.isa import Program
 from simulator.machine import MachineConfig
 
 
@@ -24,113 +19,5 @@ def plan_baseline(lowered: LoweredGraph, machine: MachineConfig) -> Program:
     """Stage every statement on its own; raises PlanError naming the op when no tile of it fits."""
     builder = ProgramBuilder(lowered, machine, "baseline")
     for stmt in lowered.statements:
-        _stage(builder, stmt)
+        stage_statement(builder, stmt)
     return builder.build()
-
-
-def _stage(builder: ProgramBuilder, stmt: Statement) -> None:
-    graph = builder.graph
-    whole_reads, _ = tile_boxes(stmt, {})
-
-    def slots(tensor: str, box: Box) -> int:
-        return 1 if box == whole_reads[tensor] else 2
-
-    def cost(block: Block) -> int:
-        reads, writes = tile_boxes(stmt, block)
-        total = sum(slots(t, box) * builder.partition_bytes(box.shape, graph.elem_bytes(t)) for t, box in reads.items())
-        return total + sum(2 * builder.partition_bytes(box.shape, graph.elem_bytes(t)) for t, box in writes.items())
-
-    capacity = builder.machine.scratchpad.partition_bytes
-    tile = largest_tile(stmt, cost, capacity)
-    if tile is None:
-        smallest = cost({dim: (lo, lo + 1) for dim, (lo, _) in extents(stmt).items() if dim in output_dims(stmt)})
-        raise PlanError(f"{graph.source}: op {stmt.node!r} ({stmt.op_type}): its smallest tile needs {smallest:,} "
-                        f"bytes per partition, but the scratchpad has {capacity:,} "
-                        f"({builder.machine.scratchpad.capacity_bytes:,} bytes in "
-                        f"{builder.machine.scratchpad.partitions} partitions)")
-    tiles = _cheapest_order(stmt, tile, graph.elem_bytes)
-    shapes: dict[str, tuple[int, ...]] = {}
-    for _, reads, writes in tiles:
-        for tensor, box in [*reads.items(), *writes.items()]:
-            old = shapes.get(tensor, box.shape)
-            shapes[tensor] = tuple(max(a, b) for a, b in zip(old, box.shape, strict=True))
-    constant = {t for t in whole_reads if all(reads.get(t) == whole_reads[t] for _, reads, _ in tiles)}
-    buffers = {t: [builder.buffer(f"{stmt.name}.{t}.{s}", shapes[t], graph.elem_bytes(t))
-                   for s in range(1 if t in constant else 2)] for t in shapes}
-
-    held: dict[str, dict[int, tuple[Box, list[int]]]] = {t: {} for t in buffers}  # slot -> (box, its load ids)
-    last_reader: dict[str, list[int]] = {}  # buffer -> the instructions that last read it
-    total_points = poly.count(stmt.domain) or 1
-    done_macs = done_ops = 0
-
-    def load_tile(reads: dict[str, Box]) -> dict[str, tuple[Box, str, list[int]]]:
-        placed = {}
-        for tensor, box in reads.items():
-            slot = next((s for s, (b, _) in held[tensor].items() if b == box), None)
-            if slot is None:
-                used = list(held[tensor])
-                slot = next((s for s in range(len(buffers[tensor])) if s not in used), None)
-                if slot is None:  # both slots hold data: overwrite the one the previous tile did not use
-                    slot = min(used, key=lambda s: held[tensor][s][1][0])
-                buffer = buffers[tensor][slot]
-                deps = list(last_reader.get(buffer, []))
-                held[tensor][slot] = (box, builder.load(tensor, box, buffer, deps, stmt.node))
-            placed[tensor] = (held[tensor][slot][0], buffers[tensor][slot], held[tensor][slot][1])
-        return placed
-
-    pending = load_tile(tiles[0][1])
-    for index, (block, _, writes) in enumerate(tiles):
-        current = pending
-        if index + 1 < len(tiles):
-            pending = load_tile(tiles[index + 1][1])  # prefetch: the next tile's loads go ahead of this compute
-        (out_tensor, out_box), = writes.items()
-        out_buffer = buffers[out_tensor][index % len(buffers[out_tensor])]
-        deps = [load for _, _, loads in current.values() for load in loads]
-        deps += last_reader.get(out_buffer, [])  # the store of the tile that used this slot before
-        points = poly.count(poly.block_points(stmt, block))
-        last = index == len(tiles) - 1
-        macs = stmt.macs - done_macs if last else stmt.macs * points // total_points
-        elem_ops = stmt.elem_ops - done_ops if last else stmt.elem_ops * points // total_points
-        done_macs, done_ops = done_macs + macs, done_ops + elem_ops
-        compute = builder.compute(stmt.node, "tensor" if stmt.engine == "tensor" else "vector",
-                                  {t: (box, buffer) for t, (box, buffer, _) in current.items()},
-                                  (out_tensor, out_box, out_buffer), deps, macs, elem_ops, _mnk(stmt, block))
-        for _, buffer, _ in current.values():
-            last_reader[buffer] = [compute]
-        last_reader[out_buffer] = builder.store(out_buffer, out_tensor, out_box, [compute], stmt.node)
-    for tensor_buffers in buffers.values():
-        for buffer in tensor_buffers:
-            if buffer in last_reader:
-                builder.release(buffer, last_reader[buffer])
-
-
-def _cheapest_order(stmt: Statement, tile: dict[str, int], elem_bytes: Callable[[str], int],
-                    ) -> list[tuple[Block, dict[str, Box], dict[str, Box]]]:
-    """The tiles in the loop order that loads the fewest bytes: an input is reloaded only when its box changes, so
-    the order decides which operand is read once and which once per tile of the other."""
-    best: tuple[int, list[tuple[Block, dict[str, Box], dict[str, Box]]]] | None = None
-    for order in loop_orders(stmt, tile):
-        tiles = [(block, *tile_boxes(stmt, block)) for block in blocks(stmt, tile, order)]
-        loaded = 0
-        held: dict[str, Box] = {}
-        for _, reads, _ in tiles:
-            for tensor, box in reads.items():
-                if held.get(tensor) != box:
-                    loaded += box.numel * elem_bytes(tensor)
-                    held[tensor] = box
-        if best is None or loaded < best[0]:
-            best = (loaded, tiles)
-    assert best is not None
-    return best[1]
-
-
-def _mnk(stmt: Statement, block: Block) -> tuple[int, ...]:
-    """Systolic shape of a tensor-engine tile: K the reduction, N the output channels, M the rest."""
-    if stmt.engine != "tensor":
-        return ()
-    spans = extents(stmt)
-    k = math.prod(hi - lo for dim, (lo, hi) in spans.items() if dim not in output_dims(stmt))
-    out = {dim: hi - lo for dim, (lo, hi) in block.items()}
-    n = math.prod(out.get(dim, 1) for dim in ("g", "k") if dim in out) if stmt.op_type in ("Conv", "ConvTranspose") \
-        else out.get("n", 1)
-    return (math.prod(out.values()) // n, n, k)

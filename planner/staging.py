@@ -61,6 +61,7 @@ class ProgramBuilder:
         self._stores: dict[str, list[tuple[Box, int]]] = {}
         self._next_queue = 0
         self._tensors: dict[str, None] = {}
+        self.output_tensors = frozenset(lowered.base(name) for name in self.graph.outputs)
 
     # -- buffers --------------------------------------------------------------------------------------------------
     def buffer(self, name: str, shape: tuple[int, ...], elem_bytes: int) -> str:
@@ -99,12 +100,16 @@ class ProgramBuilder:
             ids.append(index)
         return ids
 
-    def store(self, buffer: str, tensor: str, box: Box, deps: list[int], op: str) -> list[int]:
-        """Store a buffer's region (from element 0 on) into a box, split across DMA queues when it is large."""
+    def store(self, buffer: str, tensor: str, box: Box, deps: list[int], op: str,
+              at: tuple[int, ...] | None = None) -> list[int]:
+        """Store a buffer's region (from element `at` on, 0 by default) into a box, split across DMA queues when it
+        is large."""
         self._tensors[tensor] = None
+        origin = at or (0,) * len(box.start)
         ids = []
-        for part, at in self._split(tensor, box):
-            index = self._emit(DmaStore, deps, queue=self._queue(), buffer=buffer, at=at, tensor=tensor, box=part,
+        for part, offset in self._split(tensor, box):
+            index = self._emit(DmaStore, deps, queue=self._queue(), buffer=buffer,
+                               at=tuple(a + b for a, b in zip(origin, offset, strict=True)), tensor=tensor, box=part,
                                op=op)
             self._stores.setdefault(tensor, []).append((part, index))
             self._use(buffer, index)
@@ -134,9 +139,11 @@ class ProgramBuilder:
             pieces.append((Box(start, stop), at))
         return pieces
 
-    def compute(self, node_name: str, engine: str, reads: dict[str, tuple[Box, str]], output: tuple[str, Box, str],
-                deps: list[int], macs: int, elem_ops: int, mnk: tuple[int, ...]) -> int:
-        """One tile of a node: `reads` maps base tensors to (box, buffer); `output` is (tensor, box, buffer)."""
+    def compute(self, node_name: str, engine: str, reads: dict[str, tuple[Box, str, tuple[int, ...]]],
+                output: tuple[str, Box, str, tuple[int, ...]], deps: list[int], macs: int, elem_ops: int,
+                mnk: tuple[int, ...]) -> int:
+        """One tile of a node: `reads` maps base tensors to (box, buffer, position in the buffer); `output` is
+        (tensor, box, buffer, position)."""
         node = self.nodes[node_name]
         slots: list[Operand | Param | Unread | None] = []
         for name in node.inputs:
@@ -145,19 +152,19 @@ class ProgramBuilder:
             if not name:
                 slots.append(None)
             elif base in reads:
-                box, buffer = reads[base]
-                slots.append(Operand(base, box, buffer, (0,) * len(box.start), view))
+                box, buffer, at = reads[base]
+                slots.append(Operand(base, box, buffer, at, view))
             elif name in self.graph.values:
                 value = np.asarray(self.graph.values[name])
                 slots.append(Param(tuple(value.reshape(-1).tolist()), value.shape, str(value.dtype)))
             else:
                 slots.append(Unread(base, view))
-        tensor, box, buffer = output
+        tensor, box, buffer, out_at = output
         attrs = tuple(sorted((key, _plain(value)) for key, value in node.attrs.items()))
         index = self._emit(Compute, deps, engine=engine, node=node_name, op_type=node.op_type, attrs=attrs,
-                           inputs=tuple(slots), output=Operand(tensor, box, buffer, (0,) * len(box.start)),
+                           inputs=tuple(slots), output=Operand(tensor, box, buffer, out_at),
                            output_index=node.outputs.index(tensor), macs=macs, elem_ops=elem_ops, mnk=mnk)
-        for _, read_buffer in reads.values():
+        for _, read_buffer, _ in reads.values():
             self._use(read_buffer, index)
         self._use(buffer, index, writes=True)
         self._tensors[tensor] = None
