@@ -1,0 +1,81 @@
+"""The fused strategy: the whole graph planned at once, keeping intermediates on chip where that pays.
+
+    choose_residency  -> which intermediates stay whole in the scratchpad, for the whole graph (planner.schedule)
+    stage_statement   -> every op tiled in the room the resident tensors leave; resident operands read in place
+    build             -> addresses from lifetimes; if fragmentation defeats the allocator, keep fewer and retry
+    keep the better   -> the baseline's plan wins when it moves fewer bytes (counted from the two programs)
+
+Operators are not yet fused into one loop nest (conv -> conv with halos); a producer's output stays on chip for its
+consumers instead, which removes the same DRAM round trip wherever the intermediate fits.
+"""
+
+from __future__ import annotations
+
+from planner.alloc import align, choose_layout
+from planner.baseline import plan_baseline
+from planner.errors import PlanError
+from planner.schedule import choose_residency
+from planner.stage_op import Resident, stage_statement
+from planner.staging import ProgramBuilder
+from planner.stmt import LoweredGraph, Statement
+from planner.tiling import tile_boxes
+from simulator.isa import DmaLoad, DmaStore, Program
+from simulator.machine import MachineConfig
+
+RETRIES = 8
+
+
+def plan_fused(lowered: LoweredGraph, machine: MachineConfig) -> Program:
+    """Plan with residency across ops; never moves more DRAM bytes than the baseline's plan."""
+    sp = machine.scratchpad
+    graph = lowered.graph
+
+    def size_of(tensor: str) -> int:
+        layout_bytes = choose_layout(graph.tensors[tensor].shape, graph.elem_bytes(tensor), sp.partitions)[1]
+        return align(layout_bytes, sp.alignment_bytes)
+
+    def tile_cost(stmt: Statement, block: dict[str, tuple[int, int]]) -> int:
+        reads, writes = tile_boxes(stmt, block)
+        def one(tensor: str, shape: tuple[int, ...]) -> int:
+            return align(choose_layout(shape, graph.elem_bytes(tensor), sp.partitions)[1], sp.alignment_bytes)
+        return sum(2 * one(t, b.shape) for t, b in [*reads.items(), *writes.items()])
+
+    excluded: frozenset[str] = frozenset()
+    fused: Program | None = None
+    for _ in range(RETRIES):
+        residency = choose_residency(lowered, sp.partition_bytes, size_of, tile_cost, excluded)
+        try:
+            fused = _stage(lowered, machine, residency.lifetimes, residency.room)
+            break
+        except PlanError:
+            if not residency.lifetimes:
+                raise
+            # fragmentation: give up the largest resident tensor and choose again
+            excluded |= {max(residency.lifetimes, key=lambda t: (residency.sizes[t], t))}
+    baseline = plan_baseline(lowered, machine)
+    if fused is None or dram_bytes(fused) > dram_bytes(baseline):
+        return Program(baseline.model, "fused", baseline.machine, baseline.tensors, baseline.buffers,
+                       baseline.instructions, baseline.outputs, baseline.dtype, baseline.opset)
+    return fused
+
+
+def dram_bytes(program: Program) -> int:
+    """Bytes a program moves between DRAM and the scratchpad, read off its loads and stores."""
+    sizes = {tensor.name: tensor.elem_bytes for tensor in program.tensors}
+    return sum(i.box.numel * sizes[i.tensor] for i in program.instructions if isinstance(i, (DmaLoad, DmaStore)))
+
+
+def _stage(lowered: LoweredGraph, machine: MachineConfig, lifetimes: dict[str, tuple[int, int]],
+           room: tuple[int, ...]) -> Program:
+    builder = ProgramBuilder(lowered, machine, "fused")
+    graph = lowered.graph
+    residents = {t: Resident(builder.buffer(f"resident.{t}", graph.tensors[t].shape, graph.elem_bytes(t)))
+                 for t in lifetimes}
+    for index, stmt in enumerate(lowered.statements):
+        touched = {access.tensor for access in (*stmt.reads, *stmt.writes)}
+        stage_statement(builder, stmt, {t: residents[t] for t in touched if t in residents}, room[index])
+        for tensor, (_, last) in lifetimes.items():
+            if last == index:
+                keep = residents[tensor]
+                builder.release(keep.buffer, sorted({*keep.readers, *(w for _, w in keep.writes)}))
+    return builder.build()
