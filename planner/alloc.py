@@ -38,12 +38,17 @@ def align(value: int, alignment: int) -> int:
 
 @dataclass(frozen=True, slots=True)
 class Lifetime:
-    """A buffer to place: bytes it needs in each partition, from instruction `first` to `last` inclusive."""
+    """A buffer to place: bytes it needs in each partition, from instruction `first` to `last` inclusive.
+
+    A buffer with a `pinned` offset (a tensor kept across ops, placed by the whole-graph schedule) stays there;
+    the others go first-fit from the bottom, below the pinned ones.
+    """
 
     name: str
     partition_bytes: int
     first: int
     last: int
+    pinned: int | None = None
 
 
 def allocate(lifetimes: Sequence[Lifetime], partition_capacity: int, alignment: int, what: str) -> dict[str, int]:
@@ -57,12 +62,17 @@ def allocate(lifetimes: Sequence[Lifetime], partition_capacity: int, alignment: 
     for lifetime in sorted(lifetimes, key=lambda b: (b.first, -b.partition_bytes, b.name)):
         live = [entry for entry in live if entry[2] >= lifetime.first]
         size = align(lifetime.partition_bytes, alignment)
-        offset = 0
-        for start, end, _ in sorted(live):
-            if offset + size <= start:
-                break
-            offset = max(offset, end)
-        if offset + size > partition_capacity:
+        if lifetime.pinned is not None:
+            offset = lifetime.pinned
+            if any(start < offset + size and offset < end for start, end, _ in live):
+                raise PlanError(f"{what}: buffer {lifetime.name} is pinned at {offset}, where a live buffer lies")
+        else:
+            offset = 0
+            for start, end, _ in sorted(live):
+                if offset + size <= start:
+                    break
+                offset = max(offset, end)
+        if offset < 0 or offset + size > partition_capacity:
             in_use = sum(end - start for start, end, _ in live)
             raise PlanError(f"{what}: buffer {lifetime.name} needs {size} bytes per partition at offset {offset}; "
                             f"{in_use} of {partition_capacity} bytes per partition are in use")

@@ -14,7 +14,7 @@ from typing import NoReturn
 
 import onnx
 
-from planner.commands import EXIT_CHECK_FAILED, STRATEGIES, CheckFailed, run_plan, run_simulate
+from planner.commands import EXIT_CHECK_FAILED, STRATEGIES, CheckFailed, run_compare, run_plan, run_simulate
 from planner.errors import PlanError
 from planner.graph import PLANNING_DTYPES, Graph, load_graph
 from planner.inspect import op_rows, totals
@@ -73,14 +73,22 @@ def _parser() -> argparse.ArgumentParser:
     simulate.add_argument("--check", action="store_true", help="verify the plan and run it on real numbers against "
                           "onnxruntime (exit status 3 on a mismatch)")
     simulate.set_defaults(run=lambda args: run_simulate(args, load_model_argument))
+
+    compare = commands.add_parser("compare", help="baseline and fused side by side on one model and machine")
+    _model_arguments(compare)
+    _machine_arguments(compare, strategy=False)
+    compare.add_argument("--json", action="store_true", help='print {"baseline": {...}, "fused": {...}}')
+    compare.set_defaults(run=lambda args: run_compare(args, load_model_argument))
     return parser
 
 
-def _machine_arguments(parser: argparse.ArgumentParser) -> None:
+def _machine_arguments(parser: argparse.ArgumentParser, strategy: bool = True) -> None:
     parser.add_argument("--machine", required=True, metavar="PRESET|FILE.yaml",
                         help=f"a preset ({', '.join(preset_names())}) or a machine YAML file")
     parser.add_argument("--scratchpad", metavar="SIZE", help="override the scratchpad capacity, e.g. 64KiB or 24MiB")
-    parser.add_argument("--strategy", choices=STRATEGIES, default="baseline", help="how to plan (default baseline)")
+    if strategy:
+        parser.add_argument("--strategy", choices=sorted(STRATEGIES), default="fused",
+                            help="fused (default): the whole graph at once; baseline: each op on its own")
 
 
 def _model_arguments(parser: argparse.ArgumentParser, plan_files: bool = False) -> None:

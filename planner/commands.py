@@ -18,6 +18,7 @@ from planner.baseline import plan_baseline
 from planner.bounds import Bounds, bounds, program_bounds
 from planner.check import reference_values
 from planner.errors import PlanError
+from planner.fused import plan_fused
 from planner.graph import Graph
 from planner.ops import lower
 from simulator.functional import FunctionalError, FunctionalMismatch, run_functional
@@ -27,7 +28,7 @@ from simulator.timing import SimResult, TimingError, simulate
 from simulator.trace import chrome_trace
 from simulator.verify import verify
 
-STRATEGIES = ("baseline",)
+STRATEGIES = {"fused": plan_fused, "baseline": plan_baseline}
 EXIT_CHECK_FAILED = 3
 
 
@@ -67,7 +68,7 @@ def plan_program(args: argparse.Namespace, machine: MachineConfig, load_model: L
         return Planned(program, program_bounds(program, machine))
     graph, source = load_model(args)
     lowered = lower(graph)
-    return Planned(plan_baseline(lowered, machine), bounds(lowered, machine), graph, source)
+    return Planned(STRATEGIES[args.strategy](lowered, machine), bounds(lowered, machine), graph, source)
 
 
 def run_plan(args: argparse.Namespace, load_model: Loader) -> str:
@@ -91,6 +92,39 @@ def run_simulate(args: argparse.Namespace, load_model: Loader) -> str:
         write_atomically(args.trace, json.dumps(chrome_trace(planned.program, result)))
     report = simulation_report(planned, machine, result)
     return json.dumps(report) + "\n" if args.json else format_report(report, checked=args.check)
+
+
+def run_compare(args: argparse.Namespace, load_model: Loader) -> str:
+    """Both strategies on one model and machine, side by side, every figure simulated."""
+    machine = machine_argument(args)
+    graph, source = load_model(args)
+    lowered = lower(graph)
+    limits = bounds(lowered, machine)
+    reports = {}
+    for name in ("baseline", "fused"):
+        planned = Planned(STRATEGIES[name](lowered, machine), limits, graph, source)
+        try:
+            result = simulate(planned.program, machine)
+        except TimingError as exc:
+            raise PlanError(f"{args.model}: {exc}") from None
+        reports[name] = simulation_report(planned, machine, result)
+    if args.json:
+        return json.dumps(reports) + "\n"
+    header = f"{'strategy':<10}{'DRAM read':>16}{'DRAM written':>16}{'transfers':>11}{'cycles':>15}" \
+             f"{'x compulsory':>14}{'x roofline':>12}"
+    lines = [f"{graph.name} on {machine.name} ({graph.planning_dtype or 'model dtype'}): compulsory "
+             f"{limits.compulsory_bytes:,} bytes, roofline {limits.roofline_cycles:,} cycles", header]
+    for name, r in reports.items():
+        traffic = r["dram_bytes_read"] + r["dram_bytes_written"]
+        lines.append(f"{name:<10}{r['dram_bytes_read']:>16,}{r['dram_bytes_written']:>16,}{r['dma_transfers']:>11,}"
+                     f"{r['total_cycles']:>15,}{traffic / limits.compulsory_bytes:>14.2f}"
+                     f"{r['total_cycles'] / limits.roofline_cycles:>12.2f}")
+    base, fused = reports["baseline"], reports["fused"]
+    base_traffic = base["dram_bytes_read"] + base["dram_bytes_written"]
+    fused_traffic = fused["dram_bytes_read"] + fused["dram_bytes_written"]
+    lines.append(f"reduction: DRAM traffic {base_traffic / max(fused_traffic, 1):.2f}x less, cycles "
+                 f"{base['total_cycles'] / max(fused['total_cycles'], 1):.2f}x fewer")
+    return "\n".join(lines) + "\n"
 
 
 def check_program(args: argparse.Namespace, planned: Planned, machine: MachineConfig) -> None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 from planner.alloc import align, choose_layout
 from planner.baseline import plan_baseline
 from planner.errors import PlanError
-from planner.schedule import choose_residency
+from planner.schedule import Residency, choose_residency
 from planner.stage_op import Resident, stage_statement
 from planner.staging import ProgramBuilder
 from planner.stmt import LoweredGraph, Statement
@@ -43,9 +43,9 @@ def plan_fused(lowered: LoweredGraph, machine: MachineConfig) -> Program:
     excluded: frozenset[str] = frozenset()
     fused: Program | None = None
     for _ in range(RETRIES):
-        residency = choose_residency(lowered, sp.partition_bytes, size_of, tile_cost, excluded)
+        residency = choose_residency(lowered, sp.partition_bytes, sp.alignment_bytes, size_of, tile_cost, excluded)
         try:
-            fused = _stage(lowered, machine, residency.lifetimes, residency.room)
+            fused = _stage(lowered, machine, residency)
             break
         except PlanError:
             if not residency.lifetimes:
@@ -65,16 +65,16 @@ def dram_bytes(program: Program) -> int:
     return sum(i.box.numel * sizes[i.tensor] for i in program.instructions if isinstance(i, (DmaLoad, DmaStore)))
 
 
-def _stage(lowered: LoweredGraph, machine: MachineConfig, lifetimes: dict[str, tuple[int, int]],
-           room: tuple[int, ...]) -> Program:
+def _stage(lowered: LoweredGraph, machine: MachineConfig, residency: Residency) -> Program:
     builder = ProgramBuilder(lowered, machine, "fused")
     graph = lowered.graph
-    residents = {t: Resident(builder.buffer(f"resident.{t}", graph.tensors[t].shape, graph.elem_bytes(t)))
-                 for t in lifetimes}
+    residents = {t: Resident(builder.buffer(f"resident.{t}", graph.tensors[t].shape, graph.elem_bytes(t),
+                                            pinned=residency.offsets[t]))
+                 for t in residency.lifetimes}
     for index, stmt in enumerate(lowered.statements):
         touched = {access.tensor for access in (*stmt.reads, *stmt.writes)}
-        stage_statement(builder, stmt, {t: residents[t] for t in touched if t in residents}, room[index])
-        for tensor, (_, last) in lifetimes.items():
+        stage_statement(builder, stmt, {t: residents[t] for t in touched if t in residents}, residency.room[index])
+        for tensor, (_, last) in residency.lifetimes.items():
             if last == index:
                 keep = residents[tensor]
                 builder.release(keep.buffer, sorted({*keep.readers, *(w for _, w in keep.writes)}))

@@ -18,23 +18,24 @@ from planner.tiling import extents, middle_block, output_dims
 
 @dataclass(frozen=True, slots=True)
 class Residency:
-    """Tensors kept whole, with the statement range each one lives over, and the room left per statement."""
+    """Tensors kept whole: the statement range each lives over, its offset (bytes per partition, placed from the
+    top of the scratchpad down), and per statement the room below every resident tensor, left for its tiles."""
 
     lifetimes: dict[str, tuple[int, int]]   # tensor -> (first statement, last statement), inclusive
+    offsets: dict[str, int]
     sizes: dict[str, int]                   # tensor -> bytes per partition of its whole-tensor buffer
-    room: tuple[int, ...]                   # per statement: bytes per partition left for its tiles
-
-    def live_at(self, index: int) -> list[str]:
-        return [t for t, (first, last) in self.lifetimes.items() if first <= index <= last]
+    room: tuple[int, ...]
 
 
-def choose_residency(lowered: LoweredGraph, capacity: int, size_of: Callable[[str], int],
+def choose_residency(lowered: LoweredGraph, capacity: int, alignment: int, size_of: Callable[[str], int],
                      tile_cost: Callable[[Statement, dict[str, tuple[int, int]]], int],
                      exclude: frozenset[str] = frozenset()) -> Residency:
-    """Greedy whole-graph choice of resident intermediates under `capacity` bytes per partition.
+    """Greedy whole-graph choice and placement of resident intermediates under `capacity` bytes per partition.
 
-    `size_of(tensor)` is the whole tensor's bytes per partition; `tile_cost(stmt, block)` the bytes per partition a
-    tile of that block needs when nothing is resident.
+    `size_of(tensor)` is the whole tensor's aligned bytes per partition; `tile_cost(stmt, block)` the bytes per
+    partition a tile of that block needs when nothing is resident. Each kept tensor is placed first-fit from the top
+    among the kept tensors whose lifetimes overlap its own, and only if every op it spans keeps its working set in
+    one piece below.
     """
     statements = lowered.statements
     graph = lowered.graph
@@ -50,8 +51,9 @@ def choose_residency(lowered: LoweredGraph, capacity: int, size_of: Callable[[st
                 last_use[tensor] = index
                 consumers[tensor] = consumers.get(tensor, 0) + 1
     reserve = [_working_set(stmt, capacity, tile_cost) for stmt in statements]
-    used = [0] * len(statements)
+    room = [capacity] * len(statements)
     kept: dict[str, tuple[int, int]] = {}
+    offsets: dict[str, int] = {}
     sizes: dict[str, int] = {}
     candidates = [t for t in first_write if consumers.get(t) and t not in exclude]
 
@@ -60,13 +62,19 @@ def choose_residency(lowered: LoweredGraph, capacity: int, size_of: Callable[[st
         return saved / (size_of(tensor) * (last_use[tensor] - first_write[tensor] + 1))
 
     for tensor in sorted(candidates, key=lambda t: (-value(t), t)):
-        size, span = size_of(tensor), range(first_write[tensor], last_use[tensor] + 1)
-        if all(used[i] + size + reserve[i] <= capacity for i in span):
-            for i in span:
-                used[i] += size
-            kept[tensor] = (span.start, span.stop - 1)
-            sizes[tensor] = size
-    return Residency(kept, sizes, tuple(capacity - u for u in used))
+        size, span = size_of(tensor), (first_write[tensor], last_use[tensor])
+        neighbours = sorted(((offsets[t], offsets[t] + sizes[t]) for t, (a, b) in kept.items()
+                             if a <= span[1] and span[0] <= b), reverse=True)
+        offset = (capacity - size) // alignment * alignment
+        for start, end in neighbours:  # first fit from the top
+            if end <= offset:
+                break
+            offset = min(offset, (start - size) // alignment * alignment)
+        if all(offset >= reserve[i] and offset >= 0 for i in range(span[0], span[1] + 1)):
+            kept[tensor], offsets[tensor], sizes[tensor] = span, offset, size
+            for i in range(span[0], span[1] + 1):
+                room[i] = min(room[i], offset)
+    return Residency(kept, offsets, sizes, tuple(room))
 
 
 def _working_set(stmt: Statement, capacity: int,

@@ -44,6 +44,7 @@ class _BufferInfo:
     layout: tuple[int, ...]
     elem_bytes: int
     partition_bytes: int
+    pinned: int | None = None
     first: int = -1
     last: int = -1
     writes: list[int] = field(default_factory=list)
@@ -64,9 +65,10 @@ class ProgramBuilder:
         self.output_tensors = frozenset(lowered.base(name) for name in self.graph.outputs)
 
     # -- buffers --------------------------------------------------------------------------------------------------
-    def buffer(self, name: str, shape: tuple[int, ...], elem_bytes: int) -> str:
+    def buffer(self, name: str, shape: tuple[int, ...], elem_bytes: int, pinned: int | None = None) -> str:
+        """A buffer holding `shape` elements; `pinned` fixes its offset (else the allocator places it)."""
         layout, partition_bytes = choose_layout(shape, elem_bytes, self.machine.scratchpad.partitions)
-        self._buffers[name] = _BufferInfo(shape, layout, elem_bytes, partition_bytes)
+        self._buffers[name] = _BufferInfo(shape, layout, elem_bytes, partition_bytes, pinned=pinned)
         return name
 
     def partition_bytes(self, shape: tuple[int, ...], elem_bytes: int) -> int:
@@ -178,7 +180,7 @@ class ProgramBuilder:
     # -- the program ----------------------------------------------------------------------------------------------
     def build(self) -> Program:
         sp = self.machine.scratchpad
-        lifetimes = [Lifetime(name, info.partition_bytes, info.first, info.last)
+        lifetimes = [Lifetime(name, info.partition_bytes, info.first, info.last, info.pinned)
                      for name, info in self._buffers.items() if info.first >= 0]
         offsets = allocate(lifetimes, sp.partition_bytes, sp.alignment_bytes, f"{self.graph.source}")
         self._wait_for_previous_holders(offsets)

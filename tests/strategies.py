@@ -1,0 +1,424 @@
+"""Hypothesis strategies: valid ONNX models (random DAGs of the supported ops) and machine descriptions.
+
+`onnx_models()` grows a graph layer by layer. Each layer is one op family (conv, pool, Gemm, a residual add, a
+concat, a reshape...) applied to one or two tensors that already exist, with attributes drawn to fit their shapes, so
+every model passes the ONNX checker and shape inference, has static float32 shapes, and runs on onnxruntime in
+milliseconds (at most MAX_ELEMENTS elements per tensor). Tensors nothing reads become the graph outputs. Weights are
+initializers filled from a seed that hypothesis draws. The first layer kind is Relu and inputs are picked newest first,
+so a shrunk model is a short chain of simple ops.
+
+`machines()` draws a MachineConfig whose scratchpad runs from a few bytes per partition (too small for most tiles) to
+far more than any of these models needs.
+
+    >>> from hypothesis import find
+    >>> model = find(onnx_models(), lambda m: len(m.graph.node) >= 2)
+    >>> [node.op_type for node in model.graph.node]
+    ['Relu', 'Relu']
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import onnx
+from hypothesis import strategies as st
+from onnx import TensorProto, helper, numpy_helper, shape_inference
+
+from simulator.machine import (
+    DmaConfig,
+    DramConfig,
+    MachineConfig,
+    ScratchpadConfig,
+    TensorEngineConfig,
+    VectorEngineConfig,
+)
+
+OPSET = 17
+IR_VERSION = 8
+MAX_ELEMENTS = 2048  # per tensor: small enough that a whole model checks against onnxruntime in well under a second
+MAX_LAYERS = 8
+
+Draw = Callable[[st.SearchStrategy], object]
+
+
+@dataclass
+class _Graph:
+    """A model under construction: nodes, initializers and the shape of every activation so far."""
+
+    rng: np.random.Generator
+    nodes: list[onnx.NodeProto] = field(default_factory=list)
+    initializers: list[TensorProto] = field(default_factory=list)
+    shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    inputs: list[str] = field(default_factory=list)
+    count: int = 0
+
+    def name(self, prefix: str) -> str:
+        self.count += 1
+        return f"{prefix}{self.count}"
+
+    def constant(self, prefix: str, value: np.ndarray) -> str:
+        name = self.name(prefix)
+        self.initializers.append(numpy_helper.from_array(value, name))
+        return name
+
+    def weight(self, prefix: str, shape: Sequence[int], fan_in: int = 1) -> str:
+        """Seeded normal values, scaled so that activations stay near unit size through a chain of layers."""
+        value = self.rng.standard_normal(tuple(shape)).astype(np.float32) / np.float32(math.sqrt(max(1, fan_in)))
+        return self.constant(prefix, value)
+
+    def ints(self, prefix: str, values: Sequence[int]) -> str:
+        return self.constant(prefix, np.array(list(values), dtype=np.int64))
+
+    def add(self, op_type: str, inputs: Sequence[str], outputs: int = 1, **attrs: object) -> list[str] | None:
+        """Append a node; its output shapes come from ONNX shape inference. Returns None (and adds nothing, not even
+        the constants made for this layer, which the caller rolls back) when an output would be empty or too big."""
+        names = [self.name(op_type.lower()) for _ in range(outputs)]
+        node = helper.make_node(op_type, list(inputs), names, name=f"{op_type.lower()}_{self.count}", **attrs)
+        known = {init.name: init for init in self.initializers}
+        types = {}
+        for name in inputs:
+            if name in self.shapes:
+                types[name] = helper.make_tensor_type_proto(TensorProto.FLOAT, self.shapes[name])
+            elif name:
+                init = known[name]
+                types[name] = helper.make_tensor_type_proto(init.data_type, list(init.dims))
+        inferred = shape_inference.infer_node_outputs(
+            onnx.defs.get_schema(op_type, OPSET), node, types, {n: known[n] for n in inputs if n in known},
+            opset_imports=[helper.make_opsetid("", OPSET)])
+        shapes = []
+        for name in names:
+            dims = inferred[name].tensor_type.shape.dim
+            shape = tuple(d.dim_value if d.HasField("dim_value") else -1 for d in dims)
+            if any(d < 1 for d in shape) or math.prod(shape) > MAX_ELEMENTS:
+                return None
+            shapes.append(shape)
+        self.nodes.append(node)
+        self.shapes.update(zip(names, shapes, strict=True))
+        return names
+
+
+# -- layers: each builds one op on tensor `x` (and maybe another tensor), or returns None when it does not fit -------
+
+Layer = Callable[[Draw, _Graph, str], object]
+
+
+def _unary(draw: Draw, g: _Graph, x: str) -> object:
+    return g.add(draw(st.sampled_from(["Relu", "Sigmoid", "Tanh"])), [x])
+
+
+def _spatial_window(draw: Draw, extent: int, *, pooling: bool) -> tuple[int, int, int, int, int]:
+    """(kernel, stride, dilation, pad_begin, pad_end) along one axis with an output extent >= 1. onnxruntime wants a
+    pool's pads smaller than its kernel."""
+    dilation = draw(st.integers(1, 2)) if not pooling else 1
+    if pooling:
+        kernel = draw(st.integers(1, min(3, extent + 2)))
+        begin = draw(st.integers(0, min(2, kernel - 1)))
+        end = draw(st.integers(0, min(2, kernel - 1)))
+        if kernel > extent + begin + end:
+            kernel = extent + begin + end
+    else:
+        begin, end = draw(st.integers(0, 2)), draw(st.integers(0, 2))
+        kernel = draw(st.integers(1, min(3, (extent + begin + end - 1) // dilation + 1)))
+    stride = draw(st.integers(1, 3))
+    return kernel, stride, dilation, begin, end
+
+
+def _conv(draw: Draw, g: _Graph, x: str) -> object:
+    n, channels, *spatial = g.shapes[x]
+    group = draw(st.sampled_from([d for d in range(1, channels + 1) if channels % d == 0]))
+    out_channels = group * draw(st.integers(1, max(1, 8 // group)))
+    windows = [_spatial_window(draw, extent, pooling=False) for extent in spatial]
+    kernel = [w[0] for w in windows]
+    attrs: dict[str, object] = {"kernel_shape": kernel, "strides": [w[1] for w in windows],
+                                "dilations": [w[2] for w in windows],
+                                "pads": [w[3] for w in windows] + [w[4] for w in windows]}
+    if group > 1:
+        attrs["group"] = group
+    fan_in = channels // group * math.prod(kernel)
+    inputs = [x, g.weight("w", [out_channels, channels // group, *kernel], fan_in)]
+    if draw(st.booleans()):
+        inputs.append(g.weight("b", [out_channels]))
+    return g.add("Conv", inputs, **attrs)
+
+
+def _pool(draw: Draw, g: _Graph, x: str) -> object:
+    op_type = draw(st.sampled_from(["MaxPool", "AveragePool", "GlobalAveragePool"]))
+    if op_type == "GlobalAveragePool":
+        return g.add(op_type, [x])
+    spatial = g.shapes[x][2:]
+    windows = [_spatial_window(draw, extent, pooling=True) for extent in spatial]
+    attrs: dict[str, object] = {"kernel_shape": [w[0] for w in windows], "strides": [w[1] for w in windows],
+                                "pads": [w[3] for w in windows] + [w[4] for w in windows]}
+    if op_type == "AveragePool" and draw(st.booleans()):
+        attrs["count_include_pad"] = 1
+    if draw(st.booleans()):
+        # ceil_mode, unless its last window would start in the trailing pad: ONNX shape inference and onnxruntime
+        # disagree there, and the planner rightly refuses such a model.
+        ambiguous = False
+        for extent, (kernel, stride, _, begin, end) in zip(spatial, windows, strict=True):
+            room = extent + begin + end - kernel
+            ceil_extent = -(-room // stride) + 1
+            ambiguous |= (ceil_extent - 1) * stride >= extent + begin
+        if not ambiguous:
+            attrs["ceil_mode"] = 1
+    return g.add(op_type, [x], **attrs)
+
+
+def _batch_norm(draw: Draw, g: _Graph, x: str) -> object:
+    channels = g.shapes[x][1]
+    scale, bias, mean = (g.weight(prefix, [channels]) for prefix in ("scale", "shift", "mean"))
+    var = g.constant("var", g.rng.uniform(0.5, 1.5, channels).astype(np.float32))
+    return g.add("BatchNormalization", [x, scale, bias, mean, var], epsilon=draw(st.sampled_from([1e-5, 1e-3])))
+
+
+def _binary_constant(draw: Draw, g: _Graph, x: str) -> object:
+    shape = g.shapes[x]
+    op_type = draw(st.sampled_from(["Add", "Mul", "Sub"]))
+    kind = draw(st.sampled_from(["channel", "scalar", "last"] if len(shape) >= 3 else ["scalar", "last"]))
+    constant_shape = {"channel": [shape[-3], 1, 1] if kind == "channel" else [], "scalar": [],
+                      "last": [shape[-1]]}[kind]
+    constant = g.weight("k", constant_shape)
+    return g.add(op_type, [constant, x] if draw(st.booleans()) else [x, constant])
+
+
+def _binary(draw: Draw, g: _Graph, x: str) -> object:
+    """A residual Add (or Mul, Sub) of two tensors, the second broadcasting into the first (x itself included)."""
+    shape = g.shapes[x]
+    partners = [t for t in reversed(g.shapes) if _broadcasts_into(g.shapes[t], shape)]
+    other = partners[draw(st.integers(0, len(partners) - 1))]
+    op_type = draw(st.sampled_from(["Add", "Mul", "Sub"]))
+    return g.add(op_type, [other, x] if draw(st.booleans()) else [x, other])
+
+
+def _broadcasts_into(small: tuple[int, ...], big: tuple[int, ...]) -> bool:
+    return len(small) <= len(big) and all(s in (1, b) for s, b in zip(small[::-1], big[::-1], strict=False))
+
+
+def _concat(draw: Draw, g: _Graph, x: str) -> object:
+    shape = g.shapes[x]
+    axis = draw(st.integers(0, len(shape) - 1))
+    partners = [t for t in reversed(g.shapes) if len(g.shapes[t]) == len(shape)
+                and all(a == b for i, (a, b) in enumerate(zip(g.shapes[t], shape, strict=True)) if i != axis)]
+    others = [partners[draw(st.integers(0, len(partners) - 1))] for _ in range(draw(st.integers(1, 2)))]
+    return g.add("Concat", [x, *others], axis=axis - len(shape) if draw(st.booleans()) else axis)
+
+
+def _split(draw: Draw, g: _Graph, x: str) -> object:
+    shape = g.shapes[x]
+    axes = [axis for axis, extent in enumerate(shape) if extent >= 2]
+    if not axes:
+        return None
+    axis = draw(st.sampled_from(axes))
+    first = draw(st.integers(1, shape[axis] - 1))
+    sizes = [first, shape[axis] - first]
+    if sizes[1] >= 2 and draw(st.booleans()):
+        second = draw(st.integers(1, sizes[1] - 1))
+        sizes = [first, second, shape[axis] - first - second]
+    return g.add("Split", [x, g.ints("split", sizes)], outputs=len(sizes), axis=axis)
+
+
+def _slice(draw: Draw, g: _Graph, x: str) -> object:
+    shape = g.shapes[x]
+    axes = draw(st.lists(st.integers(0, len(shape) - 1), min_size=1, max_size=len(shape), unique=True))
+    starts, ends, steps = [], [], []
+    for axis in axes:
+        extent = shape[axis]
+        step = draw(st.sampled_from([1, 2, -1, -2, 3]))
+        start = draw(st.integers(-extent - 1, extent + 1))
+        end = draw(st.integers(-extent - 1, extent + 1))
+        if not len(range(extent)[start:end:step]):
+            start, end = (0, extent) if step > 0 else (extent - 1, -extent - 1)
+        starts.append(start)
+        ends.append(end)
+        steps.append(step)
+    inputs = [x, g.ints("starts", starts), g.ints("ends", ends), g.ints("axes", axes)]
+    if any(step != 1 for step in steps) or draw(st.booleans()):
+        inputs.append(g.ints("steps", steps))
+    return g.add("Slice", inputs)
+
+
+def _pad(draw: Draw, g: _Graph, x: str) -> object:
+    shape = g.shapes[x]
+    mode = draw(st.sampled_from(["constant", "edge", "reflect"]))
+    low = {"constant": -1, "edge": 0, "reflect": 0}[mode]
+    pads = []
+    for side in range(2):
+        for extent in shape:
+            high = min(2, extent - 1) if mode == "reflect" else 2
+            pad = draw(st.integers(low, high))
+            pads.append(max(pad, 1 - extent) if side == 0 else pad)
+    rank = len(shape)
+    for axis in range(rank):  # a negative pad crops; keep at least one element
+        while shape[axis] + pads[axis] + pads[axis + rank] < 1:
+            pads[axis + rank] += 1
+    inputs = [x, g.ints("pads", pads)]
+    if mode == "constant" and draw(st.booleans()):
+        inputs.append(g.constant("value", np.array(draw(st.sampled_from([0.5, -1.0])), dtype=np.float32)))
+    return g.add("Pad", inputs, mode=mode)
+
+
+def _transpose(draw: Draw, g: _Graph, x: str) -> object:
+    rank = len(g.shapes[x])
+    return g.add("Transpose", [x], perm=draw(st.permutations(range(rank))))
+
+
+def _reshape(draw: Draw, g: _Graph, x: str) -> object:
+    shape = g.shapes[x]
+    if draw(st.booleans()):
+        return g.add("Flatten", [x], axis=draw(st.integers(0, len(shape))))
+    remaining, target = math.prod(shape), []
+    for _ in range(draw(st.integers(0, 3))):
+        factor = draw(st.sampled_from([d for d in range(1, remaining + 1) if remaining % d == 0]))
+        target.append(factor)
+        remaining //= factor
+    target.append(remaining)
+    if draw(st.booleans()):
+        target[draw(st.integers(0, len(target) - 1))] = -1
+    return g.add("Reshape", [x, g.ints("shape", target)])
+
+
+def _softmax(draw: Draw, g: _Graph, x: str) -> object:
+    rank = len(g.shapes[x])
+    return g.add("Softmax", [x], axis=draw(st.integers(-rank, rank - 1)))
+
+
+def _gemm(draw: Draw, g: _Graph, x: str) -> object:
+    rows, cols = g.shapes[x]
+    trans_a, trans_b = draw(st.booleans()), draw(st.booleans())
+    m, k = (cols, rows) if trans_a else (rows, cols)
+    n = draw(st.integers(1, 16))
+    inputs = [x, g.weight("w", [n, k] if trans_b else [k, n], k)]
+    bias = draw(st.sampled_from(["none", "row", "vector", "full", "scalar"]))
+    if bias != "none":
+        inputs.append(g.weight("c", {"row": [1, n], "vector": [n], "full": [m, n], "scalar": []}[bias]))
+    attrs = {"transA": int(trans_a), "transB": int(trans_b)}
+    if draw(st.booleans()):
+        attrs |= {"alpha": 0.5, "beta": 2.0}
+    return g.add("Gemm", inputs, **attrs)
+
+
+def _matmul(draw: Draw, g: _Graph, x: str) -> object:
+    shape = g.shapes[x]
+    partners = [t for t in reversed(g.shapes) if len(g.shapes[t]) >= 2 and g.shapes[t][-2] == shape[-1]
+                and _batch_broadcasts(g.shapes[t][:-2], shape[:-2])]
+    if partners and draw(st.booleans()):  # activation @ activation, as in attention
+        return g.add("MatMul", [x, partners[draw(st.integers(0, len(partners) - 1))]])
+    n = draw(st.integers(1, 16))
+    return g.add("MatMul", [x, g.weight("w", [shape[-1], n], shape[-1])])
+
+
+def _batch_broadcasts(first: tuple[int, ...], second: tuple[int, ...]) -> bool:
+    return all(a == b or 1 in (a, b) for a, b in zip(first[::-1], second[::-1], strict=False))
+
+
+@dataclass(frozen=True)
+class _Kind:
+    build: Layer
+    ranks: tuple[int, ...]  # ranks of x the layer accepts
+    weight: int = 1  # how often it is drawn, relative to the others
+
+
+LAYERS: dict[str, _Kind] = {  # Relu first: hypothesis shrinks a layer towards the first kind
+    "unary": _Kind(_unary, (1, 2, 3, 4)),
+    "conv": _Kind(_conv, (3, 4), weight=3),  # windows and halos are where tiling goes wrong
+    "pool": _Kind(_pool, (3, 4), weight=2),
+    "batch_norm": _Kind(_batch_norm, (2, 3, 4)),
+    "binary_constant": _Kind(_binary_constant, (1, 2, 3, 4)),
+    "binary": _Kind(_binary, (1, 2, 3, 4)),
+    "concat": _Kind(_concat, (1, 2, 3, 4)),
+    "split": _Kind(_split, (1, 2, 3, 4)),
+    "slice": _Kind(_slice, (1, 2, 3, 4)),
+    "pad": _Kind(_pad, (1, 2, 3, 4)),
+    "transpose": _Kind(_transpose, (2, 3, 4)),
+    "reshape": _Kind(_reshape, (1, 2, 3, 4)),
+    "softmax": _Kind(_softmax, (1, 2, 3, 4)),
+    "gemm": _Kind(_gemm, (2,)),
+    "matmul": _Kind(_matmul, (2, 3, 4)),
+}
+
+
+@st.composite
+def input_shapes(draw: Draw) -> tuple[int, ...]:
+    """N x C x H x W most often (shrinks there), else N x C x L, a matrix or a vector."""
+    rank = draw(st.sampled_from([4, 2, 3, 1]))
+    if rank == 1:
+        return (draw(st.integers(1, 64)),)
+    shape = [draw(st.integers(1, 2)), draw(st.integers(1, 8))]
+    shape += [draw(st.integers(1, 12)) for _ in range(rank - 2)]
+    return tuple(shape)
+
+
+@st.composite
+def onnx_models(draw: Draw, max_layers: int = MAX_LAYERS, layers: Sequence[str] | None = None) -> onnx.ModelProto:
+    """A valid opset-17 float32 model: one or two graph inputs, then up to `max_layers` layers (kinds from `layers`,
+    default all of LAYERS), each reading the newest fitting tensor unless hypothesis picks an older one."""
+    kinds = [LAYERS[name] for name in (layers or LAYERS) for _ in range(LAYERS[name].weight)]
+    g = _Graph(np.random.default_rng(draw(st.integers(0, 2**32 - 1))))
+    shape = draw(input_shapes())
+    g.inputs = ["x"] + (["x_other"] if draw(st.booleans()) else [])
+    g.shapes.update({name: shape for name in g.inputs})
+    for _ in range(draw(st.integers(1, max_layers))):
+        kind = draw(st.sampled_from(kinds))
+        candidates = [t for t in reversed(g.shapes) if len(g.shapes[t]) in kind.ranks]
+        if not candidates:
+            continue
+        x = candidates[draw(st.integers(0, len(candidates) - 1))]
+        nodes, initializers = len(g.nodes), len(g.initializers)
+        if kind.build(draw, g, x) is None:
+            del g.nodes[nodes:], g.initializers[initializers:]
+    if not g.nodes:
+        g.add("Relu", ["x"])
+    return _model(g)
+
+
+def _model(g: _Graph) -> onnx.ModelProto:
+    read = {name for node in g.nodes for name in node.input}
+    inputs = [name for name in g.inputs if name in read]
+    outputs = [name for node in g.nodes for name in node.output if name not in read]
+    graph = helper.make_graph(
+        g.nodes, "hypothesis",
+        [helper.make_tensor_value_info(name, TensorProto.FLOAT, g.shapes[name]) for name in inputs],
+        [helper.make_tensor_value_info(name, TensorProto.FLOAT, g.shapes[name]) for name in outputs],
+        g.initializers)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], ir_version=IR_VERSION)
+    onnx.checker.check_model(model, full_check=True)
+    return model
+
+
+# -- machines -------------------------------------------------------------------------------------------------------
+
+def _log_uniform(low_exponent: int, high_exponent: int) -> st.SearchStrategy[int]:
+    """An integer spread evenly over orders of magnitude, 2**low .. 2**high."""
+    return st.integers(low_exponent, high_exponent).flatmap(lambda e: st.integers(2 ** max(0, e - 1) + 1, 2**e))
+
+
+_RATES = st.one_of(st.sampled_from([1.0, 4.0, 16.0, 64.0]), st.floats(0.25, 512.0, allow_nan=False))
+
+
+@st.composite
+def machines(draw: Draw, partition_bytes: st.SearchStrategy[int] | None = None) -> MachineConfig:
+    """A machine: the scratchpad from 5 bytes per partition (no tile fits) to 64 KiB per partition (every model
+    here fits whole), in 1 to 32 partitions with 1 to 64 B alignment; DRAM, DMA and engines of any plausible size."""
+    partitions = draw(st.sampled_from([1, 2, 4, 8, 16, 32]))
+    per_partition = draw(partition_bytes if partition_bytes is not None else _log_uniform(3, 16))
+    capacity = per_partition * partitions + draw(st.integers(0, partitions - 1))  # the remainder goes unused
+    alignment = draw(st.sampled_from([1, 2, 4, 8, 16, 32, 64]))
+    rows, cols = draw(st.integers(4, 64)), draw(st.integers(4, 64))
+    fp32 = draw(st.integers(1, rows * cols))
+    return MachineConfig(
+        name="hypothesis", clock_hz=1e9,
+        scratchpad=ScratchpadConfig(capacity, partitions, alignment),
+        dram=DramConfig(bandwidth_bytes_per_cycle=draw(_RATES), latency_cycles=draw(st.integers(0, 1000))),
+        dma=DmaConfig(engines=draw(st.integers(1, 4)), outstanding=draw(st.integers(1, 4)),
+                      burst_bytes=draw(st.sampled_from([1, 2, 4, 8, 16, 32, 64, 128, 256, 512])),
+                      descriptor_cycles=draw(st.integers(0, 32)),
+                      engine_bandwidth_bytes_per_cycle=draw(_RATES)),
+        tensor_engine=TensorEngineConfig(rows=rows, cols=cols,
+                                         macs_per_cycle={"fp32": fp32, "bf16": 2 * fp32, "fp16": 2 * fp32,
+                                                         "int8": 4 * fp32},
+                                         fill_cycles=draw(st.integers(0, 64)), drain_cycles=draw(st.integers(0, 64))),
+        vector_engine=VectorEngineConfig(elements_per_cycle=draw(st.integers(1, 128))),
+    )
