@@ -3,7 +3,8 @@
     choose_residency  -> which intermediates stay whole in the scratchpad, for the whole graph (planner.schedule)
     stage_statement   -> every op tiled in the room the resident tensors leave; resident operands read in place
     build             -> addresses from lifetimes; if fragmentation defeats the allocator, keep fewer and retry
-    keep the better   -> the baseline's plan wins when it moves fewer bytes (counted from the two programs)
+    keep the best     -> two policies for the room ops keep, and the baseline's own plan: the one moving the fewest
+                         bytes (counted from the programs' loads and stores) wins
 
 Operators are not yet fused into one loop nest (conv -> conv with halos); a producer's output stays on chip for its
 consumers instead, which removes the same DRAM round trip wherever the intermediate fits.
@@ -14,11 +15,11 @@ from __future__ import annotations
 from planner.alloc import align, choose_layout
 from planner.baseline import plan_baseline
 from planner.errors import PlanError
-from planner.schedule import Residency, choose_residency
-from planner.stage_op import Resident, stage_statement
+from planner.schedule import Residency, choose_residency, working_sets
+from planner.stage_op import Resident, stage_statement, tile_cost
 from planner.staging import ProgramBuilder
 from planner.stmt import LoweredGraph, Statement
-from planner.tiling import tile_boxes
+from planner.tiling import Block
 from simulator.isa import DmaLoad, DmaStore, Program
 from simulator.machine import MachineConfig
 
@@ -30,33 +31,32 @@ def plan_fused(lowered: LoweredGraph, machine: MachineConfig) -> Program:
     sp = machine.scratchpad
     graph = lowered.graph
 
-    def size_of(tensor: str) -> int:
-        layout_bytes = choose_layout(graph.tensors[tensor].shape, graph.elem_bytes(tensor), sp.partitions)[1]
-        return align(layout_bytes, sp.alignment_bytes)
+    def partition_bytes(tensor: str, shape: tuple[int, ...]) -> int:
+        return align(choose_layout(shape, graph.elem_bytes(tensor), sp.partitions)[1], sp.alignment_bytes)
 
-    def tile_cost(stmt: Statement, block: dict[str, tuple[int, int]]) -> int:
-        reads, writes = tile_boxes(stmt, block)
-        def one(tensor: str, shape: tuple[int, ...]) -> int:
-            return align(choose_layout(shape, graph.elem_bytes(tensor), sp.partitions)[1], sp.alignment_bytes)
-        return sum(2 * one(t, b.shape) for t, b in [*reads.items(), *writes.items()])
+    def cost(stmt: Statement, block: Block) -> int:
+        return tile_cost(stmt, block, partition_bytes)
 
-    excluded: frozenset[str] = frozenset()
-    fused: Program | None = None
-    for _ in range(RETRIES):
-        residency = choose_residency(lowered, sp.partition_bytes, sp.alignment_bytes, size_of, tile_cost, excluded)
-        try:
-            fused = _stage(lowered, machine, residency)
-            break
-        except PlanError:
-            if not residency.lifetimes:
-                raise
-            # fragmentation: give up the largest resident tensor and choose again
-            excluded |= {max(residency.lifetimes, key=lambda t: (residency.sizes[t], t))}
     baseline = plan_baseline(lowered, machine)
-    if fused is None or dram_bytes(fused) > dram_bytes(baseline):
-        return Program(baseline.model, "fused", baseline.machine, baseline.tensors, baseline.buffers,
-                       baseline.instructions, baseline.outputs, baseline.dtype, baseline.opset)
-    return fused
+    candidates = [Program(baseline.model, "fused", baseline.machine, baseline.tensors, baseline.buffers,
+                          baseline.instructions, baseline.outputs, baseline.dtype, baseline.opset)]
+    tried: set[tuple[tuple[str, int], ...]] = set()
+    for reserve in working_sets(lowered, sp.partition_bytes, cost).values():
+        excluded: frozenset[str] = frozenset()
+        for _ in range(RETRIES):
+            residency = choose_residency(lowered, sp.partition_bytes, sp.alignment_bytes,
+                                         lambda t: partition_bytes(t, graph.tensors[t].shape), reserve, excluded)
+            chosen = tuple(sorted(residency.offsets.items()))
+            if not residency.lifetimes or (chosen in tried and not excluded):
+                break  # nothing kept, or the same choice another policy already staged
+            tried.add(chosen)
+            try:
+                candidates.append(_stage(lowered, machine, residency))
+                break
+            except PlanError:  # a tile the residency left no room for: give up the largest tensor, choose again
+                excluded |= {max(residency.lifetimes, key=lambda t: (residency.sizes[t], t))}
+    # The cost model is the bytes each program moves, read off its instructions; ties go to the later (fused) plan.
+    return min(reversed(candidates), key=dram_bytes)
 
 
 def dram_bytes(program: Program) -> int:

@@ -3,17 +3,18 @@
 A per-operator plan stores every intermediate and loads it back for each consumer. Keeping a tensor resident saves
 those bytes but takes its whole size for its whole lifetime, out of the room every op in between has for its tiles.
 The choice is made for the whole graph at once: candidates go by bytes saved per byte-op of room they hold, and one
-is kept only if every op it spans still has its working set (up to half the scratchpad, or what its whole op needs
-if less) next to all the tensors already kept.
+is kept only if every op it spans still has its working set next to all the tensors already kept (`working_sets`
+gives two policies for how much that is).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import functools
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from planner.stmt import LoweredGraph, Statement
-from planner.tiling import extents, middle_block, output_dims
+from planner.tiling import Block, extents, largest_tile, middle_block, output_dims
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,14 +29,12 @@ class Residency:
 
 
 def choose_residency(lowered: LoweredGraph, capacity: int, alignment: int, size_of: Callable[[str], int],
-                     tile_cost: Callable[[Statement, dict[str, tuple[int, int]]], int],
-                     exclude: frozenset[str] = frozenset()) -> Residency:
+                     reserve: Sequence[int], exclude: frozenset[str] = frozenset()) -> Residency:
     """Greedy whole-graph choice and placement of resident intermediates under `capacity` bytes per partition.
 
-    `size_of(tensor)` is the whole tensor's aligned bytes per partition; `tile_cost(stmt, block)` the bytes per
-    partition a tile of that block needs when nothing is resident. Each kept tensor is placed first-fit from the top
-    among the kept tensors whose lifetimes overlap its own, and only if every op it spans keeps its working set in
-    one piece below.
+    `size_of(tensor)` is the whole tensor's aligned bytes per partition; `reserve[i]` the room statement i keeps
+    for its tiles. Each kept tensor is placed first-fit from the top among the kept tensors whose lifetimes overlap
+    its own, and only if every op it spans keeps its reserve in one piece below.
     """
     statements = lowered.statements
     graph = lowered.graph
@@ -50,7 +49,6 @@ def choose_residency(lowered: LoweredGraph, capacity: int, alignment: int, size_
             if tensor in first_write:
                 last_use[tensor] = index
                 consumers[tensor] = consumers.get(tensor, 0) + 1
-    reserve = [_working_set(stmt, capacity, tile_cost) for stmt in statements]
     room = [capacity] * len(statements)
     kept: dict[str, tuple[int, int]] = {}
     offsets: dict[str, int] = {}
@@ -77,10 +75,22 @@ def choose_residency(lowered: LoweredGraph, capacity: int, alignment: int, size_
     return Residency(kept, offsets, sizes, tuple(room))
 
 
-def _working_set(stmt: Statement, capacity: int,
-                 tile_cost: Callable[[Statement, dict[str, tuple[int, int]]], int]) -> int:
-    whole = {dim: hi - lo for dim, (lo, hi) in extents(stmt).items() if dim in output_dims(stmt)}
-    single = {dim: 1 for dim in whole}
-    need_all = tile_cost(stmt, middle_block(stmt, whole))
-    need_least = tile_cost(stmt, middle_block(stmt, single))
-    return max(need_least, min(capacity // 2, need_all))
+def working_sets(lowered: LoweredGraph, capacity: int, cost: Callable[[Statement, Block], int],
+                 ) -> dict[str, list[int]]:
+    """Two policies for the room each op keeps for its tiles, with the resident tensors taking the rest.
+
+    - "baseline-tiles": the room of the tile the op would get alone, so that no op tiles smaller (and reloads more)
+      than in the baseline; residency then only fills the slack.
+    - "half" and "quarter": up to that share of the scratchpad (less if the whole op needs less), which keeps more
+      tensors on chip at the price of smaller tiles in the ops they span.
+    """
+    alone, half, quarter = [], [], []
+    for stmt in lowered.statements:
+        whole = {dim: hi - lo for dim, (lo, hi) in extents(stmt).items() if dim in output_dims(stmt)}
+        least = cost(stmt, middle_block(stmt, {dim: 1 for dim in whole}))
+        tile = largest_tile(stmt, functools.partial(cost, stmt), capacity)
+        alone.append(max(least, cost(stmt, middle_block(stmt, tile))) if tile else capacity)
+        everything = cost(stmt, middle_block(stmt, whole))
+        half.append(max(least, min(capacity // 2, everything)))
+        quarter.append(max(least, min(capacity // 4, everything)))
+    return {"baseline-tiles": alone, "half": half, "quarter": quarter}

@@ -32,6 +32,17 @@ class Resident:
         return [index for written, index in self.writes if boxes_meet(written, box)]
 
 
+def tile_cost(stmt: Statement, block: Block, partition_bytes: Callable[[str, tuple[int, ...]], int],
+              in_place: frozenset[str] = frozenset()) -> int:
+    """Bytes per partition the buffers of one tile take: two slots per input and output (double buffering), one for
+    an input whose box is the same for every tile (weights tiled only spatially), none for tensors read in place."""
+    whole_reads, _ = tile_boxes(stmt, {})
+    reads, writes = tile_boxes(stmt, block)
+    total = sum((1 if box == whole_reads[t] else 2) * partition_bytes(t, box.shape)
+                for t, box in reads.items() if t not in in_place)
+    return total + sum(2 * partition_bytes(t, box.shape) for t, box in writes.items() if t not in in_place)
+
+
 def stage_statement(builder: ProgramBuilder, stmt: Statement, resident: Mapping[str, Resident] | None = None,
                     budget: int | None = None) -> None:
     """Emit the tiles of one statement; tensors in `resident` are read and written in place."""
@@ -40,15 +51,9 @@ def stage_statement(builder: ProgramBuilder, stmt: Statement, resident: Mapping[
     whole_reads, _ = tile_boxes(stmt, {})
     capacity = builder.machine.scratchpad.partition_bytes if budget is None else budget
 
-    def slots(tensor: str, box: Box) -> int:
-        return 1 if box == whole_reads[tensor] else 2
-
     def cost(block: Block) -> int:
-        reads, writes = tile_boxes(stmt, block)
-        total = sum(slots(t, box) * builder.partition_bytes(box.shape, graph.elem_bytes(t))
-                    for t, box in reads.items() if t not in resident)
-        return total + sum(2 * builder.partition_bytes(box.shape, graph.elem_bytes(t))
-                           for t, box in writes.items() if t not in resident)
+        return tile_cost(stmt, block, lambda t, shape: builder.partition_bytes(shape, graph.elem_bytes(t)),
+                         frozenset(resident))
 
     tile = largest_tile(stmt, cost, capacity)
     if tile is None:

@@ -76,19 +76,22 @@ def known_bug(bug: str, detail: str) -> None:
         raise KnownBug(f"{bug}: {detail}")
 
 
-def describe(model: onnx.ModelProto, machine: MachineConfig) -> str:
+def describe(model: onnx.ModelProto, machine: MachineConfig, dtype: str | None = None) -> str:
     """The model as ONNX text and the machine as YAML: what it takes to rerun a failing example by hand."""
     return (f"--- model (onnx.parser.parse_model) ---\n{onnx.printer.to_text(model)}\n"
-            f"--- machine (simulator.machine.machine_from_dict(yaml.safe_load(...))) ---\n{machine_to_yaml(machine)}")
+            f"--- machine (simulator.machine.machine_from_dict(yaml.safe_load(...))) ---\n{machine_to_yaml(machine)}"
+            + (f"--- planning dtype: {dtype} ---\n" if dtype else ""))
 
 
 @contextmanager
-def explained(model: onnx.ModelProto, machine: MachineConfig) -> Iterator[None]:
-    """Attach `describe(model, machine)` to any exception that leaves the block."""
+def explained(model: onnx.ModelProto, machine: MachineConfig, dtype: str | None = None) -> Iterator[None]:
+    """Attach `describe(model, machine, dtype)` to any exception that leaves the block, KnownBug aside."""
     try:
         yield
+    except KnownBug:
+        raise
     except BaseException as exc:
-        exc.add_note(describe(model, machine))
+        exc.add_note(describe(model, machine, dtype))
         raise
 
 
@@ -103,8 +106,8 @@ class Case:
     reference: dict[str, np.ndarray]
 
     @classmethod
-    def of(cls, model: onnx.ModelProto) -> Case:
-        graph = load_graph(model)
+    def of(cls, model: onnx.ModelProto, dtype: str | None = None) -> Case:
+        graph = load_graph(model, dtype=dtype)
         dram, reference = reference_values(graph, model)
         return cls(model, graph, lower(graph), dram, reference)
 
@@ -113,11 +116,12 @@ def traffic_bytes(stats: SimStats) -> int:
     return stats.dram_bytes_read + stats.dram_bytes_written
 
 
-def check_invariants(model: onnx.ModelProto, machine: MachineConfig, strategy: str = "baseline") -> Program | None:
-    """Plan `model` on `machine` with the named strategy and assert every invariant; the program, or None when the
-    scratchpad was rightly too small."""
-    with explained(model, machine):
-        case = Case.of(model)
+def check_invariants(model: onnx.ModelProto, machine: MachineConfig, strategy: str = "baseline",
+                     dtype: str | None = None) -> Program | None:
+    """Plan `model` on `machine` with the named strategy (and planning dtype) and assert every invariant; the program,
+    or None when the scratchpad was rightly too small."""
+    with explained(model, machine, dtype):
+        case = Case.of(model, dtype)
         plan = STRATEGIES[strategy]
         try:
             program = plan(case.lowered, machine)
@@ -134,7 +138,7 @@ def check_invariants(model: onnx.ModelProto, machine: MachineConfig, strategy: s
             else:
                 assert traffic_bytes(stats) <= traffic_bytes(baseline), (
                     f"{strategy} moves {traffic_bytes(stats):,} bytes, the baseline {traffic_bytes(baseline):,}")
-        again = plan(lower(load_graph(model)), machine)  # from scratch: no cache or id() may leak into the plan
+        again = plan(lower(load_graph(model, dtype=dtype)), machine)  # from scratch: no cache or id() may leak into the plan
         assert again.to_json() == program.to_json(), "planning the same model twice gave different plans"
         return program
 

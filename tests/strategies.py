@@ -3,7 +3,8 @@
 `onnx_models()` grows a graph layer by layer. Each layer is one op family (conv, pool, Gemm, a residual add, a
 concat, a reshape...) applied to one or two tensors that already exist, with attributes drawn to fit their shapes, so
 every model passes the ONNX checker and shape inference, has static float32 shapes, and runs on onnxruntime in
-milliseconds (at most MAX_ELEMENTS elements per tensor). Tensors nothing reads become the graph outputs. Weights are
+milliseconds (at most MAX_ELEMENTS elements per tensor). Tensors nothing reads become the graph outputs, and
+sometimes a tensor that is read as well. Weights are
 initializers filled from a seed that hypothesis draws. The first layer kind is Relu and inputs are picked newest first,
 so a shrunk model is a short chain of simple ops.
 
@@ -371,13 +372,16 @@ def onnx_models(draw: Draw, max_layers: int = MAX_LAYERS, layers: Sequence[str] 
             del g.nodes[nodes:], g.initializers[initializers:]
     if not g.nodes:
         g.add("Relu", ["x"])
-    return _model(g)
+    read = {name for node in g.nodes for name in node.input}
+    made = [name for node in g.nodes for name in node.output]
+    also = [name for name in made if name in read]  # an intermediate a model also returns, as exporters allow
+    extra = draw(st.lists(st.sampled_from(also), unique=True, max_size=2)) if also else []
+    return _model(g, [name for name in made if name not in read or name in extra])
 
 
-def _model(g: _Graph) -> onnx.ModelProto:
+def _model(g: _Graph, outputs: list[str]) -> onnx.ModelProto:
     read = {name for node in g.nodes for name in node.input}
     inputs = [name for name in g.inputs if name in read]
-    outputs = [name for node in g.nodes for name in node.output if name not in read]
     graph = helper.make_graph(
         g.nodes, "hypothesis",
         [helper.make_tensor_value_info(name, TensorProto.FLOAT, g.shapes[name]) for name in inputs],
