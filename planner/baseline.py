@@ -8,6 +8,7 @@ nothing is kept from one op to the next. This is what an honest per-operator com
 
 from __future__ import annotations
 
+from planner.progress import progress
 from planner.stage_op import stage_statement
 from planner.staging import ProgramBuilder
 from planner.stmt import LoweredGraph
@@ -18,6 +19,6 @@ from simulator.machine import MachineConfig
 def plan_baseline(lowered: LoweredGraph, machine: MachineConfig) -> Program:
     """Stage every statement on its own; raises PlanError naming the op when no tile of it fits."""
     builder = ProgramBuilder(lowered, machine, "baseline")
-    for stmt in lowered.statements:
+    for stmt in progress(lowered.statements, "baseline"):
         stage_statement(builder, stmt)
     return builder.build()

@@ -15,6 +15,7 @@ from __future__ import annotations
 from planner.alloc import align, choose_layout
 from planner.baseline import plan_baseline
 from planner.errors import PlanError
+from planner.progress import progress
 from planner.schedule import Residency, choose_residency, working_sets
 from planner.stage_op import Resident, stage_statement, tile_cost
 from planner.staging import ProgramBuilder
@@ -71,7 +72,7 @@ def _stage(lowered: LoweredGraph, machine: MachineConfig, residency: Residency) 
     residents = {t: Resident(builder.buffer(f"resident.{t}", graph.tensors[t].shape, graph.elem_bytes(t),
                                             pinned=residency.offsets[t]))
                  for t in residency.lifetimes}
-    for index, stmt in enumerate(lowered.statements):
+    for index, stmt in enumerate(progress(lowered.statements, "fused")):
         touched = {access.tensor for access in (*stmt.reads, *stmt.writes)}
         stage_statement(builder, stmt, {t: residents[t] for t in touched if t in residents}, residency.room[index])
         for tensor, (_, last) in residency.lifetimes.items():
