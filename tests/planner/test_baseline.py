@@ -100,7 +100,7 @@ def test_broken_plan_file_is_refused(tmp_path, capsys) -> None:
 def test_check_failure_is_status_3(monkeypatch, capsys) -> None:
     import planner.commands as commands
 
-    real = commands.plan_baseline
+    real = commands.STRATEGIES["baseline"]
 
     def drop_a_load(lowered, machine):  # a planner bug: the first load never happens
         program = real(lowered, machine)
@@ -112,7 +112,7 @@ def test_check_failure_is_status_3(monkeypatch, capsys) -> None:
             renumber[d] for d in i.deps if d in renumber)) for i in kept)
         return dataclasses.replace(program, instructions=instructions)
 
-    monkeypatch.setattr(commands, "plan_baseline", drop_a_load)
-    assert main(["simulate", "mlp-small", "--machine", "edge-npu", "--check"]) == 3
+    monkeypatch.setitem(commands.STRATEGIES, "baseline", drop_a_load)
+    assert main(["simulate", "mlp-small", "--machine", "edge-npu", "--strategy", "baseline", "--check"]) == 3
     err = capsys.readouterr().err
     assert err.startswith("scratchplan: check failed: verify:") and err.count("\n") == 1
