@@ -80,3 +80,18 @@ def test_fused_reaches_compulsory_traffic_when_everything_fits() -> None:
     machine = load_machine("inferentia2-core")
     stats = simulate(plan_fused(lowered, machine), machine).stats
     assert stats.dram_bytes_read + stats.dram_bytes_written == bounds(lowered, machine).compulsory_bytes
+
+
+def test_compare_prints_both_strategies(capsys) -> None:
+    import json
+
+    from planner.cli import main
+
+    assert main(["compare", "resnet18-small", "--machine", "edge-npu", "--scratchpad", "64KiB", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert set(report) == {"baseline", "fused"}
+    traffic = {name: r["dram_bytes_read"] + r["dram_bytes_written"] for name, r in report.items()}
+    assert report["fused"]["compulsory_bytes"] <= traffic["fused"] < traffic["baseline"]
+    assert main(["compare", "resnet18-small", "--machine", "edge-npu", "--scratchpad", "64KiB"]) == 0
+    table = capsys.readouterr().out
+    assert "x compulsory" in table and "reduction: DRAM traffic" in table
