@@ -12,11 +12,10 @@ import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from planner import poly
 from planner.errors import PlanError
 from planner.staging import ProgramBuilder, boxes_meet
 from planner.stmt import Statement
-from planner.tiling import Block, blocks, extents, largest_tile, loop_orders, output_dims, tile_boxes
+from planner.tiling import Block, block_size, blocks, extents, largest_tile, loop_orders, output_dims, tile_boxes
 from simulator.isa import Box
 
 
@@ -75,7 +74,7 @@ def stage_statement(builder: ProgramBuilder, stmt: Statement, resident: Mapping[
 
     held: dict[str, dict[int, tuple[Box, list[int]]]] = {t: {} for t in buffers}  # slot -> (box, its load ids)
     last_reader: dict[str, list[int]] = {}  # buffer -> the instructions that last read it
-    total_points = poly.count(stmt.domain) or 1
+    total_points = block_size(stmt, {}) or 1
     done_macs = done_ops = 0
 
     def load_tile(reads: dict[str, Box]) -> dict[str, tuple[Box, str, tuple[int, ...], list[int]]]:
@@ -110,7 +109,7 @@ def stage_statement(builder: ProgramBuilder, stmt: Statement, resident: Mapping[
         else:
             out_buffer, out_at = buffers[out_tensor][index % len(buffers[out_tensor])], (0,) * len(out_box.start)
             deps += last_reader.get(out_buffer, [])  # the store of the tile that used this slot before
-        points = poly.count(poly.block_points(stmt, block))
+        points = block_size(stmt, block)
         last = index == len(tiles) - 1
         macs = stmt.macs - done_macs if last else stmt.macs * points // total_points
         elem_ops = stmt.elem_ops - done_ops if last else stmt.elem_ops * points // total_points

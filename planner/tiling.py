@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import math
 from collections.abc import Callable, Iterator, Mapping
 
 import islpy as isl
@@ -45,6 +46,20 @@ def extents(stmt: Statement) -> dict[str, tuple[int, int]]:
             for axis, dim in enumerate(stmt.dims)}
 
 
+@functools.cache
+def _is_box(stmt: Statement) -> bool:
+    return bool(stmt.domain.is_box())
+
+
+def block_size(stmt: Statement, block: Mapping[str, tuple[int, int]]) -> int:
+    """Domain points in a block: a product of extents for box domains (all of today's ops), isl's count otherwise."""
+    if not _is_box(stmt):
+        return poly.count(poly.block_points(stmt, block))
+    spans = extents(stmt)
+    return math.prod(max(0, min(hi, block.get(dim, spans[dim])[1]) - max(lo, block.get(dim, spans[dim])[0]))
+                     for dim, (lo, hi) in spans.items())
+
+
 def bounding_box(elements: isl.Set) -> Box:
     ndim = elements.dim(isl.dim_type.set)
     return Box(tuple(elements.dim_min_val(axis).to_python() for axis in range(ndim)),
@@ -53,8 +68,17 @@ def bounding_box(elements: isl.Set) -> Box:
 
 def tile_boxes(stmt: Statement, block: Mapping[str, tuple[int, int]]) -> tuple[dict[str, Box], dict[str, Box]]:
     """Bounding boxes of what a block reads and writes, per tensor; tensors it does not touch are left out."""
-    reads = {tensor: bounding_box(s) for tensor, s in poly.footprint(stmt, block).items() if not s.is_empty()}
-    writes = {tensor: bounding_box(s) for tensor, s in poly.write_footprint(stmt, block).items() if not s.is_empty()}
+    reads, writes = _tile_boxes(stmt, tuple(sorted((dim, lo, hi) for dim, (lo, hi) in block.items())))
+    return dict(reads), dict(writes)
+
+
+@functools.lru_cache(maxsize=1 << 17)
+def _tile_boxes(stmt: Statement, key: tuple[tuple[str, int, int], ...],
+                ) -> tuple[tuple[tuple[str, Box], ...], tuple[tuple[str, Box], ...]]:
+    # Cached: the tile search, the loop-order choice and every residency policy ask about the same blocks.
+    block = {dim: (lo, hi) for dim, lo, hi in key}
+    reads = tuple((t, bounding_box(s)) for t, s in poly.footprint(stmt, block).items() if not s.is_empty())
+    writes = tuple((t, bounding_box(s)) for t, s in poly.write_footprint(stmt, block).items() if not s.is_empty())
     return reads, writes
 
 
