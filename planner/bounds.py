@@ -35,11 +35,12 @@ def bounds(lowered: LoweredGraph, machine: MachineConfig) -> Bounds:
 
 
 def program_bounds(program: Program, machine: MachineConfig) -> Bounds:
-    """The same bounds read off a plan file: the constants and inputs it loads, the outputs it must store, and the
-    work of its computes."""
+    """The same bounds read off a plan file: the compulsory traffic the planner recorded in it, and the work of its
+    computes."""
     loaded = {i.tensor for i in program.instructions if isinstance(i, DmaLoad)}
-    compulsory = sum(t.nbytes for t in program.tensors
-                     if (t.role in ("input", "constant") and t.name in loaded) or t.name in program.outputs)
+    compulsory = program.compulsory_bytes or sum(  # a plan file without the bound: whole tensors, an upper estimate
+        t.nbytes for t in program.tensors if (t.role in ("input", "constant") and t.name in loaded)
+        or t.name in program.outputs)
     computes = [i for i in program.instructions if isinstance(i, Compute)]
     macs = sum(c.macs for c in computes if c.engine == "tensor")
     elem_ops = sum(c.elem_ops for c in computes if c.engine != "tensor")

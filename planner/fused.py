@@ -12,6 +12,8 @@ consumers instead, which removes the same DRAM round trip wherever the intermedi
 
 from __future__ import annotations
 
+import dataclasses
+
 from planner.alloc import align, choose_layout
 from planner.baseline import plan_baseline
 from planner.errors import PlanError
@@ -39,8 +41,7 @@ def plan_fused(lowered: LoweredGraph, machine: MachineConfig) -> Program:
         return tile_cost(stmt, block, partition_bytes)
 
     baseline = plan_baseline(lowered, machine)
-    candidates = [Program(baseline.model, "fused", baseline.machine, baseline.tensors, baseline.buffers,
-                          baseline.instructions, baseline.outputs, baseline.dtype, baseline.opset)]
+    candidates = [dataclasses.replace(baseline, strategy="fused")]
     tried: set[tuple[tuple[str, int], ...]] = set()
     for reserve in working_sets(lowered, sp.partition_bytes, cost).values():
         excluded: frozenset[str] = frozenset()

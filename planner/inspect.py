@@ -1,7 +1,7 @@
 """What `scratchplan inspect` reports: one row per ONNX node, then model totals.
 
-Totals follow the lower-bound convention the rest of the project uses: compulsory traffic reads every constant an op
-reads and every model input once, and writes every model output once.
+Totals follow the lower-bound convention the rest of the project uses: compulsory traffic reads once every element of
+a constant or model input that some op reads, and writes every model output once.
 """
 
 from __future__ import annotations
@@ -9,6 +9,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+import islpy as isl
+
+from planner import poly
 from planner.stmt import LoweredGraph
 
 
@@ -61,9 +64,19 @@ def totals(lowered: LoweredGraph) -> Totals:
     inputs = sorted(name for name in read if graph.tensors[name].kind == "input")
     activations = sorted({access.tensor for stmt in lowered.statements for access in stmt.writes})
     outputs = sorted({lowered.base(name) for name in graph.outputs})
-    param_bytes = _bytes(lowered, params)
-    compulsory = param_bytes + _bytes(lowered, inputs) + _bytes(lowered, outputs)
-    return Totals(param_bytes, _bytes(lowered, activations), compulsory, lowered.macs)
+    # Compulsory reads are the elements some op reads (a strided window may skip rows), counted by isl.
+    needed = _read_elements(lowered, set(params) | set(inputs))
+    compulsory = sum(count * graph.elem_bytes(name) for name, count in needed.items()) + _bytes(lowered, outputs)
+    return Totals(_bytes(lowered, params), _bytes(lowered, activations), compulsory, lowered.macs)
+
+
+def _read_elements(lowered: LoweredGraph, names: set[str]) -> dict[str, int]:
+    footprints: dict[str, isl.Set] = {}
+    for stmt in lowered.statements:
+        for tensor, elements in poly.footprint(stmt).items():
+            if tensor in names:
+                footprints[tensor] = footprints[tensor].union(elements) if tensor in footprints else elements
+    return {tensor: poly.count(elements) for tensor, elements in footprints.items()}
 
 
 def _bytes(lowered: LoweredGraph, names: Iterable[str]) -> int:

@@ -18,6 +18,8 @@ from planner.stmt import Statement
 from planner.tiling import Block, block_size, blocks, extents, largest_tile, loop_orders, output_dims, tile_boxes
 from simulator.isa import Box
 
+MAX_SHRINKS = 16
+
 
 @dataclass
 class Resident:
@@ -54,21 +56,33 @@ def stage_statement(builder: ProgramBuilder, stmt: Statement, resident: Mapping[
         return tile_cost(stmt, block, lambda t, shape: builder.partition_bytes(shape, graph.elem_bytes(t)),
                          frozenset(resident))
 
-    tile = largest_tile(stmt, cost, capacity)
-    if tile is None:
-        smallest = cost({dim: (lo, lo + 1) for dim, (lo, _) in extents(stmt).items() if dim in output_dims(stmt)})
-        raise PlanError(f"{graph.source}: op {stmt.node!r} ({stmt.op_type}): its smallest tile needs {smallest:,} "
-                        f"bytes per partition, but the scratchpad has {capacity:,} "
-                        f"({builder.machine.scratchpad.capacity_bytes:,} bytes in "
-                        f"{builder.machine.scratchpad.partitions} partitions)")
-    tiles = _cheapest_order(stmt, tile, graph.elem_bytes, set(resident))
-    shapes: dict[str, tuple[int, ...]] = {}
-    for _, reads, writes in tiles:
-        for tensor, box in [*reads.items(), *writes.items()]:
-            if tensor not in resident:
-                old = shapes.get(tensor, box.shape)
-                shapes[tensor] = tuple(max(a, b) for a, b in zip(old, box.shape, strict=True))
-    constant = {t for t in whole_reads if all(reads.get(t) == whole_reads[t] for _, reads, _ in tiles)}
+    target = capacity
+    for _ in range(MAX_SHRINKS):
+        tile = largest_tile(stmt, cost, target)
+        if tile is None:
+            smallest = cost({dim: (lo, lo + 1) for dim, (lo, _) in extents(stmt).items() if dim in output_dims(stmt)})
+            raise PlanError(f"{graph.source}: op {stmt.node!r} ({stmt.op_type}): its smallest tile needs "
+                            f"{smallest:,} bytes per partition, but the scratchpad has {capacity:,} "
+                            f"({builder.machine.scratchpad.capacity_bytes:,} bytes in "
+                            f"{builder.machine.scratchpad.partitions} partitions)")
+        tiles = _cheapest_order(stmt, tile, graph.elem_bytes, set(resident))
+        shapes: dict[str, tuple[int, ...]] = {}
+        for _, reads, writes in tiles:
+            for tensor, box in [*reads.items(), *writes.items()]:
+                if tensor not in resident:
+                    old = shapes.get(tensor, box.shape)
+                    shapes[tensor] = tuple(max(a, b) for a, b in zip(old, box.shape, strict=True))
+        constant = {t for t in whole_reads if all(reads.get(t) == whole_reads[t] for _, reads, _ in tiles)}
+        need = sum((1 if t in constant else 2) * builder.partition_bytes(shape, graph.elem_bytes(t))
+                   for t, shape in shapes.items())
+        # The tile was sized on one block; a block at a border can read more (padding shifts its halo), and the
+        # buffers must hold the largest of all: if they do not fit, aim lower and tile again.
+        if need <= capacity:
+            break
+        target -= need - capacity
+    else:
+        raise PlanError(f"{graph.source}: op {stmt.node!r} ({stmt.op_type}): no tiling fits its buffers in "
+                        f"{capacity:,} bytes per partition")
     buffers = {t: [builder.buffer(f"{stmt.name}.{t}.{s}", shapes[t], graph.elem_bytes(t))
                    for s in range(1 if t in constant else 2)] for t in shapes}
 
@@ -77,19 +91,22 @@ def stage_statement(builder: ProgramBuilder, stmt: Statement, resident: Mapping[
     total_points = block_size(stmt, {}) or 1
     done_macs = done_ops = 0
 
-    def load_tile(reads: dict[str, Box]) -> dict[str, tuple[Box, str, tuple[int, ...], list[int]]]:
+    def load_tile(reads: dict[str, Box], keep: dict[str, tuple[Box, str, tuple[int, ...], list[int]]],
+                  ) -> dict[str, tuple[Box, str, tuple[int, ...], list[int]]]:
+        """Place a tile's inputs; `keep` (the tile computed next) must not lose a buffer it reads."""
         placed = {}
         for tensor, box in reads.items():
             if tensor in resident:
-                keep = resident[tensor]
-                placed[tensor] = (box, keep.buffer, box.start, keep.writers_of(box))
+                whole = resident[tensor]
+                placed[tensor] = (box, whole.buffer, box.start, whole.writers_of(box))
                 continue
             slot = next((s for s, (b, _) in held[tensor].items() if b == box), None)
             if slot is None:
                 used = list(held[tensor])
                 slot = next((s for s in range(len(buffers[tensor])) if s not in used), None)
-                if slot is None:  # both slots hold data: overwrite the one the previous tile did not use
-                    slot = min(used, key=lambda s: held[tensor][s][1][0])
+                if slot is None:  # every slot holds data: overwrite the oldest the next compute does not read
+                    busy = keep[tensor][1] if tensor in keep else None
+                    slot = min((s for s in used if buffers[tensor][s] != busy), key=lambda s: held[tensor][s][1][0])
                 buffer = buffers[tensor][slot]
                 deps = list(last_reader.get(buffer, []))
                 held[tensor][slot] = (box, builder.load(tensor, box, buffer, deps, stmt.node))
@@ -97,11 +114,11 @@ def stage_statement(builder: ProgramBuilder, stmt: Statement, resident: Mapping[
             placed[tensor] = (held[tensor][slot][0], buffers[tensor][slot], at, held[tensor][slot][1])
         return placed
 
-    pending = load_tile(tiles[0][1])
+    pending = load_tile(tiles[0][1], {})
     for index, (block, _, writes) in enumerate(tiles):
         current = pending
-        if index + 1 < len(tiles):
-            pending = load_tile(tiles[index + 1][1])  # prefetch: the next tile's loads go ahead of this compute
+        if index + 1 < len(tiles):  # prefetch: the next tile's loads go ahead of this compute
+            pending = load_tile(tiles[index + 1][1], current)
         (out_tensor, out_box), = writes.items()
         deps = [dep for _, _, _, waits in current.values() for dep in waits]
         if out_tensor in resident:

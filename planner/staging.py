@@ -14,6 +14,7 @@ import numpy as np
 import onnx
 
 from planner.alloc import Lifetime, align, allocate, choose_layout
+from planner.inspect import totals
 from planner.stmt import LoweredGraph
 from simulator.isa import (
     Box,
@@ -161,6 +162,7 @@ class ProgramBuilder:
                 slots.append(Param(tuple(value.reshape(-1).tolist()), value.shape, str(value.dtype)))
             else:
                 slots.append(Unread(base, view))
+                self._tensors[base] = None  # declared, so the program names every tensor its slots mention
         tensor, box, buffer, out_at = output
         attrs = tuple(sorted((key, _plain(value)) for key, value in node.attrs.items()))
         index = self._emit(Compute, deps, engine=engine, node=node_name, op_type=node.op_type, attrs=attrs,
@@ -197,7 +199,8 @@ class ProgramBuilder:
             self._tensors[name] = None
         tensors = tuple(self._dram_tensor(name, outputs) for name in self._tensors)
         return Program(self.graph.name, self.strategy, self.machine.name, tensors, buffers, tuple(instructions),
-                       outputs, self.graph.planning_dtype or "fp32", self.graph.opset)
+                       outputs, self.graph.planning_dtype or "fp32", self.graph.opset,
+                       totals(self.lowered).compulsory_bytes)
 
     def _wait_for_previous_holders(self, offsets: dict[str, int]) -> None:
         # A buffer placed where others lived before must not be written until they are released. Only the latest

@@ -137,14 +137,14 @@ def _compute(compute: Compute, opset: int, tensors: Mapping[str, DramTensor], pa
             continue
         tensor = _tensor(tensors, slot.tensor)
         if isinstance(slot, Unread):
-            whole = np.full(tensor.shape, _filler(tensor.dtype), dtype=tensor.dtype)
+            whole = np.full(tensor.shape, _filler(tensor.dtype, compute.op_type), dtype=tensor.dtype)
         else:
             region = pad.read(pad.buffer(slot.buffer), slot.at, slot.box.shape, tensor.dtype)
             box = _slices(tensor, slot.box)
             if slot.box.shape == tensor.shape:  # the whole tensor: no filler needed
                 whole = np.ascontiguousarray(region)
             else:
-                whole = np.full(tensor.shape, _filler(tensor.dtype), dtype=tensor.dtype)
+                whole = np.full(tensor.shape, _filler(tensor.dtype, compute.op_type), dtype=tensor.dtype)
                 whole[box] = region
             if np.dtype(tensor.dtype).kind in "iu" and (count := int((region == poison_value(tensor.dtype)).sum())):
                 poisoned_ints.append(f"{count} poison in {tensor.name}{_format(slot.box)}")
@@ -212,8 +212,17 @@ def _view(whole: np.ndarray, view: tuple[int, ...], tensor: DramTensor) -> np.nd
     return whole.reshape(view)
 
 
-def _filler(dtype: str) -> Any:
-    return np.nan if np.dtype(dtype).kind == "f" else 0
+# onnxruntime's max-like ops skip a NaN that is not the last of its window, which would hide an unloaded halo row;
+# an infinity of the right sign always wins the comparison, so it shows up in the tile instead.
+WINNING_FILL = {"MaxPool": np.inf, "GlobalMaxPool": np.inf, "Max": np.inf, "ReduceMax": np.inf,
+                "Min": -np.inf, "ReduceMin": -np.inf}
+
+
+def _filler(dtype: str, op_type: str = "") -> Any:
+    """What stands for data a tile did not load: NaN (an infinity for max- and min-like ops); 0 for integers."""
+    if np.dtype(dtype).kind != "f":
+        return 0
+    return WINNING_FILL.get(op_type, np.nan)
 
 
 def _tensor(tensors: Mapping[str, DramTensor], name: str) -> DramTensor:

@@ -216,7 +216,8 @@ class Program:
     """A whole plan: instruction ids are their positions in `instructions`.
 
     `dtype` is the planning dtype (it picks the tensor engine's MACs per cycle); `opset` is the model's ONNX opset,
-    which the functional simulator needs to run each op; `outputs` are the model outputs, which must be stored.
+    which the functional simulator needs to run each op; `outputs` are the model outputs, which must be stored;
+    `compulsory_bytes` carries the model's traffic bound, so that a plan file alone can be compared with it.
     """
 
     model: str
@@ -228,6 +229,7 @@ class Program:
     outputs: tuple[str, ...] = field(default=())
     dtype: str = "fp32"
     opset: int = 17
+    compulsory_bytes: int = 0  # the model's lower bound on DRAM traffic, as the planner computed it (0: not given)
 
     def __post_init__(self) -> None:
         for position, instruction in enumerate(self.instructions):

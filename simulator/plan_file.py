@@ -92,4 +92,4 @@ def decode_program(document: dict[str, Any]) -> Program:
                     for b in document["buffers"])
     instructions = tuple(_instruction(i) for i in document["instructions"])
     return Program(document["model"], document["strategy"], document["machine"], tensors, buffers, instructions,
-                   tuple(document["outputs"]), document["dtype"], document["opset"])
+                   tuple(document["outputs"]), document["dtype"], document["opset"], document["compulsory_bytes"])
