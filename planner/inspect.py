@@ -63,7 +63,8 @@ def totals(lowered: LoweredGraph) -> Totals:
     params = sorted(name for name in read if graph.tensors[name].kind == "constant")
     inputs = sorted(name for name in read if graph.tensors[name].kind == "input")
     activations = sorted({access.tensor for stmt in lowered.statements for access in stmt.writes})
-    outputs = sorted({lowered.base(name) for name in graph.outputs})
+    # a model output that is a view of an input or a constant is already in DRAM: nothing to write
+    outputs = sorted({base for base in map(lowered.base, graph.outputs) if graph.tensors[base].kind == "activation"})
     # Compulsory reads are the elements some op reads (a strided window may skip rows), counted by isl.
     needed = _read_elements(lowered, set(params) | set(inputs))
     compulsory = sum(count * graph.elem_bytes(name) for name, count in needed.items()) + _bytes(lowered, outputs)

@@ -63,7 +63,9 @@ class ProgramBuilder:
         self._stores: dict[str, list[tuple[Box, int]]] = {}
         self._next_queue = 0
         self._tensors: dict[str, None] = {}
-        self.output_tensors = frozenset(lowered.base(name) for name in self.graph.outputs)
+        # Outputs to store: a model output that is a view of an input or constant is already in DRAM as it is.
+        self.output_tensors = frozenset(lowered.base(name) for name in self.graph.outputs
+                                        if self.graph.tensors[lowered.base(name)].kind == "activation")
 
     # -- buffers --------------------------------------------------------------------------------------------------
     def buffer(self, name: str, shape: tuple[int, ...], elem_bytes: int, pinned: int | None = None) -> str:
@@ -194,7 +196,7 @@ class ProgramBuilder:
             kind = fields.pop("kind")
             fields["deps"] = tuple(sorted(fields["deps"]))
             instructions.append(kind(**fields))
-        outputs = tuple(dict.fromkeys(self.lowered.base(name) for name in self.graph.outputs))
+        outputs = tuple(sorted(self.output_tensors, key=list(self.graph.tensors).index))
         for name in outputs:
             self._tensors[name] = None
         tensors = tuple(self._dram_tensor(name, outputs) for name in self._tensors)
