@@ -12,10 +12,6 @@
 
 Any failure carries the model as ONNX text and the machine as YAML, so a shrunk example can be rerun by hand.
 Adding a strategy to the properties is one line in STRATEGIES.
-
-Open planner bugs are listed in KNOWN_BUGS, each with its xfail regression in tests/regressions/. While a bug is
-listed, an example that runs into it raises KnownBug (the properties skip it) or, for the bound, is held to the
-corrected bound only; delete the entry when the fix lands and the properties check that case again.
 """
 
 from __future__ import annotations
@@ -36,45 +32,20 @@ from planner.baseline import plan_baseline
 from planner.bounds import Bounds, bounds, program_bounds
 from planner.check import reference_values
 from planner.errors import PlanError
+from planner.fused import plan_fused
 from planner.graph import Graph, load_graph
 from planner.ops import lower
 from planner.stmt import LoweredGraph
 from simulator.functional import run_functional
-from simulator.isa import Compute, Program, Unread
+from simulator.isa import Program
 from simulator.machine import MachineConfig, machine_to_yaml
 from simulator.stats import SimStats
 from simulator.timing import simulate
 from simulator.verify import verify
 
 Strategy = Callable[[LoweredGraph, MachineConfig], Program]
-STRATEGIES: dict[str, Strategy] = {"baseline": plan_baseline}
+STRATEGIES: dict[str, Strategy] = {"baseline": plan_baseline, "fused": plan_fused}
 GROWTH = 4  # a refused model is planned again on a scratchpad this many times larger
-
-KNOWN_BUGS: dict[str, str] = {
-    "output-aliases-input": "a model output that is a view (Reshape, Flatten...) of a model input is never stored, "
-                            "and loads of the input are taken for loads of an unwritten output",
-    "unread-tensor-undeclared": "an op that reads none of an input (a conv whose windows all fall in the padding) "
-                                "names it in an Unread slot, but the program does not declare the tensor",
-    "allocator-refusal": "the baseline sizes tiles by the cost of the middle block only; when a border block reads "
-                         "more (padding clips the middle one), the allocator refuses with a message naming a "
-                         "buffer, not the op",
-    "slot-evicts-current-tile": "the baseline's double buffering evicts the oldest-loaded slot, which is the one the "
-                                "current tile reads when its box came back (A, B, A, C along a padded, dilated "
-                                "window), so the next tile's prefetch overwrites it",
-    "compulsory-counts-unread": "compulsory traffic counts every input and constant an op touches in full, though a "
-                                "strided window or a conv reading only padding needs part of it",
-}
-
-
-class KnownBug(Exception):
-    """The example runs into an open bug listed in KNOWN_BUGS."""
-
-
-def known_bug(bug: str, detail: str) -> None:
-    """Raise KnownBug while `bug` is listed; once it is fixed (and delisted) the example is checked in full."""
-    if bug in KNOWN_BUGS:
-        raise KnownBug(f"{bug}: {detail}")
-
 
 def describe(model: onnx.ModelProto, machine: MachineConfig, dtype: str | None = None) -> str:
     """The model as ONNX text and the machine as YAML: what it takes to rerun a failing example by hand."""
@@ -85,12 +56,10 @@ def describe(model: onnx.ModelProto, machine: MachineConfig, dtype: str | None =
 
 @contextmanager
 def explained(model: onnx.ModelProto, machine: MachineConfig, dtype: str | None = None) -> Iterator[None]:
-    """Attach `describe(model, machine, dtype)` to any exception that leaves the block, KnownBug aside."""
+    """Attach `describe(model, machine, dtype)` to any exception that leaves the block."""
     try:
         yield
-    except KnownBug:
-        raise
-    except BaseException as exc:
+    except Exception as exc:
         exc.add_note(describe(model, machine, dtype))
         raise
 
@@ -128,7 +97,6 @@ def check_invariants(model: onnx.ModelProto, machine: MachineConfig, strategy: s
         except PlanError as error:
             check_too_small(error, case, machine, strategy)
             return None
-        check_known_bugs(program, case)
         stats = check_program(program, case, machine)
         if strategy != "baseline":
             try:
@@ -138,7 +106,8 @@ def check_invariants(model: onnx.ModelProto, machine: MachineConfig, strategy: s
             else:
                 assert traffic_bytes(stats) <= traffic_bytes(baseline), (
                     f"{strategy} moves {traffic_bytes(stats):,} bytes, the baseline {traffic_bytes(baseline):,}")
-        again = plan(lower(load_graph(model, dtype=dtype)), machine)  # from scratch: no cache or id() may leak into the plan
+        # From scratch, so that no cache or id() leaks into the plan:
+        again = plan(lower(load_graph(model, dtype=dtype)), machine)
         assert again.to_json() == program.to_json(), "planning the same model twice gave different plans"
         return program
 
@@ -146,23 +115,20 @@ def check_invariants(model: onnx.ModelProto, machine: MachineConfig, strategy: s
 def check_program(program: Program, case: Case, machine: MachineConfig) -> SimStats:
     """Every invariant of one program of `case` on `machine`; returns its simulated stats."""
     violations = verify(program, machine)
-    if violations and all(v.kind == "not-resident" and _EVICTED.search(v.message) for v in violations):
-        known_bug("slot-evicts-current-tile", violations[0].message)
     assert violations == [], f"verify: {len(violations)} violations, first: {violations[0].message}"
     run_functional(program, machine, case.dram, reference=case.reference)  # raises on the first tile that differs
     stats = simulate(program, machine).stats
-    needed = footprint_bounds(case.lowered, machine)
+    needed = footprint_bounds(case.lowered, machine)  # counted here, apart from the planner's own count
     for limits in (needed, bounds(case.lowered, machine)):
-        if limits != needed and "compulsory-counts-unread" in KNOWN_BUGS:
-            break  # the planner's own bound overcounts: hold the plan to the footprint bound only
         assert limits.compulsory_bytes <= traffic_bytes(stats), (
             f"traffic {traffic_bytes(stats):,} bytes is below the compulsory {limits.compulsory_bytes:,}")
         assert limits.roofline_cycles <= stats.total_cycles, (
             f"{stats.total_cycles:,} cycles is below the roofline {limits.roofline_cycles:,}")
         if limits is not needed:
             assert program_bounds(program, machine) == limits, "the plan file's bounds differ from the model's"
-    assert stats.peak_scratchpad_bytes <= machine.scratchpad.capacity_bytes, (
-        f"peak scratchpad {stats.peak_scratchpad_bytes:,} bytes exceeds {machine.scratchpad.capacity_bytes:,}")
+    usable = machine.scratchpad.partitions * machine.scratchpad.partition_bytes  # the remainder is never used
+    assert stats.peak_scratchpad_bytes <= usable, (
+        f"peak scratchpad {stats.peak_scratchpad_bytes:,} bytes exceeds the {usable:,} usable")
     assert Program.from_json(program.to_json()) == program, "the plan JSON does not read back to the same program"
     return stats
 
@@ -178,47 +144,32 @@ def footprint_bounds(lowered: LoweredGraph, machine: MachineConfig) -> Bounds:
                 read[tensor] = read[tensor].union(elements) if tensor in read else elements
     compulsory = sum(int(elements.count_val().to_python()) * graph.elem_bytes(tensor)
                      for tensor, elements in read.items())
-    compulsory += sum(graph.tensor_bytes(name) for name in {lowered.base(name) for name in graph.outputs})
+    # a model output that is a view of an input or constant is in DRAM already: nothing to write
+    written = {lowered.base(name) for name in graph.outputs} - set(read) - set(graph.inputs)
+    compulsory += sum(graph.tensor_bytes(name) for name in written if graph.tensors[name].kind == "activation")
     limits = bounds(lowered, machine)
     memory_cycles = math.ceil(compulsory / machine.dram.bandwidth_bytes_per_cycle)
     return Bounds(compulsory, limits.compute_cycles, memory_cycles)
 
 
-def check_known_bugs(program: Program, case: Case) -> None:
-    inputs = [name for name in program.outputs if case.graph.tensors[name].kind == "input"]
-    if inputs:
-        known_bug("output-aliases-input", f"model output {inputs[0]!r} is a view of a model input")
-    declared = {tensor.name for tensor in program.tensors}
-    for instruction in program.instructions:
-        if isinstance(instruction, Compute):
-            for slot in instruction.inputs:
-                if isinstance(slot, Unread) and slot.tensor not in declared:
-                    known_bug("unread-tensor-undeclared", f"{instruction.node} reads none of {slot.tensor!r}")
-
-
 _NAMED = re.compile(r"\b(?:op|node) '([^']+)'")
-_EVICTED = re.compile(r"reads (\S+)\[[^]]*\] from buffer (\S+) at .*but that place holds \1\[")
-_ALLOCATOR = re.compile(r"buffer \S+ needs \d+ bytes per partition at offset")
 
 
 def check_too_small(error: PlanError, case: Case, machine: MachineConfig, strategy: str) -> None:
     """A refusal must name an op of the model and the bytes it needs; four times the scratchpad must then plan
     legally or be refused the same way."""
-    message = str(error)
-    nodes = {node.name for node in case.graph.nodes}
-    named = [name for name in _NAMED.findall(message) if name in nodes]
-    if not named and _ALLOCATOR.search(message):
-        known_bug("allocator-refusal", message)
-    assert named and "bytes" in message, f"a PlanError that names no op of the model, or no bytes: {message}"
+    check_refusal(error, case)
     bigger = replace(machine, scratchpad=replace(machine.scratchpad,
                                                  capacity_bytes=GROWTH * machine.scratchpad.capacity_bytes))
     try:
         program = STRATEGIES[strategy](case.lowered, bigger)
     except PlanError as again:
-        again_named = [name for name in _NAMED.findall(str(again)) if name in nodes]
-        if not again_named and _ALLOCATOR.search(str(again)):
-            known_bug("allocator-refusal", str(again))
-        assert again_named and "bytes" in str(again), f"a PlanError that names no op, or no bytes: {again}"
+        check_refusal(again, case)
         return
-    check_known_bugs(program, case)
     check_program(program, case, bigger)
+
+
+def check_refusal(error: PlanError, case: Case) -> None:
+    message = str(error)
+    named = [name for name in _NAMED.findall(message) if name in {node.name for node in case.graph.nodes}]
+    assert named and "bytes" in message, f"a PlanError that names no op of the model, or no bytes: {message}"

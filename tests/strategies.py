@@ -4,12 +4,11 @@
 concat, a reshape...) applied to one or two tensors that already exist, with attributes drawn to fit their shapes, so
 every model passes the ONNX checker and shape inference, has static float32 shapes, and runs on onnxruntime in
 milliseconds (at most MAX_ELEMENTS elements per tensor). Tensors nothing reads become the graph outputs, and
-sometimes a tensor that is read as well. Weights are
-initializers filled from a seed that hypothesis draws. The first layer kind is Relu and inputs are picked newest first,
-so a shrunk model is a short chain of simple ops.
+sometimes a tensor that is read as well. Weights are initializers filled from a seed that hypothesis draws. The first
+layer kind is Relu and inputs are picked newest first, so a shrunk model is a short chain of simple ops.
 
-`machines()` draws a MachineConfig whose scratchpad runs from a few bytes per partition (too small for most tiles) to
-far more than any of these models needs.
+`machines()` draws a MachineConfig whose scratchpad runs from a few bytes per partition (too small for any tile) to
+far more than any of these models needs; it shrinks towards the roomy end.
 
     >>> from hypothesis import find
     >>> model = find(onnx_models(), lambda m: len(m.graph.node) >= 2)
@@ -22,6 +21,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import onnx
@@ -42,7 +42,7 @@ IR_VERSION = 8
 MAX_ELEMENTS = 2048  # per tensor: small enough that a whole model checks against onnxruntime in well under a second
 MAX_LAYERS = 8
 
-Draw = Callable[[st.SearchStrategy], object]
+Draw = st.DrawFn
 
 
 @dataclass
@@ -73,7 +73,7 @@ class _Graph:
     def ints(self, prefix: str, values: Sequence[int]) -> str:
         return self.constant(prefix, np.array(list(values), dtype=np.int64))
 
-    def add(self, op_type: str, inputs: Sequence[str], outputs: int = 1, **attrs: object) -> list[str] | None:
+    def add(self, op_type: str, inputs: Sequence[str], outputs: int = 1, **attrs: Any) -> list[str] | None:
         """Append a node; its output shapes come from ONNX shape inference. Returns None (and adds nothing, not even
         the constants made for this layer, which the caller rolls back) when an output would be empty or too big."""
         names = [self.name(op_type.lower()) for _ in range(outputs)]
@@ -133,7 +133,7 @@ def _conv(draw: Draw, g: _Graph, x: str) -> object:
     out_channels = group * draw(st.integers(1, max(1, 8 // group)))
     windows = [_spatial_window(draw, extent, pooling=False) for extent in spatial]
     kernel = [w[0] for w in windows]
-    attrs: dict[str, object] = {"kernel_shape": kernel, "strides": [w[1] for w in windows],
+    attrs: dict[str, Any] = {"kernel_shape": kernel, "strides": [w[1] for w in windows],
                                 "dilations": [w[2] for w in windows],
                                 "pads": [w[3] for w in windows] + [w[4] for w in windows]}
     if group > 1:
@@ -151,7 +151,7 @@ def _pool(draw: Draw, g: _Graph, x: str) -> object:
         return g.add(op_type, [x])
     spatial = g.shapes[x][2:]
     windows = [_spatial_window(draw, extent, pooling=True) for extent in spatial]
-    attrs: dict[str, object] = {"kernel_shape": [w[0] for w in windows], "strides": [w[1] for w in windows],
+    attrs: dict[str, Any] = {"kernel_shape": [w[0] for w in windows], "strides": [w[1] for w in windows],
                                 "pads": [w[3] for w in windows] + [w[4] for w in windows]}
     if op_type == "AveragePool" and draw(st.booleans()):
         attrs["count_include_pad"] = 1
@@ -295,7 +295,7 @@ def _gemm(draw: Draw, g: _Graph, x: str) -> object:
     bias = draw(st.sampled_from(["none", "row", "vector", "full", "scalar"]))
     if bias != "none":
         inputs.append(g.weight("c", {"row": [1, n], "vector": [n], "full": [m, n], "scalar": []}[bias]))
-    attrs = {"transA": int(trans_a), "transB": int(trans_b)}
+    attrs: dict[str, Any] = {"transA": int(trans_a), "transB": int(trans_b)}
     if draw(st.booleans()):
         attrs |= {"alpha": 0.5, "beta": 2.0}
     return g.add("Gemm", inputs, **attrs)
@@ -305,7 +305,8 @@ def _matmul(draw: Draw, g: _Graph, x: str) -> object:
     shape = g.shapes[x]
     partners = [t for t in reversed(g.shapes) if len(g.shapes[t]) >= 2 and g.shapes[t][-2] == shape[-1]
                 and _batch_broadcasts(g.shapes[t][:-2], shape[:-2])]
-    if partners and draw(st.booleans()):  # activation @ activation, as in attention
+    pair = draw(st.booleans()) if partners else False  # activation @ activation, as in attention
+    if pair:
         return g.add("MatMul", [x, partners[draw(st.integers(0, len(partners) - 1))]])
     n = draw(st.integers(1, 16))
     return g.add("MatMul", [x, g.weight("w", [shape[-1], n], shape[-1])])
@@ -342,26 +343,30 @@ LAYERS: dict[str, _Kind] = {  # Relu first: hypothesis shrinks a layer towards t
 
 
 @st.composite
-def input_shapes(draw: Draw) -> tuple[int, ...]:
+def input_shapes(draw: Draw, ranks: Sequence[int] = (4, 2, 3, 1)) -> tuple[int, ...]:
     """N x C x H x W most often (shrinks there), else N x C x L, a matrix or a vector."""
-    rank = draw(st.sampled_from([4, 2, 3, 1]))
+    rank = draw(st.sampled_from(ranks))
     if rank == 1:
         return (draw(st.integers(1, 64)),)
     shape = [draw(st.integers(1, 2)), draw(st.integers(1, 8))]
     shape += [draw(st.integers(1, 12)) for _ in range(rank - 2)]
+    while math.prod(shape) > MAX_ELEMENTS // 2:  # room for a layer or two to grow it (Pad, Concat)
+        shape[-1] = -(-shape[-1] // 2)
     return tuple(shape)
 
 
 @st.composite
-def onnx_models(draw: Draw, max_layers: int = MAX_LAYERS, layers: Sequence[str] | None = None) -> onnx.ModelProto:
-    """A valid opset-17 float32 model: one or two graph inputs, then up to `max_layers` layers (kinds from `layers`,
-    default all of LAYERS), each reading the newest fitting tensor unless hypothesis picks an older one."""
+def onnx_models(draw: Draw, max_layers: int = MAX_LAYERS, layers: Sequence[str] | None = None, min_layers: int = 1,
+                input_ranks: Sequence[int] = (4, 2, 3, 1)) -> onnx.ModelProto:
+    """A valid opset-17 float32 model: one or two graph inputs of a rank in `input_ranks`, then `min_layers` to
+    `max_layers` layers (kinds from `layers`, default all of LAYERS), each reading the newest fitting tensor unless
+    hypothesis picks an older one."""
     kinds = [LAYERS[name] for name in (layers or LAYERS) for _ in range(LAYERS[name].weight)]
     g = _Graph(np.random.default_rng(draw(st.integers(0, 2**32 - 1))))
-    shape = draw(input_shapes())
+    shape = draw(input_shapes(input_ranks))
     g.inputs = ["x"] + (["x_other"] if draw(st.booleans()) else [])
     g.shapes.update({name: shape for name in g.inputs})
-    for _ in range(draw(st.integers(1, max_layers))):
+    for _ in range(draw(st.integers(min_layers, max_layers))):
         kind = draw(st.sampled_from(kinds))
         candidates = [t for t in reversed(g.shapes) if len(g.shapes[t]) in kind.ranks]
         if not candidates:
@@ -371,7 +376,7 @@ def onnx_models(draw: Draw, max_layers: int = MAX_LAYERS, layers: Sequence[str] 
         if kind.build(draw, g, x) is None:
             del g.nodes[nodes:], g.initializers[initializers:]
     if not g.nodes:
-        g.add("Relu", ["x"])
+        assert g.add("Relu", ["x"]) is not None
     read = {name for node in g.nodes for name in node.input}
     made = [name for node in g.nodes for name in node.output]
     also = [name for name in made if name in read]  # an intermediate a model also returns, as exporters allow

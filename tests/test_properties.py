@@ -1,0 +1,44 @@
+"""Random models on random machines: every strategy's plans keep every invariant (`tests.invariants`).
+
+Each property runs the loaded profile's example count: 50, derandomized, under `ci` (the default); 2000 under
+`pytest --hypothesis-profile=thorough`, which also keeps failing examples in .hypothesis/ for the next run. A failure
+prints the shrunk model as ONNX text and the machine as YAML.
+"""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+from hypothesis import event, given
+from hypothesis import strategies as st
+
+from simulator.machine import MachineConfig, machine_from_dict, machine_to_yaml
+from tests.invariants import STRATEGIES, check_invariants
+from tests.strategies import machines, onnx_models
+
+DTYPES = st.sampled_from([None, "bf16", "int8"])  # None plans floats at their own size (fp32)
+
+
+def checked(model, machine: MachineConfig, strategy: str, dtype: str | None) -> None:
+    program = check_invariants(model, machine, strategy, dtype)
+    event("planned" if program is not None else "refused: scratchpad too small")
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+@given(model=onnx_models(), machine=machines(), dtype=DTYPES)
+def test_plans_keep_the_invariants(strategy: str, model, machine: MachineConfig, dtype: str | None) -> None:
+    checked(model, machine, strategy, dtype)
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+@given(model=onnx_models(), machine=machines(partition_bytes=st.integers(8, 1024)), dtype=DTYPES)
+def test_tight_scratchpads_tile_or_refuse_clearly(strategy: str, model, machine: MachineConfig,
+                                                  dtype: str | None) -> None:
+    """A few bytes to 1 KiB per partition: many tiles per op, or the clear PlanError."""
+    checked(model, machine, strategy, dtype)
+
+
+@given(machines())
+def test_machine_yaml_round_trips(machine: MachineConfig) -> None:
+    """The YAML a failing example prints reads back to the very machine that failed."""
+    assert machine_from_dict(yaml.safe_load(machine_to_yaml(machine)), default_name="other") == machine
