@@ -29,7 +29,9 @@ def read_model(source: str | os.PathLike[str] | onnx.ModelProto) -> tuple[onnx.M
     planner.errors.PlanError: no/such.onnx: no such file
     """
     if isinstance(source, onnx.ModelProto):
-        return _copy(source), source.graph.name or "<model>", None  # the passes below edit their own copy
+        where = source.graph.name or "<model>"
+        _check_has_graph(source, where)
+        return _copy(source), where, None  # the passes below edit their own copy
     path = Path(source)
     where = str(source)
     if not path.exists():
@@ -42,9 +44,13 @@ def read_model(source: str | os.PathLike[str] | onnx.ModelProto) -> tuple[onnx.M
         model = onnx.load(path, load_external_data=False)
     except (DecodeError, RuntimeError, ValueError, UnicodeDecodeError) as exc:
         raise PlanError(f"{where}: not an ONNX model (protobuf does not parse: {_one_line(exc)})") from None
+    _check_has_graph(model, where)
+    return model, where, path.resolve().parent
+
+
+def _check_has_graph(model: onnx.ModelProto, where: str) -> None:
     if not model.HasField("graph") or len(model.graph.node) == 0 or model.ir_version <= 0:
         raise PlanError(f"{where}: not an ONNX model (no graph, no nodes or no IR version; truncated file?)")
-    return model, where, path.resolve().parent
 
 
 def check_external_data(model: onnx.ModelProto, where: str, folder: Path | None) -> None:

@@ -259,3 +259,14 @@ def test_flag_errors_from_argparse_are_one_line(save_model: Callable[..., Path],
     _, err = capsys.readouterr()
     assert exit_status.value.code == EXIT_BAD_INPUT
     assert err.count("\n") == 1 and argv[0] in err, err
+
+
+def test_in_memory_model_without_nodes_is_refused() -> None:
+    import onnx.helper
+
+    from planner.errors import PlanError
+    from planner.graph import load_graph
+
+    empty = onnx.helper.make_model(onnx.helper.make_graph([], "empty", [], []))
+    with pytest.raises(PlanError, match="empty: not an ONNX model"):
+        load_graph(empty)
