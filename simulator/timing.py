@@ -37,13 +37,13 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from simulator.bandwidth import EPS_ABS, EPS_REL, Bandwidth
 from simulator.isa import Box, Compute, DmaLoad, DmaStore, Program
 from simulator.machine import MachineConfig
 from simulator.stats import SimStats, collect_stats
 
 _TENSOR, _VECTOR, _FIRST_QUEUE, _NO_RESOURCE = 0, 1, 2, -1
 _COMPLETE, _DATA_START, _QUEUE_FREE = 0, 1, 2  # event kinds, in the order they are handled within a cycle
-_EPS_ABS, _EPS_REL = 1e-9, 1e-12  # slack of float time when deciding that fluid transfers have finished
 
 
 class TimingError(ValueError):
@@ -176,60 +176,6 @@ def _prepare(program: Program, machine: MachineConfig) -> _Plan:
     return plan
 
 
-class _Bandwidth:
-    """The fluid model: the transfers moving data, their remaining bytes, and their current rates."""
-
-    def __init__(self, machine: MachineConfig) -> None:
-        self.dram_rate = float(machine.dram.bandwidth_bytes_per_cycle)
-        self.engine_rate = float(machine.dma.engine_bandwidth_bytes_per_cycle)
-        self.moving: dict[int, list[float]] = {}   # id -> [remaining bytes, bytes per cycle, queue]
-        self.per_queue = [0] * machine.dma.engines
-        self.now = 0.0
-        self.next_finish = math.inf
-        self.soonest = -1  # the transfer that finishes at next_finish
-
-    def advance(self, now: float) -> None:
-        elapsed = now - self.now
-        if elapsed > 0:
-            for transfer in self.moving.values():
-                transfer[0] -= transfer[1] * elapsed
-        self.now = now
-
-    def add(self, instruction: int, moved_bytes: int, queue: int) -> None:
-        self.moving[instruction] = [float(moved_bytes), 0.0, queue]
-        self.per_queue[queue] += 1
-        self._share()
-
-    def pop_finished(self) -> list[int]:
-        """Advance to the next finish and remove every transfer done by then."""
-        self.advance(self.next_finish)
-        slack = _EPS_ABS + _EPS_REL * self.now
-        done = [i for i, (remaining, rate, _) in self.moving.items()
-                if i == self.soonest or remaining <= rate * slack]
-        for i in done:
-            self.per_queue[int(self.moving.pop(i)[2])] -= 1
-        self._share()
-        return done
-
-    def _share(self) -> None:
-        # max-min fair water-filling; a transfer's cap is its queue's rate split among the queue's moving transfers,
-        # so transfers with the smallest cap (the busiest queue) are served first
-        counts = sorted(((count, queue) for queue, count in enumerate(self.per_queue) if count), reverse=True)
-        budget, left = self.dram_rate, sum(count for count, _ in counts)
-        rates = [0.0] * len(self.per_queue)
-        for count, queue in counts:
-            rate = min(self.engine_rate / count, budget / left)
-            rates[queue] = rate
-            budget -= rate * count
-            left -= count
-        soonest, self.soonest = math.inf, -1
-        for i, transfer in self.moving.items():
-            transfer[1] = rate = rates[int(transfer[2])]
-            if transfer[0] / rate < soonest:
-                soonest, self.soonest = transfer[0] / rate, i
-        self.next_finish = self.now + soonest
-
-
 def _schedule(plan: _Plan, machine: MachineConfig) -> tuple[list[int], list[int]]:
     size = len(plan.resource)
     resource, fixed_cycles, burst_bytes = plan.resource, plan.fixed_cycles, plan.burst_bytes
@@ -250,7 +196,7 @@ def _schedule(plan: _Plan, machine: MachineConfig) -> tuple[list[int], list[int]
     descriptor_free = [0] * machine.dma.engines  # cycle at which a queue's descriptor stage frees
     start_cycles, end_cycles = [-1] * size, [-1] * size
     events: list[tuple[int, int, int]] = []  # (cycle, kind, instruction or resource)
-    bandwidth = _Bandwidth(machine)
+    bandwidth = Bandwidth(machine)
 
     def try_start(r: int, now: int) -> None:
         fifo = fifos[r]
@@ -302,7 +248,7 @@ def _schedule(plan: _Plan, machine: MachineConfig) -> tuple[list[int], list[int]
     while True:
         if bandwidth.moving and (not events or bandwidth.next_finish <= events[0][0]):
             finish = bandwidth.next_finish
-            done_cycle = math.ceil(finish - _EPS_ABS - _EPS_REL * finish)
+            done_cycle = math.ceil(finish - EPS_ABS - EPS_REL * finish)
             for i in bandwidth.pop_finished():
                 heapq.heappush(events, (done_cycle, _COMPLETE, i))
             continue
