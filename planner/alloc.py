@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from planner.errors import PlanError
+from simulator.machine import ScratchpadConfig
 
 
 def choose_layout(shape: tuple[int, ...], elem_bytes: int, partitions: int) -> tuple[tuple[int, ...], int]:
@@ -34,6 +35,11 @@ def choose_layout(shape: tuple[int, ...], elem_bytes: int, partitions: int) -> t
 
 def align(value: int, alignment: int) -> int:
     return -(-value // alignment) * alignment
+
+
+def buffer_bytes(shape: tuple[int, ...], elem_bytes: int, scratchpad: ScratchpadConfig) -> int:
+    """Aligned bytes per partition a buffer of this shape takes, in its best layout."""
+    return align(choose_layout(shape, elem_bytes, scratchpad.partitions)[1], scratchpad.alignment_bytes)
 
 
 @dataclass(frozen=True, slots=True)

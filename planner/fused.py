@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from planner.alloc import align, choose_layout
+from planner.alloc import buffer_bytes
 from planner.baseline import plan_baseline
 from planner.errors import PlanError
 from planner.progress import progress
@@ -35,7 +35,7 @@ def plan_fused(lowered: LoweredGraph, machine: MachineConfig) -> Program:
     graph = lowered.graph
 
     def partition_bytes(tensor: str, shape: tuple[int, ...]) -> int:
-        return align(choose_layout(shape, graph.elem_bytes(tensor), sp.partitions)[1], sp.alignment_bytes)
+        return buffer_bytes(shape, graph.elem_bytes(tensor), sp)
 
     def cost(stmt: Statement, block: Block) -> int:
         return tile_cost(stmt, block, partition_bytes)

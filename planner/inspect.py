@@ -6,6 +6,7 @@ a constant or model input that some op reads, and writes every model output once
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -57,6 +58,7 @@ def op_rows(lowered: LoweredGraph) -> list[OpRow]:
     return rows
 
 
+@functools.lru_cache(maxsize=8)  # every program a strategy builds records the same bound
 def totals(lowered: LoweredGraph) -> Totals:
     graph = lowered.graph
     read = {access.tensor for stmt in lowered.statements for access in stmt.reads}

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import onnx
 
-from planner.alloc import Lifetime, align, allocate, choose_layout
+from planner.alloc import Lifetime, allocate, buffer_bytes, choose_layout
 from planner.inspect import totals
 from planner.stmt import LoweredGraph
 from simulator.isa import (
@@ -76,8 +76,7 @@ class ProgramBuilder:
 
     def partition_bytes(self, shape: tuple[int, ...], elem_bytes: int) -> int:
         """Aligned bytes per partition a buffer of this shape takes."""
-        sp = self.machine.scratchpad
-        return align(choose_layout(shape, elem_bytes, sp.partitions)[1], sp.alignment_bytes)
+        return buffer_bytes(shape, elem_bytes, self.machine.scratchpad)
 
     def _use(self, buffer: str, instruction: int, writes: bool = False) -> None:
         info = self._buffers[buffer]
