@@ -73,6 +73,37 @@ def write_footprint(stmt: Statement, block: Block | None = None) -> dict[str, is
     return dict(_footprints(stmt, _key(block), "write"))
 
 
+def box_set(space_name: str, start: tuple[int, ...], stop: tuple[int, ...]) -> isl.Set:
+    """The elements of a half-open box of a tensor.
+
+    >>> box_set("X", (0, 2), (1, 4))
+    Set("{ X[i0, i1] : i0 = 0 and 2 <= i1 <= 3 }")
+    """
+    names = [f"i{axis}" for axis in range(len(start))]
+    constraints = [f"{lo} <= {name} < {hi}" for name, lo, hi in zip(names, start, stop, strict=True)]
+    return isl.Set(f"{{ {space_name}[{', '.join(names)}] : {' and '.join(constraints) or '1 = 1'} }}")
+
+
+def writers(stmt: Statement, tensor: str, start: tuple[int, ...], stop: tuple[int, ...]) -> isl.Set:
+    """The statement's domain points that write some element of a box of `tensor`: what it must compute for a
+    consumer that needs that box."""
+    return _writers(stmt, tensor, start, stop)
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _writers(stmt: Statement, tensor: str, start: tuple[int, ...], stop: tuple[int, ...]) -> isl.Set:
+    found = None
+    for access in stmt.writes:
+        if access.tensor != tensor:
+            continue
+        elements = box_set(access.relation.get_tuple_name(isl.dim_type.out), start, stop)
+        points = access.relation.intersect_range(elements).domain().intersect(stmt.domain)
+        found = points if found is None else found.union(points)
+    if found is None:
+        raise KeyError(f"{stmt.name} does not write {tensor}")
+    return found.coalesce()
+
+
 def count(elements: isl.Set) -> int:
     """Number of integer points in a set; O(1) for boxes and strided boxes, isl's scanner otherwise.
 

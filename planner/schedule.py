@@ -29,12 +29,15 @@ class Residency:
 
 
 def choose_residency(lowered: LoweredGraph, capacity: int, alignment: int, size_of: Callable[[str], int],
-                     reserve: Sequence[int], exclude: frozenset[str] = frozenset()) -> Residency:
+                     reserve: Sequence[int], exclude: frozenset[str] = frozenset(),
+                     units: Sequence[tuple[int, int]] | None = None) -> Residency:
     """Greedy whole-graph choice and placement of resident intermediates under `capacity` bytes per partition.
 
     `size_of(tensor)` is the whole tensor's aligned bytes per partition; `reserve[i]` the room statement i keeps
     for its tiles. Each kept tensor is placed first-fit from the top among the kept tensors whose lifetimes overlap
-    its own, and only if every op it spans keeps its reserve in one piece below.
+    its own, and only if every op it spans keeps its reserve in one piece below. `units[i]` is the range of
+    statements staged together with statement i (a fusion group runs its ops tile by tile, so a tensor one of them
+    touches lives for the whole group).
     """
     statements = lowered.statements
     graph = lowered.graph
@@ -42,12 +45,13 @@ def choose_residency(lowered: LoweredGraph, capacity: int, alignment: int, size_
     last_use: dict[str, int] = {}
     consumers: dict[str, int] = {}
     for index, stmt in enumerate(statements):
+        begin, end = units[index] if units else (index, index)
         for access in stmt.writes:
-            first_write.setdefault(access.tensor, index)
-            last_use[access.tensor] = max(last_use.get(access.tensor, index), index)
+            first_write.setdefault(access.tensor, begin)
+            last_use[access.tensor] = max(last_use.get(access.tensor, end), end)
         for tensor in stmt.tensors_read:
             if tensor in first_write:
-                last_use[tensor] = index
+                last_use[tensor] = max(last_use[tensor], end)
                 consumers[tensor] = consumers.get(tensor, 0) + 1
     room = [capacity] * len(statements)
     kept: dict[str, tuple[int, int]] = {}

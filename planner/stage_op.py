@@ -134,7 +134,7 @@ def stage_statement(builder: ProgramBuilder, stmt: Statement, resident: Mapping[
         compute = builder.compute(stmt.node, "tensor" if stmt.engine == "tensor" else "vector",
                                   {t: (box, buffer, at) for t, (box, buffer, at, _) in current.items()},
                                   (out_tensor, out_box, out_buffer, out_at), deps, macs, elem_ops,
-                                  _mnk(stmt, block))
+                                  mnk_of(stmt, block))
         for tensor, (_, buffer, _, _) in current.items():
             if tensor in resident:
                 resident[tensor].readers.append(compute)
@@ -173,7 +173,7 @@ def _cheapest_order(stmt: Statement, tile: dict[str, int], elem_bytes: Callable[
     return best[1]
 
 
-def _mnk(stmt: Statement, block: Block) -> tuple[int, ...]:
+def mnk_of(stmt: Statement, block: Block) -> tuple[int, ...]:
     """Systolic shape of a tensor-engine tile: K the reduction, N the output channels, M the rest."""
     if stmt.engine != "tensor":
         return ()

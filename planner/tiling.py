@@ -82,6 +82,17 @@ def _tile_boxes(stmt: Statement, key: tuple[tuple[str, int, int], ...],
     return reads, writes
 
 
+@functools.lru_cache(maxsize=1 << 16)
+def block_writing(stmt: Statement, tensor: str, box: Box) -> Block | None:
+    """The block of output dims (a bounding box) that computes every element of `box` of the tensor the statement
+    writes; None when no point writes into the box."""
+    points = poly.writers(stmt, tensor, box.start, box.stop)
+    if points.is_empty():
+        return None
+    return {dim: (points.dim_min_val(axis).to_python(), points.dim_max_val(axis).to_python() + 1)
+            for axis, dim in enumerate(stmt.dims) if dim in output_dims(stmt)}
+
+
 def blocks(stmt: Statement, tile: Mapping[str, int], order: tuple[str, ...] | None = None) -> Iterator[Block]:
     """Every block of the tiling, row-major over the output dims in `order` (outermost first; domain order by
     default), so that what an outer dim indexes stays the same across the inner dims' tiles."""

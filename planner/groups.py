@@ -1,0 +1,316 @@
+"""Fusion groups: runs of ops executed tile by tile together, so that their intermediates never leave the chip.
+
+A group is a run of consecutive statements whose only tensor used after it is the output of its last statement (the
+sink). The group is tiled on the sink's output: along the batch axis, or along rows (axis 2 of an NCHW tensor) when
+the batch is 1. A tile of the sink pulls, through isl, the footprint it reads from each producer in the group, back
+to the group's inputs; so a 3x3 conv -> 3x3 conv tile of 4 rows computes 6 rows of the first conv (the halo).
+
+Overlapping halos are handled one of two ways per group:
+
+- **recompute**: every intermediate of a tile lives in a buffer of its own, sized to the tile's box, and the rows
+  two tiles share are computed by both;
+- **cache**: every intermediate is kept whole for the group's lifetime, and each tile computes only the rows no tile
+  before it did; the rows it shares with the last tile are read where that tile left them.
+
+Caching computes nothing twice but holds the whole intermediates; recomputing holds one tile of each. A group caches
+when the intermediates fit and the tiles would recompute; the tile is the largest whose working set fits.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from planner.stmt import LoweredGraph, Statement
+from planner.tiling import Block, block_size, block_writing, tile_boxes
+from simulator.isa import Box
+
+MAX_RECOMPUTE = 1.25  # a recomputing group may do at most this much of its work again
+MERGE_SLACK = 0.05  # merging two runs may add this much recomputed work
+
+
+@dataclass(frozen=True, slots=True)
+class Group:
+    """Statements `first..last` (inclusive, program order), tiled on the sink's output in boxes of `tile`."""
+
+    first: int
+    last: int
+    tile: tuple[int, ...]
+    cache: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One statement's share of one group tile: the block it computes, and the boxes the block reads and writes."""
+
+    index: int
+    block: Block
+    reads: dict[str, Box]
+    output: str
+    box: Box
+
+
+def sink_tensor(stmt: Statement) -> str:
+    (tensor,) = {access.tensor for access in stmt.writes}
+    return tensor
+
+
+def cut_points(lowered: LoweredGraph) -> list[int]:
+    """Positions p (a cut between statement p-1 and p) where the only activation crossing is the output of
+    statement p-1: the boundaries a group may end at."""
+    statements = lowered.statements
+    outputs = {lowered.base(name) for name in lowered.graph.outputs}
+    last_use: dict[str, int] = {}
+    produced: dict[str, int] = {}
+    for index, stmt in enumerate(statements):
+        for tensor in stmt.tensors_read:
+            last_use[tensor] = index
+        for access in stmt.writes:
+            produced.setdefault(access.tensor, index)
+    for tensor in outputs:
+        last_use[tensor] = len(statements)
+    cuts = []
+    live: set[str] = set()
+    for index, stmt in enumerate(statements):
+        live = {t for t in live if last_use.get(t, -1) > index}
+        produced_here = sink_tensor(stmt)
+        if last_use.get(produced_here, -1) > index:
+            live.add(produced_here)
+        if live <= {produced_here}:
+            cuts.append(index + 1)
+    return cuts
+
+
+@functools.lru_cache(maxsize=256)
+def tiles(lowered: LoweredGraph, group: Group) -> list[list[Step]]:
+    """The steps of every tile, in program order; raises NotCacheable if a cached group's tiles are not monotone."""
+    if not group.cache:
+        return [_independent_tile(lowered, group, start) for start in tile_starts(lowered, group)]
+    computed: dict[int, Box] = {}  # per statement, the box of its output the tiles so far computed
+    return [_pull(lowered, group, start, computed) for start in tile_starts(lowered, group)]
+
+
+def sample_tiles(lowered: LoweredGraph, group: Group) -> tuple[list[list[Step]], int]:
+    """A few tiles that bound the others (both borders, and the middle), and the number of tiles; every tile of a
+    cached group, since each depends on the ones before it."""
+    starts = tile_starts(lowered, group)
+    if group.cache or len(starts) <= 5:
+        return tiles(lowered, group), len(starts)
+    picks = sorted({0, 1, len(starts) // 2, len(starts) - 2, len(starts) - 1})
+    return [_independent_tile(lowered, group, starts[i]) for i in picks], len(starts)
+
+
+class NotCacheable(Exception):
+    """The rows a tile needs are not a contiguous extension of what the tiles before it computed."""
+
+
+def tile_starts(lowered: LoweredGraph, group: Group) -> list[tuple[int, ...]]:
+    shape = lowered.graph.tensors[sink_tensor(lowered.statements[group.last])].shape
+    starts: list[tuple[int, ...]] = [()]
+    for extent, size in zip(shape, group.tile, strict=True):
+        starts = [(*prefix, lo) for prefix in starts for lo in range(0, extent, size)]
+    return starts
+
+
+@functools.lru_cache(maxsize=4096)
+def _independent_tile(lowered: LoweredGraph, group: Group, start: tuple[int, ...]) -> list[Step]:
+    return _pull(lowered, group, start, None)
+
+
+def _pull(lowered: LoweredGraph, group: Group, start: tuple[int, ...], computed: dict[int, Box] | None,
+          ) -> list[Step]:
+    """The steps of the tile at `start`: from the sink's box back through the group, each statement computing what
+    its readers in the tile read of it (less what earlier tiles computed, when `computed` tracks a cached group)."""
+    statements = lowered.statements[group.first:group.last + 1]
+    sink = sink_tensor(statements[-1])
+    internal = internal_tensors(lowered, group)
+    shape = lowered.graph.tensors[sink].shape
+    stop = tuple(min(s + t, e) for s, t, e in zip(start, group.tile, shape, strict=True))
+    demand: dict[str, Box] = {sink: Box(start, stop)}
+    steps: list[Step] = []
+    for offset in range(len(statements) - 1, -1, -1):
+        stmt = statements[offset]
+        out = sink_tensor(stmt)
+        want = demand.get(out)
+        if want is None:
+            continue
+        if computed is not None and out != sink:
+            done = computed.get(offset)
+            want = _remaining(want, done)
+            if want is None:
+                continue
+            computed[offset] = want if done is None else hull(done, want)
+        block = block_writing(stmt, out, want)
+        if block is None:
+            continue
+        reads, writes = tile_boxes(stmt, block)
+        for tensor, box in reads.items():
+            if tensor in internal:
+                demand[tensor] = hull(demand[tensor], box) if tensor in demand else box
+        steps.append(Step(group.first + offset, block, reads, out, writes[out]))
+    return steps[::-1]
+
+
+@functools.lru_cache(maxsize=1024)
+def internal_tensors(lowered: LoweredGraph, group: Group) -> frozenset[str]:
+    """Tensors written by the group's statements other than the sink: they never leave the chip."""
+    sink = sink_tensor(lowered.statements[group.last])
+    return frozenset(sink_tensor(stmt) for stmt in lowered.statements[group.first:group.last]) - {sink}
+
+
+def hull(first: Box, second: Box) -> Box:
+    return Box(tuple(map(min, first.start, second.start)), tuple(map(max, first.stop, second.stop)))
+
+
+def _remaining(want: Box, done: Box | None) -> Box | None:
+    """The part of `want` not yet in `done`, when that is a box that extends `done` along one axis."""
+    if done is None:
+        return want
+    if all(a >= c and b <= d for a, b, c, d in zip(want.start, want.stop, done.start, done.stop, strict=True)):
+        return None
+    differ = [axis for axis in range(len(want.start))
+              if (want.start[axis], want.stop[axis]) != (done.start[axis], done.stop[axis])]
+    if len(differ) != 1:
+        raise NotCacheable
+    axis = differ[0]
+    if want.start[axis] < done.start[axis] or want.start[axis] > done.stop[axis]:
+        raise NotCacheable
+    return Box((*want.start[:axis], done.stop[axis], *want.start[axis + 1:]), want.stop)
+
+
+def recompute_ratio(lowered: LoweredGraph, group: Group) -> float:
+    """Work the group's tiles do over the work of its statements (1.0 when nothing is computed twice), estimated
+    from the sampled tiles."""
+    statements = lowered.statements
+    work = {i: statements[i].macs + statements[i].elem_ops + 1 for i in range(group.first, group.last + 1)}
+    sampled, count = sample_tiles(lowered, group)
+    done = sum(work[step.index] * block_size(statements[step.index], step.block)
+               / max(1, block_size(statements[step.index], {})) for steps in sampled for step in steps)
+    return done * count / len(sampled) / sum(work.values())
+
+
+def working_set(lowered: LoweredGraph, group: Group, partition_bytes: Callable[[str, tuple[int, ...]], int],
+                in_place: frozenset[str] = frozenset()) -> int:
+    """Bytes per partition the group needs at its peak: its weights (held for all its tiles), the whole cached
+    intermediates, two tiles of each input it loads and of its output, and the intermediates of one tile live at
+    the same time (each from its producer to its last reader in the tile)."""
+    graph = lowered.graph
+    internal = internal_tensors(lowered, group)
+    constants = constant_boxes(lowered, group)
+    held = sum(partition_bytes(t, box.shape) for t, box in constants.items())
+    if group.cache:
+        held += sum(partition_bytes(t, graph.tensors[t].shape) for t in internal)
+    peak = 0
+    for steps in sample_tiles(lowered, group)[0]:
+        loads = sum(partition_bytes(t, box.shape) for step in steps for t, box in step.reads.items()
+                    if t not in internal and t not in constants and t not in in_place)
+        sink = steps[-1].output
+        out = 0 if sink in in_place else partition_bytes(sink, output_boxes(steps)[sink].shape)
+        live = 0
+        if not group.cache:
+            last_read = {t: i for i, step in enumerate(steps) for t in step.reads if t in internal}
+            sizes = {t: partition_bytes(t, box.shape) for t, box in output_boxes(steps).items() if t in internal}
+            for position in range(len(steps)):
+                live = max(live, sum(size for t, size in sizes.items()
+                                     if _index_of(steps, t) <= position <= last_read.get(t, -1)))
+        peak = max(peak, 2 * loads + 2 * out + live)
+    return held + peak
+
+
+def output_boxes(steps: Sequence[Step]) -> dict[str, Box]:
+    """Per tensor the steps of one tile write, the box they write together (pieces of a Concat write parts)."""
+    found: dict[str, Box] = {}
+    for step in steps:
+        found[step.output] = hull(found[step.output], step.box) if step.output in found else step.box
+    return found
+
+
+def _index_of(steps: Sequence[Step], tensor: str) -> int:
+    return next(i for i, step in enumerate(steps) if step.output == tensor)
+
+
+@functools.lru_cache(maxsize=1024)
+def constant_boxes(lowered: LoweredGraph, group: Group) -> dict[str, Box]:
+    """The box of every constant the group reads, over all its statements: loaded once, held for every tile."""
+    graph = lowered.graph
+    found: dict[str, Box] = {}
+    for stmt in lowered.statements[group.first:group.last + 1]:
+        reads, _ = tile_boxes(stmt, {})
+        for tensor, box in reads.items():
+            if graph.tensors[tensor].kind == "constant":
+                found[tensor] = hull(found[tensor], box) if tensor in found else box
+    return found
+
+
+def candidate_tiles(shape: tuple[int, ...]) -> list[tuple[tuple[int, ...], bool]]:
+    """Tiles to try, largest first, with whether caching can apply: the batch halved down to 1, then (for an
+    NCHW tensor) its rows halved with one image per tile. Caching needs one tiled axis."""
+    found: list[tuple[tuple[int, ...], bool]] = []
+    size = shape[0]
+    while True:
+        found.append(((size, *shape[1:]), False))
+        if size == 1:
+            break
+        size = -(-size // 2)
+    if len(shape) == 4 and shape[2] > 1:
+        rows = -(-shape[2] // 2)
+        while True:
+            found.append(((1, shape[1], rows, shape[3]), shape[0] == 1))
+            if rows == 1:
+                break
+            rows = -(-rows // 2)
+    return found
+
+
+def fit(lowered: LoweredGraph, first: int, last: int, budget: int,
+        partition_bytes: Callable[[str, tuple[int, ...]], int]) -> Group | None:
+    """The best tiling of statements first..last as one group under `budget` bytes per partition, or None.
+
+    Tiles are tried largest first; a tile that recomputes is kept if it recomputes at most MAX_RECOMPUTE of the
+    work, and a tile that caches if its whole intermediates fit. The first tile that fits wins: fewer tiles read
+    fewer halos and fewer copies of the inputs.
+    """
+    sink = sink_tensor(lowered.statements[last])
+    for tile, cacheable in candidate_tiles(lowered.graph.tensors[sink].shape):
+        options = [Group(first, last, tile, False)]
+        if cacheable:
+            options.insert(0, Group(first, last, tile, True))
+        for group in options:
+            try:
+                if working_set(lowered, group, partition_bytes) > budget:
+                    continue
+                if not group.cache and recompute_ratio(lowered, group) > MAX_RECOMPUTE:
+                    continue
+            except NotCacheable:
+                continue
+            return group
+    return None
+
+
+def choose_groups(lowered: LoweredGraph, budget: int,
+                  partition_bytes: Callable[[str, tuple[int, ...]], int]) -> list[Group]:
+    """Groups over the whole graph: runs between cut points, merged greedily while the merged run still fits one
+    tiling in `budget` and recomputes no more than its parts did. A run that fits no tiling is left to per-op
+    staging."""
+    cuts = sorted({0, *cut_points(lowered), len(lowered.statements)})
+    groups: list[Group] = []
+    current: Group | None = None
+    for start, stop in itertools.pairwise(cuts):
+        alone = fit(lowered, start, stop - 1, budget, partition_bytes)
+        merged = fit(lowered, current.first, stop - 1, budget, partition_bytes) if current and alone else None
+        if merged is not None and current is not None and alone is not None and (
+                _ratio(lowered, merged) <= max(_ratio(lowered, current), _ratio(lowered, alone)) + MERGE_SLACK):
+            current = merged
+            continue
+        if current is not None and current.last > current.first:
+            groups.append(current)
+        current = alone
+    if current is not None and current.last > current.first:
+        groups.append(current)
+    return groups
+
+
+def _ratio(lowered: LoweredGraph, group: Group) -> float:
+    return 1.0 if group.cache else recompute_ratio(lowered, group)
