@@ -32,7 +32,7 @@ from simulator.isa import DmaLoad, DmaStore, Program
 from simulator.machine import MachineConfig
 
 RETRIES = 8
-GROUP_SHARES = (0.5,)  # the share of the scratchpad a fusion group's tiles may take; residency has the rest
+GROUP_SHARES = (0.5, 0.75)  # the share of the scratchpad a fusion group's tiles may take; residency has the rest
 
 
 def plan_fused(lowered: LoweredGraph, machine: MachineConfig) -> Program:

@@ -28,7 +28,8 @@ from planner.tiling import Block, block_size, block_writing, tile_boxes
 from simulator.isa import Box
 
 MAX_RECOMPUTE = 1.25  # a recomputing group may do at most this much of its work again
-MERGE_SLACK = 0.05  # merging two runs may add this much recomputed work
+IN_FLIGHT = 2  # independent tiles a group interleaves at once
+MERGE_SLACK = 0.0  # merging two runs may add this much recomputed work
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,6 +216,9 @@ def working_set(lowered: LoweredGraph, group: Group, partition_bytes: Callable[[
             for position in range(len(steps)):
                 live = max(live, sum(size for t, size in sizes.items()
                                      if _index_of(steps, t) <= position <= last_read.get(t, -1)))
+        # One tile and the next one's inputs. Independent tiles are interleaved two at a time (planner.stage_group)
+        # in what room the allocator finds around them: a tile's intermediates die within it, so two tiles offset
+        # by a few steps rarely need twice the peak, and the allocation proves whether they fit.
         peak = max(peak, 2 * loads + 2 * out + live)
     return held + peak
 

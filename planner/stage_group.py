@@ -9,14 +9,16 @@ where tiles overlap, and the dependencies are the data's: a step waits for the s
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 
-from planner.groups import Group, constant_boxes, hull, internal_tensors, output_boxes, sink_tensor, tiles
+from planner.groups import IN_FLIGHT, Group, constant_boxes, hull, internal_tensors, output_boxes, sink_tensor, tiles
 from planner.stage_op import Resident, mnk_of
 from planner.staging import ProgramBuilder
-from planner.stmt import LoweredGraph
-from planner.tiling import block_size
+from planner.stmt import LoweredGraph, Statement
+from planner.tiling import Block, block_size
 from simulator.isa import Box
+from simulator.machine import MachineConfig
 
 Placed = tuple[Box, str, list[int]]  # (box the buffer holds, buffer, the instructions that filled it)
 
@@ -53,72 +55,131 @@ def stage_group(builder: ProgramBuilder, lowered: LoweredGraph, group: Group, re
             placed[tensor] = (box, buffer, builder.load(tensor, box, buffer, [], node))
         return placed
 
-    pending = load_inputs(0)
-    for index, steps in enumerate(steps_of):
-        loaded = pending
-        if index + 1 < len(steps_of):  # prefetch: the next tile's loads go ahead of this tile's computes
-            pending = load_inputs(index + 1)
-        local: dict[str, Placed] = {}
-        for tensor, box in output_boxes(steps).items():
-            if tensor not in cached and tensor not in resident:
-                local[tensor] = (box, builder.buffer(f"{tag}.tile{index}.{tensor}", box.shape,
-                                                     graph.elem_bytes(tensor)), [])
-        last_step = {tensor: position for position, step in enumerate(steps) for tensor in step.reads}
-        for position, step in enumerate(steps):
-            stmt = statements[step.index]
-            reads: dict[str, tuple[Box, str, tuple[int, ...]]] = {}
-            deps: list[int] = []
-            for tensor, box in step.reads.items():
-                whole = cached.get(tensor) or resident.get(tensor)
-                if whole is not None:
-                    reads[tensor] = (box, whole.buffer, box.start)
-                    deps += whole.writers_of(box)
-                    continue
-                held, buffer, filled = (local.get(tensor) or constants.get(tensor) or loaded[tensor])
-                reads[tensor] = (box, buffer, _offset(box, held))
-                deps += filled
-            whole_out = cached.get(step.output) or resident.get(step.output)
-            if whole_out is not None:
-                out_buffer, at = whole_out.buffer, step.box.start
+    sink_node = statements[group.last].node
+    loaded: dict[int, dict[str, Placed]] = {}
+    local: dict[int, dict[str, Placed]] = {}
+    last_step: dict[int, dict[str, int]] = {}
+    for index, position in emission_order(lowered, group, builder.machine):
+        steps = steps_of[index]
+        for ahead in (index, index + 1):  # this tile's loads, and the next tile's ahead of this tile's computes
+            if ahead < len(steps_of) and ahead not in loaded:
+                loaded[ahead] = load_inputs(ahead)
+        if position == 0:
+            local[index] = {
+                tensor: (box, builder.buffer(f"{tag}.tile{index}.{tensor}", box.shape, graph.elem_bytes(tensor)), [])
+                for tensor, box in output_boxes(steps).items() if tensor not in cached and tensor not in resident}
+            last_step[index] = {tensor: p for p, step in enumerate(steps) for tensor in step.reads}
+        tile_loaded, tile_local = loaded[index], local[index]
+        step = steps[position]
+        stmt = statements[step.index]
+        reads: dict[str, tuple[Box, str, tuple[int, ...]]] = {}
+        deps: list[int] = []
+        for tensor, box in step.reads.items():
+            whole = cached.get(tensor) or resident.get(tensor)
+            if whole is not None:
+                reads[tensor] = (box, whole.buffer, box.start)
+                deps += whole.writers_of(box)
+                continue
+            held, buffer, filled = (tile_local.get(tensor) or constants.get(tensor) or tile_loaded[tensor])
+            reads[tensor] = (box, buffer, _offset(box, held))
+            deps += filled
+        whole_out = cached.get(step.output) or resident.get(step.output)
+        if whole_out is not None:
+            out_buffer, at = whole_out.buffer, step.box.start
+        else:
+            held, out_buffer, _ = tile_local[step.output]
+            at = _offset(step.box, held)
+        share = block_size(stmt, step.block), max(1, block_size(stmt, {}))
+        compute = builder.compute(stmt.node, "tensor" if stmt.engine == "tensor" else "vector", reads,
+                                  (step.output, step.box, out_buffer, at), deps,
+                                  -(-stmt.macs * share[0] // share[1]), -(-stmt.elem_ops * share[0] // share[1]),
+                                  mnk_of(stmt, step.block))
+        for tensor, (_, buffer, _) in reads.items():
+            whole = cached.get(tensor) or resident.get(tensor)
+            if whole is not None:
+                whole.readers.append(compute)
             else:
-                held, out_buffer, _ = local[step.output]
-                at = _offset(step.box, held)
-            share = block_size(stmt, step.block), max(1, block_size(stmt, {}))
-            compute = builder.compute(stmt.node, "tensor" if stmt.engine == "tensor" else "vector", reads,
-                                      (step.output, step.box, out_buffer, at), deps,
-                                      -(-stmt.macs * share[0] // share[1]), -(-stmt.elem_ops * share[0] // share[1]),
-                                      mnk_of(stmt, step.block))
-            for tensor, (_, buffer, _) in reads.items():
-                whole = cached.get(tensor) or resident.get(tensor)
-                if whole is not None:
-                    whole.readers.append(compute)
-                else:
-                    readers.setdefault(buffer, []).append(compute)
-            if whole_out is not None:
-                whole_out.writes.append((step.box, compute))
-            else:
-                local[step.output][2].append(compute)
-            for tensor in step.reads:  # a tile's buffer goes as soon as its last reader is issued
-                if last_step[tensor] == position and (tensor in local or tensor in loaded) and tensor != sink:
-                    _, buffer, filled = local.get(tensor) or loaded[tensor]
-                    builder.release(buffer, readers.get(buffer) or filled)
-        # The sink's tile leaves the chip (or stays where it is resident), then the tile's buffers go.
-        sink_node = statements[group.last].node
-        if sink in local:
-            box, buffer, writers = local[sink]
+                readers.setdefault(buffer, []).append(compute)
+        if whole_out is not None:
+            whole_out.writes.append((step.box, compute))
+        else:
+            tile_local[step.output][2].append(compute)
+        for tensor in step.reads:  # a tile's buffer goes as soon as its last reader is issued
+            if last_step[index][tensor] == position and tensor != sink and (tensor in tile_local
+                                                                            or tensor in tile_loaded):
+                _, buffer, filled = tile_local.get(tensor) or tile_loaded[tensor]
+                builder.release(buffer, readers.get(buffer) or filled)
+        if position < len(steps) - 1:
+            continue
+        # The tile's last step: its sink leaves the chip (or stays where it is resident), and its buffers go.
+        if sink in tile_local:
+            box, buffer, writers = tile_local[sink]
             readers.setdefault(buffer, []).extend(builder.store(buffer, sink, box, writers, sink_node))
         elif sink in builder.output_tensors:
             whole = resident[sink]
             box = output_boxes(steps)[sink]
-            writers = whole.writers_of(box)
-            whole.readers.extend(builder.store(whole.buffer, sink, box, writers, sink_node, at=box.start))
-        for tensor, (_, buffer, filled) in [*loaded.items(), *local.items()]:
-            if tensor not in last_step or tensor == sink:  # never read in the tile (a dead output), or stored
+            whole.readers.extend(builder.store(whole.buffer, sink, box, whole.writers_of(box), sink_node,
+                                               at=box.start))
+        for tensor, (_, buffer, filled) in [*tile_loaded.items(), *tile_local.items()]:
+            if tensor not in last_step[index] or tensor == sink:  # never read in the tile (a dead output), or stored
                 builder.release(buffer, readers.get(buffer) or filled)
     for _, buffer, filled in constants.values():
         builder.release(buffer, readers.get(buffer) or filled)
     for whole in cached.values():
         builder.release(whole.buffer, sorted({*whole.readers, *(w for _, w in whole.writes)}))
+
+
+def emission_order(lowered: LoweredGraph, group: Group, machine: MachineConfig) -> list[tuple[int, int]]:
+    """(tile, step) pairs in the order to emit them. Each engine runs its computes in program order, and a tile's
+    steps alternate between engines (conv, then its BN and ReLU, then the next conv), so one tile at a time leaves
+    each engine waiting for the other. Independent tiles (a group that recomputes) are interleaved two at a time
+    instead, by a list schedule on estimated compute times: the next step emitted is the one that could start
+    first. A cached group's tiles read what earlier tiles computed, so they go one after another."""
+    steps_of = tiles(lowered, group)
+    if group.cache or len(steps_of) == 1:
+        return [(index, position) for index, steps in enumerate(steps_of) for position in range(len(steps))]
+    statements = lowered.statements
+    dtype = lowered.graph.planning_dtype or "fp32"
+    free = {"tensor": 0, "vector": 0}
+    finish: dict[tuple[int, int], int] = {}
+    order: list[tuple[int, int]] = []
+    active: dict[int, int] = {}  # tile -> its next step
+    upcoming = 0
+    while active or upcoming < len(steps_of):
+        while len(active) < IN_FLIGHT and upcoming < len(steps_of):
+            active[upcoming] = 0
+            upcoming += 1
+        best: tuple[int, int, int, str] | None = None
+        for index, position in active.items():
+            step = steps_of[index][position]
+            engine = "tensor" if statements[step.index].engine == "tensor" else "vector"
+            ready = max((finish[(index, p)] for p in range(position)
+                         if steps_of[index][p].output in step.reads), default=0)
+            start = max(ready, free[engine])
+            if best is None or (start, index) < best[:2]:
+                best = (start, index, position, engine)
+        assert best is not None
+        start, index, position, engine = best
+        step = steps_of[index][position]
+        free[engine] = finish[(index, position)] = start + estimated_cycles(statements[step.index], step.block,
+                                                                            machine, dtype)
+        order.append((index, position))
+        active[index] = position + 1
+        if active[index] == len(steps_of[index]):
+            del active[index]
+    return order
+
+
+def estimated_cycles(stmt: Statement, block: Block, machine: MachineConfig, dtype: str) -> int:
+    """The planner's estimate of one step's compute time: the systolic passes of a tensor-engine tile, or the
+    elements of a vector-engine tile over the vector rate."""
+    share = block_size(stmt, block) / max(1, block_size(stmt, {}))
+    if stmt.engine != "tensor":
+        return max(1, math.ceil(stmt.elem_ops * share / machine.vector_engine.elements_per_cycle))
+    engine = machine.tensor_engine
+    m, n, k = mnk_of(stmt, block)
+    per_pass = math.ceil(m * engine.rows * engine.cols / engine.macs_per_cycle[dtype])
+    return engine.fill_cycles + engine.drain_cycles + math.ceil(k / engine.rows) * math.ceil(n / engine.cols) * per_pass
 
 
 def _offset(box: Box, held: Box) -> tuple[int, ...]:
