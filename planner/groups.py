@@ -60,28 +60,42 @@ def sink_tensor(stmt: Statement) -> str:
 
 def cut_points(lowered: LoweredGraph) -> list[int]:
     """Positions p (a cut between statement p-1 and p) where the only activation crossing is the output of
-    statement p-1: the boundaries a group may end at."""
+    statement p-1, complete (no later piece of a Concat writes it) and not a model output: the boundaries a group
+    may end at, or start from."""
     statements = lowered.statements
     outputs = {lowered.base(name) for name in lowered.graph.outputs}
     last_use: dict[str, int] = {}
-    produced: dict[str, int] = {}
+    last_write: dict[str, int] = {}
     for index, stmt in enumerate(statements):
         for tensor in stmt.tensors_read:
             last_use[tensor] = index
-        for access in stmt.writes:
-            produced.setdefault(access.tensor, index)
+        last_write[sink_tensor(stmt)] = index
     for tensor in outputs:
         last_use[tensor] = len(statements)
     cuts = []
     live: set[str] = set()
     for index, stmt in enumerate(statements):
-        live = {t for t in live if last_use.get(t, -1) > index}
         produced_here = sink_tensor(stmt)
-        if last_use.get(produced_here, -1) > index:
-            live.add(produced_here)
-        if live <= {produced_here}:
+        live = {t for t in live if last_use.get(t, -1) > index or last_write[t] > index}
+        live.add(produced_here)
+        if live <= {produced_here} and last_write[produced_here] == index and (
+                produced_here not in outputs or index == len(statements) - 1):
             cuts.append(index + 1)
     return cuts
+
+
+def is_closed(lowered: LoweredGraph, first: int, last: int) -> bool:
+    """Whether statements first..last can run as one group: every tensor they write is written only by them, and
+    only the last one's output is read after them or is a model output."""
+    statements = lowered.statements
+    outputs = {lowered.base(name) for name in lowered.graph.outputs}
+    written = {sink_tensor(stmt) for stmt in statements[first:last + 1]}
+    sink = sink_tensor(statements[last])
+    outside = [*statements[:first], *statements[last + 1:]]
+    if any(sink_tensor(stmt) in written for stmt in outside):
+        return False
+    escaping = (written & outputs) | {t for stmt in statements[last + 1:] for t in stmt.tensors_read if t in written}
+    return escaping <= {sink}
 
 
 @functools.lru_cache(maxsize=256)
@@ -276,6 +290,8 @@ def fit(lowered: LoweredGraph, first: int, last: int, budget: int,
     work, and a tile that caches if its whole intermediates fit. The first tile that fits wins: fewer tiles read
     fewer halos and fewer copies of the inputs.
     """
+    if not is_closed(lowered, first, last):
+        return None
     sink = sink_tensor(lowered.statements[last])
     for tile, cacheable in candidate_tiles(lowered.graph.tensors[sink].shape):
         options = [Group(first, last, tile, False)]
