@@ -77,7 +77,7 @@ def box_set(space_name: str, start: tuple[int, ...], stop: tuple[int, ...]) -> i
     """The elements of a half-open box of a tensor.
 
     >>> box_set("X", (0, 2), (1, 4))
-    Set("{ X[i0, i1] : i0 = 0 and 2 <= i1 <= 3 }")
+    Set("{ X[i0 = 0, i1] : 2 <= i1 <= 3 }")
     """
     names = [f"i{axis}" for axis in range(len(start))]
     constraints = [f"{lo} <= {name} < {hi}" for name, lo, hi in zip(names, start, stop, strict=True)]
