@@ -2,7 +2,7 @@
 
     choose_groups     -> fusion groups: runs of ops tiled together along batch or rows, a tile of the last op
                          pulling its producers' halo'd tiles, so their intermediates never leave the chip
-                         (planner.groups, staged by planner.stage_group)
+                         (planner.group_choice; tiles in planner.groups, staged by planner.stage_group)
     choose_residency  -> which tensors between groups and ops stay whole in the scratchpad, for the whole graph
                          (planner.schedule)
     stage_statement   -> every op outside a group tiled in the room the resident tensors leave; resident operands
@@ -20,7 +20,8 @@ import dataclasses
 from planner.alloc import buffer_bytes
 from planner.baseline import plan_baseline
 from planner.errors import PlanError
-from planner.groups import Group, choose_groups, internal_tensors, working_set
+from planner.group_choice import choose_groups
+from planner.groups import Group, internal_tensors, working_set
 from planner.progress import progress
 from planner.schedule import Residency, choose_residency, working_sets
 from planner.stage_group import stage_group

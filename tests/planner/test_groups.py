@@ -23,11 +23,10 @@ from planner.alloc import buffer_bytes
 from planner.check import reference_values
 from planner.fused import _stage, plan_fused
 from planner.graph import load_graph
+from planner.group_choice import choose_groups, cut_points
 from planner.groups import (
     Group,
     Step,
-    choose_groups,
-    cut_points,
     internal_tensors,
     recompute_ratio,
     sink_tensor,
