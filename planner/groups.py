@@ -163,8 +163,7 @@ def recompute_ratio(lowered: LoweredGraph, group: Group) -> float:
     return done * count / len(sampled) / sum(work.values())
 
 
-def working_set(lowered: LoweredGraph, group: Group, partition_bytes: Callable[[str, tuple[int, ...]], int],
-                in_place: frozenset[str] = frozenset()) -> int:
+def working_set(lowered: LoweredGraph, group: Group, partition_bytes: Callable[[str, tuple[int, ...]], int]) -> int:
     """Bytes per partition the group needs at its peak: its weights (held for all its tiles), the whole cached
     intermediates, two tiles of each input it loads and of its output, and the intermediates of one tile live at
     the same time (each from its producer to its last reader in the tile)."""
@@ -177,9 +176,9 @@ def working_set(lowered: LoweredGraph, group: Group, partition_bytes: Callable[[
     peak = 0
     for steps in sample_tiles(lowered, group)[0]:
         loads = sum(partition_bytes(t, box.shape) for step in steps for t, box in step.reads.items()
-                    if t not in internal and t not in constants and t not in in_place)
+                    if t not in internal and t not in constants)
         sink = steps[-1].output
-        out = 0 if sink in in_place else partition_bytes(sink, output_boxes(steps)[sink].shape)
+        out = partition_bytes(sink, output_boxes(steps)[sink].shape)
         live = 0
         if not group.cache:
             last_read = {t: i for i, step in enumerate(steps) for t in step.reads if t in internal}
