@@ -110,13 +110,15 @@ def run_compare(args: argparse.Namespace, load_model: Loader) -> str:
         reports[name] = simulation_report(planned, machine, result)
     if args.json:
         return json.dumps(reports) + "\n"
-    header = f"{'strategy':<10}{'DRAM read':>16}{'DRAM written':>16}{'transfers':>11}{'cycles':>15}" \
+    header = f"{'strategy':<10}{'DRAM read':>16}{'DRAM written':>16}{'in bursts':>16}{'transfers':>11}{'cycles':>15}" \
              f"{'x compulsory':>14}{'x roofline':>12}"
     lines = [f"{graph.name} on {machine.name} ({graph.planning_dtype or 'model dtype'}): compulsory "
              f"{limits.compulsory_bytes:,} bytes, roofline {limits.roofline_cycles:,} cycles", header]
     for name, r in reports.items():
         traffic = r["dram_bytes_read"] + r["dram_bytes_written"]
-        lines.append(f"{name:<10}{r['dram_bytes_read']:>16,}{r['dram_bytes_written']:>16,}{r['dma_transfers']:>11,}"
+        bursts = r["dram_burst_bytes_read"] + r["dram_burst_bytes_written"]
+        lines.append(f"{name:<10}{r['dram_bytes_read']:>16,}{r['dram_bytes_written']:>16,}{bursts:>16,}"
+                     f"{r['dma_transfers']:>11,}"
                      f"{r['total_cycles']:>15,}{traffic / limits.compulsory_bytes:>14.2f}"
                      f"{r['total_cycles'] / limits.roofline_cycles:>12.2f}")
     base, fused = reports["baseline"], reports["fused"]
@@ -147,12 +149,14 @@ def simulation_report(planned: Planned, machine: MachineConfig, result: SimResul
     return {
         "strategy": planned.program.strategy, "machine": machine.name, "model": planned.program.model,
         "total_cycles": stats.total_cycles, "dram_bytes_read": stats.dram_bytes_read,
-        "dram_bytes_written": stats.dram_bytes_written, "dma_transfers": stats.dma_transfers,
+        "dram_bytes_written": stats.dram_bytes_written, "dram_burst_bytes_read": stats.dram_burst_bytes_read,
+        "dram_burst_bytes_written": stats.dram_burst_bytes_written, "dma_transfers": stats.dma_transfers,
         "peak_scratchpad_bytes": stats.peak_scratchpad_bytes, "compulsory_bytes": planned.bounds.compulsory_bytes,
         "roofline_cycles": planned.bounds.roofline_cycles, "stall_cycles": stats.stall_cycles,
         "busy_cycles": dict(stats.busy_cycles), "instructions": len(planned.program.instructions),
         "ops": [{"name": name, "cycles": op.cycles, "dram_bytes_read": op.dram_bytes_read,
-                 "dram_bytes_written": op.dram_bytes_written} for name, op in stats.ops.items()],
+                 "dram_bytes_written": op.dram_bytes_written, "dram_burst_bytes_read": op.dram_burst_bytes_read,
+                 "dram_burst_bytes_written": op.dram_burst_bytes_written} for name, op in stats.ops.items()],
     }
 
 
@@ -161,9 +165,11 @@ def format_report(report: dict[str, Any], *, checked: bool) -> str:
     cycles, roofline = report["total_cycles"], report["roofline_cycles"]
     lines = [f"{report['model']}: {report['strategy']} on {report['machine']}, {report['instructions']:,} instructions",
              f"  cycles          {cycles:>16,}  ({cycles / roofline:.2f} x roofline {roofline:,})",
-             f"  DRAM read       {report['dram_bytes_read']:>16,} bytes",
-             f"  DRAM written    {report['dram_bytes_written']:>16,} bytes  ({traffic / report['compulsory_bytes']:.2f}"
-             f" x compulsory {report['compulsory_bytes']:,})",
+             f"  DRAM read       {report['dram_bytes_read']:>16,} bytes  ({report['dram_burst_bytes_read']:,} in "
+             "whole bursts)",
+             f"  DRAM written    {report['dram_bytes_written']:>16,} bytes  ({report['dram_burst_bytes_written']:,} in "
+             f"whole bursts; payload {traffic / report['compulsory_bytes']:.2f} x compulsory "
+             f"{report['compulsory_bytes']:,})",
              f"  DMA transfers   {report['dma_transfers']:>16,}",
              f"  peak scratchpad {report['peak_scratchpad_bytes']:>16,} bytes",
              f"  stall cycles    {report['stall_cycles']:>16,}"]

@@ -17,11 +17,14 @@ from simulator.machine import MachineConfig
 @dataclass(frozen=True, slots=True)
 class OpStats:
     """One op's share: `cycles` from the start of its first instruction to the end of its last (spans of different
-    ops may overlap), and the payload bytes its loads read and its stores wrote."""
+    ops may overlap), the payload bytes its loads read and its stores wrote, and the same rounded up to whole bursts
+    run by run (what they took of the DRAM bandwidth)."""
 
     cycles: int
     dram_bytes_read: int
     dram_bytes_written: int
+    dram_burst_bytes_read: int = 0
+    dram_burst_bytes_written: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,7 +33,8 @@ class SimStats:
 
     - `total_cycles`: completion of the last instruction (0 for an empty program).
     - `dram_bytes_read` / `dram_bytes_written`: payload (`box.numel * elem_bytes`) of all loads / stores.
-    - `dram_burst_bytes`: what actually took DRAM bandwidth: every contiguous run rounded up to whole bursts.
+    - `dram_burst_bytes`: what actually took DRAM bandwidth: every contiguous run rounded up to whole bursts;
+      `dram_burst_bytes_read` / `dram_burst_bytes_written` split it between loads and stores.
     - `busy_cycles`: per resource (`tensor`, `vector`, `dma0`, `dma1`...): for an engine, the sum of its computes'
       cycles; for a DMA queue, the cycles during which it had at least one transfer in flight.
     - `engine_stall_cycles` (and their sum `stall_cycles`): for each compute, the cycles between the moment its
@@ -48,6 +52,8 @@ class SimStats:
     dram_bytes_read: int
     dram_bytes_written: int
     dram_burst_bytes: int
+    dram_burst_bytes_read: int
+    dram_burst_bytes_written: int
     dma_transfers: int
     busy_cycles: Mapping[str, int]
     stall_cycles: int
@@ -56,12 +62,12 @@ class SimStats:
     ops: Mapping[str, OpStats]
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict, keys in field order, `ops` as {name: {cycles, dram_bytes_read, dram_bytes_written}}."""
+        """A JSON-ready dict, keys in field order, `ops` as {name: {cycles, dram_bytes_read, dram_bytes_written,
+        dram_burst_bytes_read, dram_burst_bytes_written}}."""
         document: dict[str, Any] = {name: getattr(self, name) for name in self.__slots__}
         document["busy_cycles"] = dict(self.busy_cycles)
         document["engine_stall_cycles"] = dict(self.engine_stall_cycles)
-        document["ops"] = {name: {"cycles": op.cycles, "dram_bytes_read": op.dram_bytes_read,
-                                  "dram_bytes_written": op.dram_bytes_written} for name, op in self.ops.items()}
+        document["ops"] = {name: {slot: getattr(op, slot) for slot in op.__slots__} for name, op in self.ops.items()}
         return document
 
 
@@ -71,7 +77,7 @@ def collect_stats(program: Program, machine: MachineConfig, start_cycles: Sequen
     instructions = program.instructions
     busy = {"tensor": 0, "vector": 0} | {f"dma{q}": 0 for q in range(machine.dma.engines)}
     queue_covered = {f"dma{q}": 0 for q in range(machine.dma.engines)}  # end of the union of intervals so far
-    bytes_read = bytes_written = transfers = 0
+    bytes_read = bytes_written = burst_read = burst_written = transfers = 0
     for i, instruction in enumerate(instructions):
         resource, start, end = resources[i], start_cycles[i], end_cycles[i]
         if isinstance(instruction, Compute):
@@ -80,20 +86,23 @@ def collect_stats(program: Program, machine: MachineConfig, start_cycles: Sequen
             transfers += 1
             if isinstance(instruction, DmaLoad):
                 bytes_read += payload_bytes[i]
+                burst_read += burst_bytes[i]
             else:
                 bytes_written += payload_bytes[i]
+                burst_written += burst_bytes[i]
             # transfers of a queue start in program order, so the union of their intervals grows left to right
             covered = queue_covered[resource]
             busy[resource] += max(0, end - max(start, covered))
             queue_covered[resource] = max(covered, end)
     stalls = _engine_stalls(program, start_cycles, end_cycles)
     return SimStats(total_cycles=max(end_cycles, default=0), dram_bytes_read=bytes_read,
-                    dram_bytes_written=bytes_written, dram_burst_bytes=sum(burst_bytes), dma_transfers=transfers,
+                    dram_bytes_written=bytes_written, dram_burst_bytes=sum(burst_bytes),
+                    dram_burst_bytes_read=burst_read, dram_burst_bytes_written=burst_written, dma_transfers=transfers,
                     busy_cycles=busy, stall_cycles=sum(stalls.values()), engine_stall_cycles=stalls,
                     peak_scratchpad_bytes=max((live for _, live in
                                                scratchpad_timeline(program, machine, start_cycles, end_cycles)),
                                               default=0),
-                    ops=_op_stats(program, start_cycles, end_cycles, payload_bytes))
+                    ops=_op_stats(program, start_cycles, end_cycles, payload_bytes, burst_bytes))
 
 
 def _engine_stalls(program: Program, start_cycles: Sequence[int], end_cycles: Sequence[int]) -> dict[str, int]:
@@ -158,21 +167,23 @@ def scratchpad_timeline(program: Program, machine: MachineConfig, start_cycles: 
 
 
 def _op_stats(program: Program, start_cycles: Sequence[int], end_cycles: Sequence[int],
-              payload_bytes: Sequence[int]) -> dict[str, OpStats]:
-    spans: dict[str, list[int]] = {}  # name -> [first start, last end, bytes read, bytes written]
+              payload_bytes: Sequence[int], burst_bytes: Sequence[int]) -> dict[str, OpStats]:
+    # name -> [first start, last end, bytes read, bytes written, burst bytes read, burst bytes written]
+    spans: dict[str, list[int]] = {}
     for i, instruction in enumerate(program.instructions):
         if isinstance(instruction, Compute):
-            name, read, written = instruction.node, 0, 0
+            name, column = instruction.node, -1
         elif isinstance(instruction, DmaLoad):
-            name, read, written = instruction.op, payload_bytes[i], 0
+            name, column = instruction.op, 2
         elif isinstance(instruction, DmaStore):
-            name, read, written = instruction.op, 0, payload_bytes[i]
+            name, column = instruction.op, 3
         else:
             continue
         if not name:
             continue
-        span = spans.setdefault(name, [start_cycles[i], end_cycles[i], 0, 0])
+        span = spans.setdefault(name, [start_cycles[i], end_cycles[i], 0, 0, 0, 0])
         span[0], span[1] = min(span[0], start_cycles[i]), max(span[1], end_cycles[i])
-        span[2] += read
-        span[3] += written
-    return {name: OpStats(end - start, read, written) for name, (start, end, read, written) in spans.items()}
+        if column > 0:
+            span[column] += payload_bytes[i]
+            span[column + 2] += burst_bytes[i]
+    return {name: OpStats(end - start, *counts) for name, (start, end, *counts) in spans.items()}

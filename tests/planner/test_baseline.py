@@ -66,7 +66,12 @@ def test_cli_simulate_json_trace_and_plan_file(tmp_path, capsys) -> None:
     report = json.loads(capsys.readouterr().out)
     assert {"strategy", "machine", "total_cycles", "dram_bytes_read", "dram_bytes_written", "dma_transfers",
             "peak_scratchpad_bytes", "compulsory_bytes", "roofline_cycles", "ops"} <= set(report)
-    assert {"name", "cycles", "dram_bytes_read", "dram_bytes_written"} == set(report["ops"][0])
+    assert {"name", "cycles", "dram_bytes_read", "dram_bytes_written", "dram_burst_bytes_read",
+            "dram_burst_bytes_written"} == set(report["ops"][0])
+    # burst-rounded bytes: at least the payload, and the ops add up to the totals
+    for kind in ("read", "written"):
+        assert report[f"dram_burst_bytes_{kind}"] >= report[f"dram_bytes_{kind}"]
+        assert sum(op[f"dram_burst_bytes_{kind}"] for op in report["ops"]) == report[f"dram_burst_bytes_{kind}"]
     events = json.loads(trace.read_text())["traceEvents"]
     assert {e["args"]["name"] for e in events if e.get("name") == "thread_name"} >= {"tensor", "vector"}
 
