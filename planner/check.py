@@ -1,6 +1,7 @@
 """`--check`: the functional simulation of a program against onnxruntime on the whole model.
 
-DRAM starts with seeded random inputs and the model's real constants (initializers, read only from inside the
+DRAM starts with seeded random inputs, drawn inside the domain of every op (see `draw_inputs`), and the model's real
+constants (initializers, read only from inside the
 model's folder, and the values of constant subgraphs as onnxruntime computes them). The reference is onnxruntime on
 the same model with every intermediate tensor exposed, so a mismatch is found at the first tile that differs.
 """
@@ -16,9 +17,58 @@ import onnxruntime as ort
 from onnx import numpy_helper
 from onnx.external_data_helper import load_external_data_for_model
 
+from planner.errors import PlanError
 from planner.graph import Graph, prepare_model
 
 SEED = 0
+# Ops that want a positive argument (Sqrt, Log, Pow of a real exponent, Reciprocal...): a model input they read is
+# drawn from [0.5, 2), every other float input from a standard normal.
+POSITIVE_ARGUMENT = {"Sqrt": (0,), "Log": (0,), "Pow": (0,), "Reciprocal": (0,), "Div": (1,)}
+INDEX_INPUT = {"Gather": 1, "GatherElements": 1, "GatherND": 1}  # data is input 0; indices must fall inside it
+INTEGER_RANGE = 1 << 15  # other integer inputs: uniform in [-2**15, 2**15), clipped to the dtype
+
+
+def draw_inputs(graph: Graph) -> dict[str, np.ndarray]:
+    """Seeded model inputs inside every op's domain: floats standard normal, or in [0.5, 2) where an op wants a
+    positive argument; integers wide, or inside the data's extent where they are Gather indices; bools at random.
+    """
+    rng = np.random.default_rng(SEED)
+    positive = _positive_inputs(graph)
+    extents = _index_extents(graph)
+    feeds = {}
+    for name in graph.inputs:
+        tensor = graph.tensors[name]
+        dtype = np.dtype(onnx.helper.tensor_dtype_to_np_dtype(tensor.elem_type))
+        values: np.ndarray
+        if dtype.kind == "f":
+            values = rng.uniform(0.5, 2.0, tensor.shape) if name in positive else rng.standard_normal(tensor.shape)
+        elif dtype.kind == "b":
+            values = rng.integers(0, 2, tensor.shape) == 1
+        elif name in extents:
+            values = rng.integers(0, extents[name], tensor.shape)
+        else:
+            info = np.iinfo(dtype)
+            values = rng.integers(max(info.min, -INTEGER_RANGE), min(info.max, INTEGER_RANGE) + 1, tensor.shape)
+        feeds[name] = np.asarray(values).astype(dtype)
+    return feeds
+
+
+def _positive_inputs(graph: Graph) -> set[str]:
+    return {node.inputs[k] for node in graph.nodes for k in POSITIVE_ARGUMENT.get(node.op_type, ())
+            if k < len(node.inputs) and node.inputs[k] in graph.inputs}
+
+
+def _index_extents(graph: Graph) -> dict[str, int]:
+    """Integer model inputs used as Gather-like indices: the smallest extent of the data along the gathered axis."""
+    extents: dict[str, int] = {}
+    for node in graph.nodes:
+        slot = INDEX_INPUT.get(node.op_type)
+        if slot is None or len(node.inputs) <= slot or node.inputs[slot] not in graph.inputs:
+            continue
+        data = graph.tensors[node.inputs[0]].shape
+        extent = data[int(node.attrs.get("axis", 0)) % len(data)] if data else 1
+        extents[node.inputs[slot]] = min(extent, extents.get(node.inputs[slot], extent))
+    return extents
 
 
 def reference_values(graph: Graph, source: str | os.PathLike[str] | onnx.ModelProto, *, batch: int | None = None,
@@ -28,15 +78,7 @@ def reference_values(graph: Graph, source: str | os.PathLike[str] | onnx.ModelPr
     model, _, folder = prepare_model(source, batch=batch, input_shapes=input_shapes)
     if folder is not None:
         load_external_data_for_model(model, str(folder))  # prepare_model checked it lies inside the folder
-    rng = np.random.default_rng(SEED)
-    feeds = {}
-    for name in graph.inputs:
-        tensor = graph.tensors[name]
-        dtype = onnx.helper.tensor_dtype_to_np_dtype(tensor.elem_type)
-        if np.issubdtype(dtype, np.floating):
-            feeds[name] = rng.standard_normal(tensor.shape).astype(dtype)
-        else:
-            feeds[name] = rng.integers(0, 2, tensor.shape).astype(dtype)
+    feeds = draw_inputs(graph)
     initializers = {tensor.name: numpy_helper.to_array(tensor) for tensor in model.graph.initializer}
     wanted = [name for name in graph.tensors if name not in feeds and name not in initializers]
     del model.graph.value_info[:]
@@ -47,6 +89,10 @@ def reference_values(graph: Graph, source: str | os.PathLike[str] | onnx.ModelPr
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
     computed = dict(zip(wanted, session.run(wanted, feeds), strict=True))
+    nan = next((name for name, value in computed.items() if np.asarray(value).dtype.kind == "f"
+                and np.isnan(value).any()), None)
+    if nan is not None:  # then NaN would pass for a right answer: the comparison never lets a NaN match
+        raise PlanError(f"the reference value of {nan} has NaN even with inputs drawn inside each op's domain")
     values = {**feeds, **initializers, **computed}
     dram = {name: values[name] for name in graph.tensors if graph.tensors[name].kind != "activation"}
     return dram, values

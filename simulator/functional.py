@@ -1,22 +1,28 @@
 """Run a Program on real numbers, in a real byte array, and check every tile against a reference.
 
 DRAM holds one array per tensor, in the model's dtype; what the caller does not give starts as poison. The scratchpad
-is bytes (`simulator.scratchpad`). Instructions run in program order, which respects every dependency.
+is bytes (`simulator.scratchpad`). The program runs twice, so that it is an oracle on its own, apart from `verify`:
+
+- **two poisons**: run 0 with poison pattern 0, run 1 with pattern 1, which differs from it in every poisoned
+  element (large finite floats of both signs, two integer patterns, both bools). A stored value that differs between
+  the runs read poison, whatever the op makes of it;
+- **two orders**: each run takes a random topological order of happens-before (seeded), not program order. Run 0
+  runs every race (`simulator.races`: two instructions on one byte, unordered by happens-before) against program
+  order, and lets each Compute's output land before it reads its inputs (through other buffers); run 1 runs races in
+  program order. A missing dependency shows up in the first, an early Release in the second;
+- **release means gone**: a Release writes poison over its buffer.
 
 A Compute reads each operand only from its buffer region. It builds every input at the tensor's full shape, filled
-with a filler, copies the operand's box in, applies the operand's view, runs the whole op with onnxruntime
-(`simulator.kernels`), and keeps the output tile. A halo the planner forgot to load therefore comes out as NaN
-instead of being quietly fetched. Float inputs are filled with NaN. Integer inputs are filled with 0, because
-poisoned indices would make Gather and its kin raise, not propagate; a missing integer element inside the box still
-reads as poison.
-
-An Unread slot (a Concat part's other inputs) is built from filler alone: the op needs its shape, not its values.
+with a filler (poison for floats; for integers a valid index, 0 or -1 by run, because poisoned indices would make
+Gather raise, not propagate), copies the operand's box in, applies the operand's view, runs the whole op with
+onnxruntime (`simulator.kernels`), and keeps the output tile. A halo the planner forgot to load therefore comes out
+as poison instead of being quietly fetched. An Unread slot (a Concat part's other inputs) is built from filler alone:
+the op needs its shape, not its values.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 
 import numpy as np
 
@@ -35,7 +41,17 @@ from simulator.isa import (
 )
 from simulator.kernels import run_op
 from simulator.machine import MachineConfig
-from simulator.scratchpad import FunctionalError, Scratchpad, poison_value, poisoned, scale_factor
+from simulator.races import find_races, orders
+from simulator.scratchpad import (
+    POISONS,
+    FunctionalError,
+    Poison,
+    Scratchpad,
+    is_poison,
+    poison_value,
+    poisoned,
+    scale_factor,
+)
 
 __all__ = ["FunctionalError", "FunctionalMismatch", "compare_outputs", "poison_value", "run_functional"]
 
@@ -48,61 +64,112 @@ class FunctionalMismatch(AssertionError):
 
 def run_functional(program: Program, machine: MachineConfig, dram: Mapping[str, np.ndarray], *,
                    reference: Mapping[str, np.ndarray] | None = None, rtol: float | None = None,
-                   atol: float | None = None) -> dict[str, np.ndarray]:
-    """Run `program` and return the final DRAM contents, one array per tensor.
+                   atol: float | None = None, seed: int = 0) -> dict[str, np.ndarray]:
+    """Run `program` twice (see the module docstring) and return the final DRAM contents of run 0, one array per
+    tensor.
 
     `dram` gives the model inputs and constants. With `reference` (expected values per tensor), every Compute tile,
-    every DmaStore and finally every program output is compared, and the first difference raises
-    FunctionalMismatch. `rtol`/`atol` override the per-dtype float tolerances. The tests build small programs by
-    hand: tests/simulator/test_functional.py.
+    every DmaStore and finally every program output is compared, in both runs, and the first difference raises
+    FunctionalMismatch; so does a stored value that differs between the runs. `rtol`/`atol` override the per-dtype
+    float tolerances; `seed` picks the random orders. The tests build small programs by hand:
+    tests/simulator/test_functional.py.
     """
     tensors = {tensor.name: tensor for tensor in program.tensors}
-    state = _initial_dram(program, tensors, dram)
-    pad = Scratchpad(machine.scratchpad.partitions, machine.scratchpad.partition_bytes, program.buffers,
-                     scale_factor(program.tensors))
+    _check_given(program, tensors, dram)
     checker = _Checker(tensors, reference, rtol, atol)
-    for instruction in program.instructions:
-        try:
-            _step(instruction, program.opset, tensors, state, pad, checker)
-        except FunctionalError as exc:
-            raise FunctionalError(f"{_describe(instruction)}: {exc}") from None
-    for name in program.outputs:
-        checker.check(f"output {name}", _tensor(tensors, name), Box.whole(tensors[name].shape), state[name])
-    return state
+    geometry = _scratchpad(program, machine, POISONS[0])
+    try:
+        races = find_races(program, geometry, tensors)
+    except FunctionalError:
+        races = []  # a malformed region: the run below names the instruction
+    plan = orders(program, races, seed)
+    hint = ""
+    if races:
+        a, b = races[0]
+        hint = (f" ({len(races)} races: e.g. {_describe(program.instructions[a])} and "
+                f"{_describe(program.instructions[b])} touch the same bytes, neither waiting for the other)")
+    runs = []
+    for number, (poison, order) in enumerate(((POISONS[0], plan.exposing), (POISONS[1], plan.keeping))):
+        adversarial = number == 0
+        state = _initial_dram(tensors, dram, poison)
+        pad = _scratchpad(program, machine, poison)
+        stored: dict[str, np.ndarray] = {}
+        for position in order:
+            instruction = program.instructions[position]
+            try:
+                _step(instruction, program.opset, tensors, state, pad, checker, adversarial, stored)
+            except FunctionalMismatch as exc:
+                raise FunctionalMismatch(f"{exc}; run {number}{hint if races else ''}") from None
+            except FunctionalError as exc:
+                raise FunctionalError(f"{_describe(instruction)}: {exc}") from None
+        for name in program.outputs:
+            try:
+                checker.check(f"output {name}", _tensor(tensors, name), Box.whole(tensors[name].shape), state[name])
+            except FunctionalMismatch as exc:
+                raise FunctionalMismatch(f"{exc}; run {number}{hint}") from None
+        runs.append((state, stored))
+    _compare_runs(program, tensors, runs, hint)
+    return runs[0][0]
+
+
+def _scratchpad(program: Program, machine: MachineConfig, poison: Poison) -> Scratchpad:
+    return Scratchpad(machine.scratchpad.partitions, machine.scratchpad.partition_bytes, program.buffers,
+                      scale_factor(program.tensors), poison)
+
+
+def _compare_runs(program: Program, tensors: Mapping[str, DramTensor],
+                  runs: list[tuple[dict[str, np.ndarray], dict[str, np.ndarray]]], hint: str) -> None:
+    """Every model output, and every other stored element, must come out the same in both runs."""
+    (first, first_stored), (second, _) = runs
+    names = dict.fromkeys([*program.outputs, *first_stored])
+    for name in names:
+        if name not in tensors:
+            continue
+        mask = np.ones(tensors[name].shape, dtype=bool) if name in program.outputs else first_stored[name]
+        differ = mask & ~_same(first[name], second[name])
+        if differ.any():
+            where = [int(i) for i in np.argwhere(differ)[0]]
+            raise FunctionalMismatch(f"{name}: {int(differ.sum())} of {int(mask.sum())} stored elements differ between "
+                                     f"two runs with different poison and order (first at {where}): they read poison "
+                                     f"or raced{hint}")
+
+
+def _same(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    if a.dtype.kind == "f":
+        return (a == b) | (np.isnan(a) & np.isnan(b))
+    return np.asarray(a == b)
 
 
 def compare_outputs(got: np.ndarray, expected: np.ndarray, dtype: np.dtype | str, *, rtol: float | None = None,
                     atol: float | None = None) -> str | None:
-    """None when `got` matches `expected` (floats within the dtype's tolerance, NaN only where expected; everything
-    else exactly), else one line saying how far off it is.
+    """None when `got` matches `expected` (floats within the dtype's tolerance, a NaN never, even where NaN is
+    expected: the reference inputs keep every op inside its domain; everything else exactly), else one line saying
+    how far off it is.
 
     >>> compare_outputs(np.array([1.0, 2.0], np.float32), np.array([1.0, 2.0]), "float32") is None
     True
     >>> compare_outputs(np.array([np.nan, 2.5, 2.0]), np.array([1.0, 2.0, 2.0]), "float32")
-    '1 NaN of 3 elements; max abs error 0.5 at [1]'
+    '2 of 3 elements differ (1 NaN); max abs error 0.5 at [1]'
     """
     dtype = np.dtype(dtype)
     got, expected = np.asarray(got), np.asarray(expected)
     if got.shape != expected.shape:
         return f"shape {list(got.shape)} where {list(expected.shape)} was expected"
+    got64, expected64 = got.astype(np.float64), expected.astype(np.float64)
     if dtype.kind == "f":
         default_rtol, default_atol = _TOLERANCES.get(dtype.name, _TOLERANCES["float32"])
-        got64, expected64 = got.astype(np.float64), expected.astype(np.float64)
         bad = ~np.isclose(got64, expected64, rtol=default_rtol if rtol is None else rtol,
-                          atol=default_atol if atol is None else atol, equal_nan=True)
-        poison = np.isnan(got64) & ~np.isnan(expected64)
-        parts = [f"{int(poison.sum())} NaN of {got.size} elements"] if poison.any() else []
-        missing_nan = int((np.isnan(expected64) & ~np.isnan(got64)).sum())
-        if missing_nan:
-            parts.append(f"{missing_nan} numbers where NaN was expected")
+                          atol=default_atol if atol is None else atol, equal_nan=False)
     else:
-        got64, expected64 = got.astype(np.float64), expected.astype(np.float64)
         bad = got != expected
-        poison = bad & (got == poison_value(dtype))
-        parts = [f"{int(bad.sum())} of {got.size} elements differ ({int(poison.sum())} poison)"] if bad.any() else []
     if not bad.any():
         return None
-    error = np.where(bad & ~np.isnan(got64) & ~np.isnan(expected64), np.abs(got64 - expected64), -1.0)
+    details = [f"{count} {what}" for count, what in (
+        (int((bad & is_poison(got)).sum()), "poison"), (int(np.isnan(got64).sum()), "NaN"),
+        (int(np.isnan(expected64).sum()), "NaN in the reference itself")) if count]
+    parts = [f"{int(bad.sum())} of {got.size} elements differ" + (f" ({', '.join(details)})" if details else "")]
+    finite = bad & np.isfinite(got64) & np.isfinite(expected64)
+    error = np.where(finite, np.abs(got64 - expected64), -1.0)
     if error.max() >= 0:
         worst = [int(i) for i in np.unravel_index(int(error.argmax()), error.shape)]
         parts.append(f"max abs error {error.max():.3g} at {worst}")
@@ -110,7 +177,7 @@ def compare_outputs(got: np.ndarray, expected: np.ndarray, dtype: np.dtype | str
 
 
 def _step(instruction: Instruction, opset: int, tensors: Mapping[str, DramTensor], state: dict[str, np.ndarray],
-          pad: Scratchpad, checker: _Checker) -> None:
+          pad: Scratchpad, checker: _Checker, adversarial: bool, stored: dict[str, np.ndarray]) -> None:
     match instruction:
         case DmaLoad(tensor=name, box=box, buffer=buffer, at=at):
             pad.write(pad.buffer(buffer), at, state[name][_slices(_tensor(tensors, name), box)])
@@ -118,11 +185,17 @@ def _step(instruction: Instruction, opset: int, tensors: Mapping[str, DramTensor
             tensor = _tensor(tensors, name)
             values = pad.read(pad.buffer(buffer), at, box.shape, tensor.dtype)
             state[name][_slices(tensor, box)] = values
+            stored.setdefault(name, np.zeros(tensor.shape, dtype=bool))[_slices(tensor, box)] = True
             checker.check(_describe(instruction), tensor, box, values)
         case Compute():
+            output = instruction.output
+            if adversarial and all(operand.buffer != output.buffer for operand in instruction.operands):
+                # The engine writes while it reads: its output may land on bytes it has yet to read (bytes that
+                # only a bad allocation would share with an input). Writing in place is left alone.
+                pad.poison_region(pad.buffer(output.buffer), output.at, output.box.shape)
             tile = _compute(instruction, opset, tensors, pad)
-            pad.write(pad.buffer(instruction.output.buffer), instruction.output.at, tile)
-            checker.check(_describe(instruction), tensors[instruction.output.tensor], instruction.output.box, tile)
+            pad.write(pad.buffer(output.buffer), output.at, tile)
+            checker.check(_describe(instruction), tensors[output.tensor], output.box, tile)
         case Release(buffer=buffer):
             pad.release(pad.buffer(buffer))
 
@@ -137,16 +210,17 @@ def _compute(compute: Compute, opset: int, tensors: Mapping[str, DramTensor], pa
             continue
         tensor = _tensor(tensors, slot.tensor)
         if isinstance(slot, Unread):
-            whole = np.full(tensor.shape, _filler(tensor.dtype, compute.op_type), dtype=tensor.dtype)
+            whole = _blank(tensor, pad.poison)
         else:
-            region = pad.read(pad.buffer(slot.buffer), slot.at, slot.box.shape, tensor.dtype)
-            box = _slices(tensor, slot.box)
+            buffer = pad.buffer(slot.buffer)
+            region = pad.read(buffer, slot.at, slot.box.shape, tensor.dtype)
             if slot.box.shape == tensor.shape:  # the whole tensor: no filler needed
                 whole = np.ascontiguousarray(region)
             else:
-                whole = np.full(tensor.shape, _filler(tensor.dtype, compute.op_type), dtype=tensor.dtype)
-                whole[box] = region
-            if np.dtype(tensor.dtype).kind in "iu" and (count := int((region == poison_value(tensor.dtype)).sum())):
+                whole = _blank(tensor, pad.poison)
+                whole[_slices(tensor, slot.box)] = region
+            if np.dtype(tensor.dtype).kind in "iu" and (
+                    count := pad.poisoned_count(buffer, slot.at, slot.box.shape, tensor.dtype)):
                 poisoned_ints.append(f"{count} poison in {tensor.name}{_format(slot.box)}")
         slots.append(_view(whole, slot.view, tensor))
     output = compute.output
@@ -162,6 +236,13 @@ def _compute(compute: Compute, opset: int, tensors: Mapping[str, DramTensor], pa
         raise FunctionalError(f"output {compute.output_index} is {result.dtype}{list(result.shape)}; tensor "
                               f"{tensor.name} expects {tensor.dtype}{list(shape)}")
     return result.reshape(tensor.shape)[_slices(tensor, output.box)]
+
+
+def _blank(tensor: DramTensor, poison: Poison) -> np.ndarray:
+    """A whole input before its operand's box is copied in: poison for floats, the run's filler otherwise."""
+    if np.dtype(tensor.dtype).kind == "f":
+        return poison.fill(tensor.shape, tensor.dtype)
+    return np.full(tensor.shape, poison.filler(tensor.dtype)[0], dtype=tensor.dtype)
 
 
 class _Checker:
@@ -184,24 +265,25 @@ class _Checker:
             raise FunctionalMismatch(f"{where} -> {tensor.name}{_format(box)}: {problem}")
 
 
-def _initial_dram(program: Program, tensors: Mapping[str, DramTensor],
-                  dram: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+def _check_given(program: Program, tensors: Mapping[str, DramTensor], dram: Mapping[str, np.ndarray]) -> None:
     loaded = {i.tensor for i in program.instructions if isinstance(i, DmaLoad)}
     missing = sorted(name for name, t in tensors.items()
                      if t.role in ("input", "constant") and name in loaded and name not in dram)
     if missing:
         raise FunctionalError(f"no values given for {missing}, which the program loads")
-    state = {}
-    for name, tensor in tensors.items():
-        if name not in dram:
-            state[name] = poisoned(tensor.shape, tensor.dtype)
-            continue
-        given = np.asarray(dram[name])
-        if given.shape != tensor.shape or not np.can_cast(given.dtype, tensor.dtype, "same_kind"):
-            raise FunctionalError(f"values for {name} are {given.dtype}{list(given.shape)}; the program's tensor is "
-                                  f"{tensor.dtype}{list(tensor.shape)}")
-        state[name] = given.astype(tensor.dtype, copy=True)
-    return state
+    for name, given in dram.items():
+        if name in tensors:
+            tensor = tensors[name]
+            given = np.asarray(given)
+            if given.shape != tensor.shape or not np.can_cast(given.dtype, tensor.dtype, "same_kind"):
+                raise FunctionalError(f"values for {name} are {given.dtype}{list(given.shape)}; the program's tensor "
+                                      f"is {tensor.dtype}{list(tensor.shape)}")
+
+
+def _initial_dram(tensors: Mapping[str, DramTensor], dram: Mapping[str, np.ndarray],
+                  poison: Poison) -> dict[str, np.ndarray]:
+    return {name: np.asarray(dram[name]).astype(tensor.dtype, copy=True) if name in dram
+            else poisoned(tensor.shape, tensor.dtype, poison) for name, tensor in tensors.items()}
 
 
 def _view(whole: np.ndarray, view: tuple[int, ...], tensor: DramTensor) -> np.ndarray:
@@ -210,19 +292,6 @@ def _view(whole: np.ndarray, view: tuple[int, ...], tensor: DramTensor) -> np.nd
     if int(np.prod(view)) != whole.size:
         raise FunctionalError(f"view {list(view)} of {tensor.name}{list(tensor.shape)} changes its size")
     return whole.reshape(view)
-
-
-# onnxruntime's max-like ops skip a NaN that is not the last of its window, which would hide an unloaded halo row;
-# an infinity of the right sign always wins the comparison, so it shows up in the tile instead.
-WINNING_FILL = {"MaxPool": np.inf, "GlobalMaxPool": np.inf, "Max": np.inf, "ReduceMax": np.inf,
-                "Min": -np.inf, "ReduceMin": -np.inf}
-
-
-def _filler(dtype: str, op_type: str = "") -> Any:
-    """What stands for data a tile did not load: NaN (an infinity for max- and min-like ops); 0 for integers."""
-    if np.dtype(dtype).kind != "f":
-        return 0
-    return WINNING_FILL.get(op_type, np.nan)
 
 
 def _tensor(tensors: Mapping[str, DramTensor], name: str) -> DramTensor:

@@ -5,21 +5,22 @@ Buffer row r (of the first axis of its `layout`) lives in partition r % P, slot 
 planned offset and size is scaled by one integer factor (see `scale_factor`): a float32 tensor planned as bf16 takes
 4 bytes per element here, and ranges the planner kept apart stay apart.
 
-Poison: the bytes start as 0xFF (NaN for every float width) and Release writes 0xFF again. Integers have no NaN, so a
-shadow byte per scratchpad byte marks what no DMA or compute has written since; reading an integer element with any
-shadowed byte yields `poison_value(dtype)`, hardware's poison bit in spirit.
+Poison: two patterns, one per run of the functional simulator (`POISONS`). Bytes nobody wrote hold 0x5F or 0xDF,
+alternating every 8 bytes (so a float32 reads as +1.6e19 or -3.2e19, both finite, and a window of a max- or
+min-like op holds poison of both signs), and run 1 holds the complement of run 0; Release writes the pattern back.
+A shadow byte per scratchpad byte marks what no DMA or compute has written since, so that a bool (which the bytes
+cannot poison) reads as the run's bool poison, and an op that chokes on integer poison can say where it came from.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
 from simulator.isa import Buffer, DramTensor
-
-POISON_BYTE = 0xFF
 
 
 class FunctionalError(ValueError):
@@ -27,27 +28,76 @@ class FunctionalError(ValueError):
     dtype that does not fit its planned element size, an op onnxruntime rejects."""
 
 
-def poison_value(dtype: np.dtype | str) -> float | int | bool:
-    """The value that marks data nobody wrote: NaN for floats, the most negative signed integer, the largest
-    unsigned one (0 is too common to stand out), and True for bool (which has no spare value).
+POISON_BYTES = (0x5F, 0xDF)
 
-    >>> poison_value("int32"), poison_value("uint8"), poison_value("float32")
-    (-2147483648, 255, nan)
+
+@dataclass(frozen=True, slots=True)
+class Poison:
+    """One run's poison: `phase` 0 or 1; the two phases disagree on every poisoned element.
+
+    >>> Poison(0).fill((4,), "float32").tolist()
+    [1.609568804685008e+19, -3.22637151627148e+19, 1.609568804685008e+19, -3.22637151627148e+19]
+    >>> Poison(1).fill((2,), "int8").tolist(), Poison(0).fill((2,), "bool").tolist()
+    ([-33, 95], [True, True])
+    """
+
+    phase: int
+
+    def fill(self, shape: Sequence[int], dtype: np.dtype | str) -> np.ndarray:
+        """An array of poison: element i holds pattern (i + phase) % 2; bools are all `phase == 0`."""
+        dtype = np.dtype(dtype)
+        if dtype.kind == "b":
+            return np.full(tuple(shape), self.phase == 0, dtype=dtype)
+        if dtype.kind not in "fiu":
+            raise FunctionalError(f"dtype {dtype} has no poison; supported kinds are float, int, uint and bool")
+        values = np.array([poison_value(dtype, k) for k in (self.phase, 1 - self.phase)], dtype=dtype)
+        return np.resize(values, tuple(shape))
+
+    def filler(self, dtype: np.dtype | str) -> np.ndarray:
+        """What stands for the part of an input a tile did not load, as a 1-element array: poison for floats; for
+        integers 0 (phase 0) or -1 / 1 (phase 1), valid indices either way, since a poisoned index outside the tile
+        would make Gather raise rather than propagate; for bools, `phase == 0`."""
+        dtype = np.dtype(dtype)
+        if dtype.kind == "f":
+            return self.fill((2,), dtype)
+        if dtype.kind == "b":
+            return np.array([self.phase == 0], dtype=dtype)
+        return np.array([0 if self.phase == 0 else (-1 if dtype.kind == "i" else 1)], dtype=dtype)
+
+    def bytes_for(self, partitions: int, width_bytes: int) -> np.ndarray:
+        """The scratchpad's poison bytes: 8-byte blocks alternating between the two patterns."""
+        blocks = (np.arange(width_bytes) // 8 + np.arange(partitions)[:, None] + self.phase) % 2
+        return np.where(blocks == 0, POISON_BYTES[0], POISON_BYTES[1]).astype(np.uint8)
+
+
+POISONS = (Poison(0), Poison(1))
+
+
+def poison_value(dtype: np.dtype | str, pattern: int = 0) -> float | int | bool:
+    """Poison `pattern` (0 or 1) as one value of `dtype`: its bytes all 0x5F or all 0xDF; True / False for bool.
+
+    >>> poison_value("int32"), poison_value("uint8", 1), poison_value("float16")
+    (1600085855, 223, 471.75)
     """
     dtype = np.dtype(dtype)
-    if dtype.kind == "f":
-        return math.nan
-    if dtype.kind == "i":
-        return int(np.iinfo(dtype).min)
-    if dtype.kind == "u":
-        return int(np.iinfo(dtype).max)
     if dtype.kind == "b":
-        return True
-    raise FunctionalError(f"dtype {dtype} has no poison value; supported kinds are float, int, uint and bool")
+        return pattern == 0
+    if dtype.kind not in "fiu":
+        raise FunctionalError(f"dtype {dtype} has no poison value; supported kinds are float, int, uint and bool")
+    value = np.frombuffer(bytes([POISON_BYTES[pattern]] * dtype.itemsize), dtype=dtype)[0]
+    return float(value) if dtype.kind == "f" else int(value)
 
 
-def poisoned(shape: Sequence[int], dtype: np.dtype | str) -> np.ndarray:
-    return np.full(tuple(shape), poison_value(dtype), dtype=np.dtype(dtype))
+def is_poison(values: np.ndarray) -> np.ndarray:
+    """Where `values` equal either poison pattern (bools: never, both values being data too)."""
+    values = np.asarray(values)
+    if values.dtype.kind not in "fiu":
+        return np.zeros(values.shape, dtype=bool)
+    return (values == poison_value(values.dtype, 0)) | (values == poison_value(values.dtype, 1))
+
+
+def poisoned(shape: Sequence[int], dtype: np.dtype | str, poison: Poison = POISONS[0]) -> np.ndarray:
+    return poison.fill(shape, dtype)
 
 
 def scale_factor(tensors: Iterable[DramTensor]) -> int:
@@ -68,11 +118,12 @@ class Scratchpad:
     >>> pad.read(buf, (1, 0), (2, 2), np.int32).tolist()
     [[2, 3], [4, 5]]
     >>> pad.release(buf); pad.read(buf, (0, 0), (1, 1), np.int32).tolist()
-    [[-2147483648]]
+    [[1600085855]]
     """
 
-    def __init__(self, partitions: int, partition_bytes: int, buffers: Iterable[Buffer], scale: int) -> None:
-        self.partitions, self.scale = partitions, scale
+    def __init__(self, partitions: int, partition_bytes: int, buffers: Iterable[Buffer], scale: int,
+                 poison: Poison = POISONS[0]) -> None:
+        self.partitions, self.scale, self.poison = partitions, scale, poison
         self.buffers = {buffer.name: buffer for buffer in buffers}
         for buffer in self.buffers.values():
             end = buffer.offset + buffer.partition_bytes(partitions)
@@ -82,8 +133,9 @@ class Scratchpad:
         # Only as many bytes as some buffer reaches: a 24 MiB machine running a tiny program stays cheap.
         used = max((b.offset + b.partition_bytes(partitions) for b in self.buffers.values()), default=0)
         self.width_bytes = used * scale
-        self.data = np.full((partitions, self.width_bytes), POISON_BYTE, dtype=np.uint8)
-        self.shadow = np.full_like(self.data, POISON_BYTE)
+        self.pattern = poison.bytes_for(partitions, self.width_bytes)
+        self.data = self.pattern.copy()
+        self.shadow = np.full_like(self.data, 0xFF)
         self._views: dict[tuple[str, str, bool], np.ndarray] = {}
 
     def buffer(self, name: str) -> Buffer:
@@ -104,8 +156,8 @@ class Scratchpad:
         dtype = np.dtype(dtype)
         index = self._index(buffer, at, shape)
         values = self._view(buffer, dtype, shadow=False)[index]
-        if dtype.kind != "f":  # float poison is already NaN in the bytes themselves
-            values[self._view(buffer, dtype, shadow=True)[index] != 0] = poison_value(dtype)
+        if dtype.kind == "b":  # the poison bytes are no bool; every other kind reads them as they are
+            values[self._view(buffer, dtype, shadow=True)[index] != 0] = self.poison.phase == 0
         layout = _layout(buffer)
         return values.transpose([layout.index(axis) for axis in range(len(layout))]).reshape(tuple(shape))
 
@@ -113,8 +165,40 @@ class Scratchpad:
         start = buffer.offset * self.scale
         stop = start + buffer.partition_bytes(self.partitions) * self.scale
         used = buffer.partitions_used(self.partitions)
-        self.data[:used, start:stop] = POISON_BYTE
-        self.shadow[:used, start:stop] = POISON_BYTE
+        self.data[:used, start:stop] = self.pattern[:used, start:stop]
+        self.shadow[:used, start:stop] = 0xFF
+
+    def poison_region(self, buffer: Buffer, at: Sequence[int], shape: Sequence[int]) -> None:
+        """Put poison back into a region, as if a write had landed there before anything was read (see
+        `simulator.functional`'s adversarial run)."""
+        index = self._index(buffer, at, shape)
+        self.byte_view(buffer, self.data)[index] = self.byte_view(buffer, self.pattern)[index]
+        self.byte_view(buffer, self.shadow)[index] = 0xFF
+
+    def poisoned_count(self, buffer: Buffer, at: Sequence[int], shape: Sequence[int], dtype: np.dtype | str) -> int:
+        """Elements of the region that no DMA or compute wrote since the buffer was last released."""
+        index = self._index(buffer, at, shape)
+        return int((self._view(buffer, np.dtype(dtype), shadow=True)[index] != 0).sum())
+
+    def region_index(self, buffer: Buffer, at: Sequence[int], shape: Sequence[int]) -> tuple[np.ndarray | slice, ...]:
+        """The index of a region into `byte_view(buffer, ...)`: (partitions, slots, *other layout axes)."""
+        return self._index(buffer, at, shape)
+
+    def cells(self, buffer: Buffer, at: Sequence[int], shape: Sequence[int], array: np.ndarray) -> np.ndarray:
+        """The cells of `array` (one per scratchpad byte, shape (partitions, width_bytes)) under the region."""
+        return self.byte_view(buffer, array)[self._index(buffer, at, shape)]
+
+    def byte_view(self, buffer: Buffer, array: np.ndarray) -> np.ndarray:
+        """`array` (one cell per scratchpad byte) seen as the buffer: (partition, slot, *other layout axes, byte)."""
+        dims, layout = _dims(buffer), _layout(buffer)
+        element_bytes = buffer.elem_bytes * self.scale
+        inner = tuple(dims[axis] for axis in layout[1:])
+        inner_strides = tuple(element_bytes * math.prod(inner[k + 1:]) for k in range(len(inner)))
+        slots = -(-dims[layout[0]] // self.partitions)
+        cell = array.itemsize
+        return np.lib.stride_tricks.as_strided(
+            array[:, buffer.offset * self.scale:], (self.partitions, slots, *inner, element_bytes),
+            (array.strides[0], element_bytes * math.prod(inner) * cell, *(s * cell for s in inner_strides), cell))
 
     def _index(self, buffer: Buffer, at: Sequence[int], shape: Sequence[int]) -> tuple[np.ndarray | slice, ...]:
         dims = _dims(buffer)

@@ -39,7 +39,7 @@ from simulator.machine import (
     TensorEngineConfig,
     VectorEngineConfig,
 )
-from simulator.scratchpad import Scratchpad, scale_factor
+from simulator.scratchpad import POISONS, Scratchpad, is_poison, scale_factor
 from tests.simulator import programs
 
 RNG = np.random.default_rng(0)
@@ -190,10 +190,13 @@ def test_conv_survives_the_plan_file(conv_data: dict[str, np.ndarray]) -> None:
 def test_missing_halo_row_is_named_in_the_mismatch(conv_data: dict[str, np.ndarray]) -> None:
     inputs = {name: conv_data[name] for name in ("x", "w", "b")}
     program = conv_program(tile1_rows=(3, 6))  # output row 3 needs input row 2
-    with pytest.raises(FunctionalMismatch, match=r"Compute conv \(Conv\) -> y\[0:1, 0:3, 3:6, 0:6\]: 18 NaN of 54"):
+    with pytest.raises(FunctionalMismatch, match=r"Compute conv \(Conv\) -> y\[0:1, 0:3, 3:6, 0:6\]: 18 of 54 "
+                                                 r"elements differ"):
         run_functional(program, machine(), inputs, reference=conv_data)
-    got = run_functional(program, machine(), inputs)  # without a reference the NaN lands in DRAM
-    assert np.isnan(got["y"][:, :, 3]).all() and not np.isnan(got["y"][:, :, 4:]).any()
+    # Without a reference, the poison makes the two runs disagree, on output row 3 only.
+    with pytest.raises(FunctionalMismatch, match=r"y: 18 of 108 stored elements differ between two runs .* at "
+                                                 r"\[0, 0, 3, 0\]"):
+        run_functional(program, machine(), inputs)
 
 
 # -- (4) a view: Gemm over Flatten's output, read through its base tensor -------------------------------------------
@@ -263,7 +266,8 @@ def test_bytes_sit_where_the_layout_says() -> None:
         for j in range(10):  # layout row j (axis 1) lives in partition j % 4, slot j // 4
             start = 8 + (j // 4) * row_bytes + i * 4
             assert pad.data[j % 4, start:start + 4].view(np.float32)[0] == x[i, j]
-    assert np.isnan(pad.data[2:, 8 + 2 * row_bytes:8 + 3 * row_bytes].view(np.float32)).all()  # rows 10, 11: unused
+    unused = np.s_[2:, 8 + 2 * row_bytes:8 + 3 * row_bytes]  # rows 10, 11 of partitions 2, 3 do not exist
+    assert (pad.data[unused] == pad.pattern[unused]).all() and is_poison(pad.data[unused].view(np.float32)).all()
 
 
 # -- (7) poison -----------------------------------------------------------------------------------------------------
@@ -278,21 +282,30 @@ def test_reading_a_released_buffer_is_a_mismatch() -> None:
     placed = buffers(("xbuf", (2, 6), (0, 1), 4), ("ybuf", (2, 6), (0, 1), 4))
     program = build.program([tensor("x", (2, 6), "input"), tensor("y", (2, 6), "output")], placed, ["y"])
     x = randn(2, 6)
-    with pytest.raises(FunctionalMismatch, match=r"instruction 2 Compute relu \(Relu\) -> y\[0:2, 0:6\]: 12 NaN"):
+    with pytest.raises(FunctionalMismatch, match=r"instruction 2 Compute relu \(Relu\) -> y\[0:2, 0:6\]: \d+ of 12 "
+                                                 r"elements differ"):
         run_functional(program, machine(), {"x": x}, reference={"y": np.maximum(x, 0)})
 
 
 @pytest.mark.parametrize("dtype", ["int64", "int32", "int8", "uint8", "bool", "float16", "float64"])
 def test_released_and_unwritten_bytes_read_as_poison(dtype: str) -> None:
     buffer = Buffer("t", offset=0, shape=(5, 2), layout=(0, 1), elem_bytes=8)
-    pad = Scratchpad(4, 64, [buffer], scale=1)
     values = np.ones((5, 2), dtype=dtype)
-    pad.write(buffer, (0, 0), values[:4])
-    got = pad.read(buffer, (0, 0), (5, 2), dtype)
-    np.testing.assert_array_equal(got[:4], values[:4])
-    np.testing.assert_array_equal(got[4], np.full(2, poison_value(dtype), dtype))
-    pad.release(buffer)
-    np.testing.assert_array_equal(pad.read(buffer, (0, 0), (5, 2), dtype), np.full((5, 2), poison_value(dtype), dtype))
+    seen = []
+    for poison in POISONS:
+        pad = Scratchpad(4, 64, [buffer], scale=1, poison=poison)
+        pad.write(buffer, (0, 0), values[:4])
+        got = pad.read(buffer, (0, 0), (5, 2), dtype)
+        np.testing.assert_array_equal(got[:4], values[:4])
+        pad.release(buffer)
+        released = pad.read(buffer, (0, 0), (5, 2), dtype)
+        np.testing.assert_array_equal(got[4], released[4])
+        if dtype == "bool":
+            assert (released == (poison.phase == 0)).all()
+        else:
+            assert is_poison(released).all() and np.isfinite(released.astype(np.float64)).all()
+        seen.append(released)
+    assert (seen[0] != seen[1]).all()  # the two runs' poisons disagree everywhere
 
 
 def gather_program(release_indices: bool = False) -> Program:
@@ -366,7 +379,7 @@ def test_split_second_output_and_json_style_float_attribute() -> None:
     x = randn(4, 6)
     got = run_functional(program, machine(), {"x": x})
     np.testing.assert_allclose(got["y"], np.where(x[1:] > 0, x[1:], 2 * x[1:]), rtol=1e-6)
-    assert np.isnan(got["s1"]).all()  # never stored: still poison
+    assert is_poison(got["s1"]).all()  # never stored: still poison
 
 
 def test_a_bad_store_is_caught_at_the_store() -> None:
@@ -376,7 +389,8 @@ def test_a_bad_store_is_caught_at_the_store() -> None:
                          if isinstance(i, DmaStore) and i.box.start == (2, 0) else i for i in program.instructions)
     program = Program("t", "h", "t", program.tensors, program.buffers, instructions, program.outputs)
     x = randn(4, 6)
-    with pytest.raises(FunctionalMismatch, match=r"instruction 7 DmaStore out0 -> y\[2:4, 0:6\]: 12 NaN of 12"):
+    with pytest.raises(FunctionalMismatch, match=r"instruction 7 DmaStore out0 -> y\[2:4, 0:6\]: \d+ of 12 elements "
+                                                 r"differ"):
         run_functional(program, machine(), {"x": x}, reference={"y": np.maximum(x, 0)})
 
 
@@ -394,12 +408,14 @@ def test_bad_programs_name_the_instruction() -> None:
 
 
 def test_compare_outputs() -> None:
-    assert compare_outputs(np.array([1.0, np.nan]), np.array([1.0 + 1e-6, np.nan]), "float32") is None
-    assert compare_outputs(np.array([1.0, np.nan]), np.array([1.0, 2.0]), "float32") == "1 NaN of 2 elements"
+    assert compare_outputs(np.array([1.0, 2.0]), np.array([1.0 + 1e-6, 2.0]), "float32") is None
+    assert compare_outputs(np.array([1.0, np.nan]), np.array([1.0, np.nan]), "float32") == \
+        "1 of 2 elements differ (1 NaN, 1 NaN in the reference itself)"  # a NaN never matches
     assert compare_outputs(np.array([1.0, 1.01]), np.array([1.0, 1.0]), "float16") is None
-    assert compare_outputs(np.array([7, poison_value("int64")]), np.array([7, 3]), "int64") == \
-        "1 of 2 elements differ (1 poison); max abs error 9.22e+18 at [1]"
-    assert poison_value("int8") == -128 and poison_value("uint16") == 65535 and np.isnan(poison_value("float16"))
+    assert compare_outputs(np.array([7, poison_value("int64", 1)]), np.array([7, 3]), "int64") == \
+        "1 of 2 elements differ (1 poison); max abs error 2.31e+18 at [1]"
+    assert poison_value("int8") == 95 and poison_value("uint16", 1) == 0xDFDF and poison_value("float16") == 471.75
+    assert poison_value("bool") is True and poison_value("bool", 1) is False
 
 
 # -- the shared hand-built programs ------------------------------------------------------------------------------------
