@@ -22,8 +22,9 @@ from planner.fused import plan_fused
 from planner.graph import Graph
 from planner.ops import lower
 from simulator.functional import FunctionalError, FunctionalMismatch, run_functional
-from simulator.isa import Program, ProgramError
+from simulator.isa import Program
 from simulator.machine import MachineConfig, MachineError, load_machine
+from simulator.plan_file import ProgramError, program_from_json, program_to_json
 from simulator.timing import SimResult, TimingError, simulate
 from simulator.trace import chrome_trace
 from simulator.verify import verify
@@ -60,7 +61,7 @@ def plan_program(args: argparse.Namespace, machine: MachineConfig, load_model: L
     """A program for MODEL (planned with --strategy) or read from a plan file."""
     if str(args.model).endswith(".json"):
         try:
-            program = Program.from_json(Path(args.model).read_text())
+            program = program_from_json(Path(args.model).read_text())
         except OSError as exc:
             raise PlanError(f"{args.model}: {exc.strerror}") from None
         except ProgramError as exc:
@@ -74,7 +75,7 @@ def plan_program(args: argparse.Namespace, machine: MachineConfig, load_model: L
 def run_plan(args: argparse.Namespace, load_model: Loader) -> str:
     machine = machine_argument(args)
     planned = plan_program(args, machine, load_model)
-    write_atomically(args.output, planned.program.to_json() + "\n")
+    write_atomically(args.output, program_to_json(planned.program) + "\n")
     return (f"wrote {args.output}: {len(planned.program.instructions):,} instructions, "
             f"{len(planned.program.buffers):,} buffers ({planned.program.strategy} on {machine.name})\n")
 

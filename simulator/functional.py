@@ -41,7 +41,7 @@ from simulator.isa import (
 )
 from simulator.kernels import run_op
 from simulator.machine import MachineConfig
-from simulator.races import find_races, orders
+from simulator.races import analyse, orders, writes
 from simulator.scratchpad import (
     POISONS,
     FunctionalError,
@@ -79,13 +79,13 @@ def run_functional(program: Program, machine: MachineConfig, dram: Mapping[str, 
     checker = _Checker(tensors, reference, rtol, atol)
     geometry = _scratchpad(program, machine, POISONS[0])
     try:
-        races = find_races(program, geometry, tensors)
+        races, readers = analyse(program, geometry, tensors)
     except FunctionalError:
-        races = []  # a malformed region: the run below names the instruction
-    plan = orders(program, races, seed)
+        races, readers = [], {}  # a malformed region: the run below names the instruction
+    plan = orders(program, races, seed, readers)
     hint = ""
     if races:
-        a, b = races[0]
+        a, b = races[0].first, races[0].second
         hint = (f" ({len(races)} races: e.g. {_describe(program.instructions[a])} and "
                 f"{_describe(program.instructions[b])} touch the same bytes, neither waiting for the other)")
     runs = []
@@ -94,8 +94,15 @@ def run_functional(program: Program, machine: MachineConfig, dram: Mapping[str, 
         state = _initial_dram(tensors, dram, poison)
         pad = _scratchpad(program, machine, poison)
         stored: dict[str, np.ndarray] = {}
+        done: set[int] = set()
         for position in order:
             instruction = program.instructions[position]
+            if adversarial:
+                # A read run before the write that program order gives it: the write is in flight, its bytes garbage.
+                for writer in plan.early_readers.get(position, ()):
+                    if writer not in done:
+                        _in_flight(program.instructions[writer], pad, state, tensors, poison)
+            done.add(position)
             try:
                 _step(instruction, program.opset, tensors, state, pad, checker, adversarial, stored)
             except FunctionalMismatch as exc:
@@ -110,6 +117,16 @@ def run_functional(program: Program, machine: MachineConfig, dram: Mapping[str, 
         runs.append((state, stored))
     _compare_runs(program, tensors, runs, hint)
     return runs[0][0]
+
+
+def _in_flight(writer: Instruction, pad: Scratchpad, state: dict[str, np.ndarray], tensors: Mapping[str, DramTensor],
+               poison: Poison) -> None:
+    """Poison what `writer` is about to write, in the scratchpad or in DRAM."""
+    for name, at, shape in writes(writer, pad):
+        pad.poison_region(pad.buffer(name), at, shape)
+    if isinstance(writer, DmaStore) and writer.tensor in tensors:
+        tensor = tensors[writer.tensor]
+        state[writer.tensor][_slices(tensor, writer.box)] = poison.fill(writer.box.shape, tensor.dtype)
 
 
 def _scratchpad(program: Program, machine: MachineConfig, poison: Poison) -> Scratchpad:

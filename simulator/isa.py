@@ -10,23 +10,18 @@ Layout in the scratchpad: a buffer holds a box of one tensor at a time, stored r
 SBUF: row r lives in partition r % P, slot r // P, and the buffer takes bytes [offset, offset + partition_bytes) of
 each partition it uses.
 
-A Program serialises to JSON (the plan file) with a schema version, and reads back to an identical Program.
+This module is the IR alone; `simulator.plan_file` writes a Program to JSON (the plan file, with its JSON Schema) and
+reads it back to an identical Program.
 """
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from typing import Any
 
-SCHEMA_VERSION = 1
 ENGINES = ("tensor", "vector")
 TENSOR_ROLES = ("input", "constant", "output", "intermediate")
-
-
-class ProgramError(ValueError):
-    """A plan file that is not a valid program (bad JSON, wrong schema version, a malformed field)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -237,30 +232,3 @@ class Program:
                 raise ValueError(f"instruction at position {position} has id {instruction.id}")
             if any(not 0 <= dep < position for dep in instruction.deps):
                 raise ValueError(f"instruction {position} waits for {instruction.deps}: deps must come earlier")
-
-    def to_json(self) -> str:
-        from simulator.plan_file import encode_program
-
-        return json.dumps({"schema_version": SCHEMA_VERSION, **encode_program(self)}, separators=(",", ":"))
-
-    @classmethod
-    def from_json(cls, text: str) -> Program:
-        """Read a plan file; any malformation is a ProgramError.
-
-        >>> p = Program("m", "baseline", "edge-npu", (), (), ())
-        >>> Program.from_json(p.to_json()) == p
-        True
-        """
-        from simulator.plan_file import decode_program
-
-        try:
-            document = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ProgramError(f"not JSON: {exc}") from None
-        if not isinstance(document, dict) or document.get("schema_version") != SCHEMA_VERSION:
-            found = document.get("schema_version") if isinstance(document, dict) else None
-            raise ProgramError(f"schema_version {found!r}; this simulator reads version {SCHEMA_VERSION}")
-        try:
-            return decode_program(document)
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ProgramError(f"malformed program: {type(exc).__name__}: {exc}") from None

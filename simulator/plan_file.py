@@ -1,12 +1,29 @@
-"""The plan file: a Program to and from plain JSON values (the schema version is added by `Program.to_json`).
+"""The plan file: a Program to and from JSON, checked against its published JSON Schema (`plan.schema.json`).
 
-Every dataclass becomes an object of its fields; operands, params, unread inputs and instructions carry a "kind" so
-that they read back to the same class.
+Every dataclass of `simulator.isa` becomes an object of its fields; operands, params, unread inputs and instructions
+carry a "kind" so that they read back to the same class. Reading validates every field's type with `jsonschema`
+first, so a malformed file is one ProgramError naming the field by its JSON path, never a TypeError later on.
+
+>>> from simulator.isa import Program
+>>> p = Program("m", "baseline", "edge-npu", (), (), ())
+>>> program_from_json(program_to_json(p)) == p
+True
+>>> program_from_json('{"schema_version": 1, "model": 3}')
+Traceback (most recent call last):
+...
+simulator.plan_file.ProgramError: model: 3 is not of type 'string'
 """
 
 from __future__ import annotations
 
+import functools
+import json
+from collections import deque
+from importlib import resources
 from typing import Any
+
+import jsonschema
+from jsonschema import validators
 
 from simulator.isa import (
     Box,
@@ -23,8 +40,69 @@ from simulator.isa import (
     Unread,
 )
 
+SCHEMA_VERSION = 1
+SCHEMA_FILE = "plan.schema.json"  # next to this module, shipped as package data
+
 _KINDS = {"load": DmaLoad, "store": DmaStore, "compute": Compute, "release": Release}
 _KIND_OF = {cls: kind for kind, cls in _KINDS.items()}
+
+
+class ProgramError(ValueError):
+    """A plan file that is not a valid program (bad JSON, wrong schema version, a malformed field)."""
+
+
+def program_to_json(program: Program) -> str:
+    """The plan file's text: one line of JSON with the schema version."""
+    return json.dumps({"schema_version": SCHEMA_VERSION, **encode_program(program)}, separators=(",", ":"))
+
+
+def program_from_json(text: str) -> Program:
+    """Read a plan file; any malformation is a ProgramError whose message starts with the JSON path at fault."""
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ProgramError(f"not JSON: {exc}") from None
+    if not isinstance(document, dict) or document.get("schema_version") != SCHEMA_VERSION:
+        found = document.get("schema_version") if isinstance(document, dict) else None
+        raise ProgramError(f"schema_version {found!r}; this simulator reads version {SCHEMA_VERSION}")
+    error = jsonschema.exceptions.best_match(_validator().iter_errors(document))
+    if error is not None:
+        raise ProgramError(f"{json_path(error.absolute_path)}: {_shorten(error.message)}")
+    return decode_program(document)
+
+
+def json_path(path: deque[str | int] | list[str | int]) -> str:
+    """`instructions[3].queue` for the path ("instructions", 3, "queue"); `(document)` for the empty path.
+
+    >>> json_path(["instructions", 3, "queue"])
+    'instructions[3].queue'
+    """
+    text = ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or "(document)"
+
+
+def schema() -> dict[str, Any]:
+    """The published JSON Schema of the plan file."""
+    loaded: dict[str, Any] = json.loads(resources.files("simulator").joinpath(SCHEMA_FILE).read_text())
+    return loaded
+
+
+@functools.cache
+def _validator() -> jsonschema.protocols.Validator:
+    # JSON Schema counts 1.0 as an integer and Python counts True as one; a plan file's integers are neither.
+    checker = jsonschema.Draft202012Validator.TYPE_CHECKER.redefine(
+        "integer", lambda _, value: isinstance(value, int) and not isinstance(value, bool))
+    strict = validators.extend(jsonschema.Draft202012Validator, type_checker=checker)
+    loaded = schema()
+    strict.check_schema(loaded)
+    return strict(loaded)
+
+
+def _shorten(message: str, limit: int = 160) -> str:
+    line = " ".join(message.split())
+    return line if len(line) <= limit else line[:limit - 3] + "..."
 
 
 def encode_program(program: Program) -> dict[str, Any]:
@@ -74,22 +152,35 @@ def _instruction(value: dict[str, Any]) -> Instruction:
                         _box(value["box"]), value["op"])
     if kind == "release":
         return Release(value["id"], deps, value["buffer"])
-    if kind == "compute":
-        output = _slot(value["output"])
-        if not isinstance(output, Operand):
-            raise ValueError(f"instruction {value['id']}: output must be an operand")
-        return Compute(value["id"], deps, value["engine"], value["node"], value["op_type"],
-                       tuple((key, _tuple(item)) for key, item in value["attrs"]),
-                       tuple(_slot(slot) for slot in value["inputs"]), output, value["output_index"], value["macs"],
-                       value["elem_ops"], tuple(value["mnk"]))
-    raise ValueError(f"unknown instruction kind {kind!r}")
+    output = _slot(value["output"])
+    assert isinstance(output, Operand)  # the schema says so
+    return Compute(value["id"], deps, value["engine"], value["node"], value["op_type"],
+                   tuple((key, _tuple(item)) for key, item in value["attrs"]),
+                   tuple(_slot(slot) for slot in value["inputs"]), output, value["output_index"], value["macs"],
+                   value["elem_ops"], tuple(value["mnk"]))
 
 
 def decode_program(document: dict[str, Any]) -> Program:
-    tensors = tuple(DramTensor(t["name"], tuple(t["shape"]), t["dtype"], t["elem_bytes"], t["role"])
-                    for t in document["tensors"])
-    buffers = tuple(Buffer(b["name"], b["offset"], tuple(b["shape"]), tuple(b["layout"]), b["elem_bytes"])
-                    for b in document["buffers"])
-    instructions = tuple(_instruction(i) for i in document["instructions"])
-    return Program(document["model"], document["strategy"], document["machine"], tensors, buffers, instructions,
-                   tuple(document["outputs"]), document["dtype"], document["opset"], document["compulsory_bytes"])
+    """A Program from a document the schema accepts; what the schema cannot say (a box's start below its stop, ids
+    in order) is checked by the dataclasses, and named by path here."""
+    parts: dict[str, list[Any]] = {"tensors": [], "buffers": [], "instructions": []}
+    for key, decode in (("tensors", _tensor), ("buffers", _buffer), ("instructions", _instruction)):
+        for position, value in enumerate(document[key]):
+            try:
+                parts[key].append(decode(value))
+            except ValueError as exc:
+                raise ProgramError(f"{key}[{position}]: {exc}") from None
+    try:
+        return Program(document["model"], document["strategy"], document["machine"], tuple(parts["tensors"]),
+                       tuple(parts["buffers"]), tuple(parts["instructions"]), tuple(document["outputs"]),
+                       document["dtype"], document["opset"], document["compulsory_bytes"])
+    except ValueError as exc:
+        raise ProgramError(f"instructions: {exc}") from None
+
+
+def _tensor(t: dict[str, Any]) -> DramTensor:
+    return DramTensor(t["name"], tuple(t["shape"]), t["dtype"], t["elem_bytes"], t["role"])
+
+
+def _buffer(b: dict[str, Any]) -> Buffer:
+    return Buffer(b["name"], b["offset"], tuple(b["shape"]), tuple(b["layout"]), b["elem_bytes"])

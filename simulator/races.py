@@ -13,7 +13,9 @@ Two orders, each a random topological order of happens-before (seeded) with one 
 
 - `exposing` runs each race against program order: the later instruction first (unless that closes a cycle with the
   reversals already made). A dropped dependency, a load into a buffer that a reader still needs: the consumer runs
-  before the producer and reads poison, or the old reader reads the new data.
+  before the producer and reads poison, or the old reader reads the new data. One exception: a Release racing only
+  with a write before it stays after that write, so that it lands between the write and the reads it races with,
+  where it does harm (before the write it would be overwritten, and hide).
 - `keeping` runs each race in program order, as a naive simulator would: an early Release poisons before the read.
 """
 
@@ -35,13 +37,23 @@ MAX_REVERSED = 256  # races reversed per order; each reversal costs a search of 
 Region = tuple[str, tuple[int, ...], tuple[int, ...]]  # (buffer, at, shape)
 
 
+@dataclass(frozen=True, slots=True, order=True)
+class Race:
+    """Instructions `first` < `second` (ids) touch one byte unordered: `kinds` of "raw", "war", "waw"."""
+
+    first: int
+    second: int
+    kinds: frozenset[str]
+
+
 @dataclass(frozen=True, slots=True)
 class Orders:
-    """`races`: (a, b) with a < b, neither happening-before the other; two execution orders of every instruction."""
+    """The races of a program and its two execution orders (instruction ids)."""
 
-    races: tuple[tuple[int, int], ...]
+    races: tuple[Race, ...]
     exposing: tuple[int, ...]
     keeping: tuple[int, ...]
+    early_readers: dict[int, tuple[int, ...]]  # in `exposing`: reader -> the writers it now runs before (RAW)
 
 
 def reads(instruction: Instruction) -> Iterator[Region]:
@@ -64,10 +76,16 @@ def writes(instruction: Instruction, pad: Scratchpad) -> Iterator[Region]:
         yield buffer.name, (0,) * len(buffer.shape), buffer.shape
 
 
-def find_races(program: Program, pad: Scratchpad, tensors: dict[str, DramTensor]) -> list[tuple[int, int]]:
+def find_races(program: Program, pad: Scratchpad, tensors: dict[str, DramTensor]) -> list[Race]:
     """Every neighbouring pair of accesses to one byte that happens-before leaves unordered, sorted."""
+    return analyse(program, pad, tensors)[0]
+
+
+def analyse(program: Program, pad: Scratchpad,
+            tensors: dict[str, DramTensor]) -> tuple[list[Race], dict[int, set[int]]]:
+    """The races, and every write's readers (ordered or not): the instructions whose reads it last wrote."""
     stored = {i.tensor for i in program.instructions if isinstance(i, DmaStore)}
-    pairs: set[tuple[int, int]] = set()
+    pairs: dict[tuple[int, int], set[str]] = {}
     for forward in (True, False):
         # the last (walking forward) or next (backward) writer of every byte, -1 for none
         writer = np.full(pad.data.shape, -1, dtype=np.int64)
@@ -75,30 +93,36 @@ def find_races(program: Program, pad: Scratchpad, tensors: dict[str, DramTensor]
         order = program.instructions if forward else program.instructions[::-1]
         for instruction in order:
             me = instruction.id
-            met: set[int] = set()
+            met: dict[str, set[int]] = {"raw" if forward else "war": set(), "waw": set()}
+            read_kind = "raw" if forward else "war"
             for name, at, shape in reads(instruction):
-                met.update(np.unique(pad.cells(pad.buffer(name), at, shape, writer)).tolist())
+                met[read_kind].update(np.unique(pad.cells(pad.buffer(name), at, shape, writer)).tolist())
             if isinstance(instruction, DmaLoad) and instruction.tensor in dram:
-                met.update(np.unique(dram[instruction.tensor][_slices(instruction.box)]).tolist())
+                met[read_kind].update(np.unique(dram[instruction.tensor][_slices(instruction.box)]).tolist())
             for name, at, shape in writes(instruction, pad):
                 cells = pad.cells(pad.buffer(name), at, shape, writer)
                 if forward:
-                    met.update(np.unique(cells).tolist())
+                    met["waw"].update(np.unique(cells).tolist())
                 pad.byte_view(pad.buffer(name), writer)[pad.region_index(pad.buffer(name), at, shape)] = me
             if isinstance(instruction, DmaStore) and instruction.tensor in dram:
                 target = dram[instruction.tensor]
                 if forward:
-                    met.update(np.unique(target[_slices(instruction.box)]).tolist())
+                    met["waw"].update(np.unique(target[_slices(instruction.box)]).tolist())
                 target[_slices(instruction.box)] = me
-            met.discard(-1)
-            met.discard(me)
-            pairs.update((other, me) if forward else (me, other) for other in met)
+            for kind, others in met.items():
+                for other in others - {-1, me}:
+                    pairs.setdefault((other, me) if forward else (me, other), set()).add(kind)
     hb = HappensBefore(program.instructions)
-    return sorted((a, b) for a, b in pairs if not hb.before(a, b))
+    readers: dict[int, set[int]] = {}
+    for (a, b), kinds in pairs.items():
+        if "raw" in kinds:
+            readers.setdefault(a, set()).add(b)
+    return sorted(Race(a, b, frozenset(kinds)) for (a, b), kinds in pairs.items() if not hb.before(a, b)), readers
 
 
-def orders(program: Program, races: Sequence[tuple[int, int]], seed: int) -> Orders:
-    """The two execution orders of `program` given its races (see the module docstring)."""
+def orders(program: Program, races: Sequence[Race], seed: int,
+           readers: dict[int, set[int]] | None = None) -> Orders:
+    """The two execution orders of `program` given its races and each write's readers (see the module docstring)."""
     count = len(program.instructions)
     successors: list[list[int]] = [[] for _ in range(count)]
     previous_on_engine: dict[str, int] = {}
@@ -110,16 +134,30 @@ def orders(program: Program, races: Sequence[tuple[int, int]], seed: int) -> Ord
                 successors[previous_on_engine[instruction.engine]].append(instruction.id)
             previous_on_engine[instruction.engine] = instruction.id
     rng = random.Random(seed)
-    keeping = _topological(successors, [(a, b) for a, b in races], rng)
-    reversals: list[tuple[int, int]] = []
-    chosen = list(races) if len(races) <= MAX_REVERSED else rng.sample(list(races), MAX_REVERSED)
+    keeping = _topological(successors, [(race.first, race.second) for race in races], rng)
+    # a Release racing only with an earlier write stays after it (forward edges close no cycle on their own)
+    kept = [race for race in races if race.kinds == {"waw"} and isinstance(program.instructions[race.second], Release)]
+    edges = [(race.first, race.second) for race in kept]
     extra: list[list[int]] = [[] for _ in range(count)]
-    for a, b in chosen:
-        if not _reaches(a, b, successors, extra):  # b -> a closes no cycle
-            extra[b].append(a)
-            reversals.append((b, a))
-    exposing = _topological(successors, reversals, rng)
-    return Orders(tuple(races), tuple(exposing), tuple(keeping))
+    for a, b in edges:
+        extra[a].append(b)
+    others = [race for race in races if race not in kept]
+    chosen = others if len(others) <= MAX_REVERSED else rng.sample(others, MAX_REVERSED)
+    early: dict[int, list[int]] = {}
+    for race in chosen:
+        if not _reaches(race.first, race.second, successors, extra):  # second -> first closes no cycle
+            extra[race.second].append(race.first)
+            edges.append((race.second, race.first))
+            if "raw" in race.kinds:
+                early.setdefault(race.second, []).append(race.first)
+            if "waw" in race.kinds:
+                # the overwritten write lands late, but before what reads the later one: that is where it harms
+                for reader in sorted((readers or {}).get(race.second, ())):
+                    if reader != race.first and not _reaches(reader, race.first, successors, extra):
+                        extra[race.first].append(reader)
+                        edges.append((race.first, reader))
+    exposing = _topological(successors, edges, rng)
+    return Orders(tuple(races), tuple(exposing), tuple(keeping), {r: tuple(w) for r, w in early.items()})
 
 
 def _reaches(start: int, goal: int, successors: list[list[int]], extra: list[list[int]]) -> bool:

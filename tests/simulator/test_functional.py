@@ -39,6 +39,7 @@ from simulator.machine import (
     TensorEngineConfig,
     VectorEngineConfig,
 )
+from simulator.plan_file import program_from_json, program_to_json
 from simulator.scratchpad import POISONS, Scratchpad, is_poison, scale_factor
 from tests.simulator import programs
 
@@ -182,7 +183,7 @@ def test_conv_tiles_with_halos_match_the_whole_conv(conv_data: dict[str, np.ndar
 
 
 def test_conv_survives_the_plan_file(conv_data: dict[str, np.ndarray]) -> None:
-    program = Program.from_json(conv_program().to_json())  # attrs come back as JSON-style tuples
+    program = program_from_json(program_to_json(conv_program()))  # attrs come back as JSON-style tuples
     got = run_functional(program, machine(), {name: conv_data[name] for name in ("x", "w", "b")})
     np.testing.assert_allclose(got["y"], conv_data["y"], rtol=1e-5, atol=1e-6)
 
