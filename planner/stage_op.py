@@ -12,10 +12,20 @@ import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from planner.errors import PlanError
+from planner.errors import PlanError, TileTooLarge
 from planner.staging import ProgramBuilder, boxes_meet
 from planner.stmt import Statement
-from planner.tiling import Block, block_size, blocks, extents, largest_tile, loop_orders, output_dims, tile_boxes
+from planner.tiling import (
+    Block,
+    block_size,
+    blocks,
+    extents,
+    largest_tile,
+    loop_orders,
+    middle_block,
+    output_dims,
+    tile_boxes,
+)
 from simulator.isa import Box
 
 MAX_SHRINKS = 16
@@ -31,6 +41,18 @@ class Resident:
 
     def writers_of(self, box: Box) -> list[int]:
         return [index for written, index in self.writes if boxes_meet(written, box)]
+
+
+def _too_large(builder: ProgramBuilder, stmt: Statement, block: Block | None, need: int, capacity: int,
+               in_place: frozenset[str]) -> TileTooLarge:
+    scratchpad = builder.machine.scratchpad
+    where = "its smallest tile (one output element) needs" if block is not None else \
+        "its tiles of one output element need"
+    return TileTooLarge(f"{builder.graph.source}: op {stmt.node!r} ({stmt.op_type}): {where} {need:,} bytes per "
+                        f"partition with double buffering, more than the {capacity:,} the scratchpad has "
+                        f"({scratchpad.capacity_bytes:,} bytes in {scratchpad.partitions} partitions)",
+                        node=stmt.node, op_type=stmt.op_type, block=dict(block) if block is not None else None,
+                        bytes_per_partition=need, capacity_bytes=capacity, in_place=tuple(sorted(in_place)))
 
 
 def tile_cost(stmt: Statement, block: Block, partition_bytes: Callable[[str, tuple[int, ...]], int],
@@ -56,15 +78,10 @@ def stage_statement(builder: ProgramBuilder, stmt: Statement, resident: Mapping[
         return tile_cost(stmt, block, lambda t, shape: builder.partition_bytes(shape, graph.elem_bytes(t)),
                          frozenset(resident))
 
-    target = capacity
-    for _ in range(MAX_SHRINKS):
-        tile = largest_tile(stmt, cost, target)
-        if tile is None:
-            smallest = cost({dim: (lo, lo + 1) for dim, (lo, _) in extents(stmt).items() if dim in output_dims(stmt)})
-            raise PlanError(f"{graph.source}: op {stmt.node!r} ({stmt.op_type}): its smallest tile needs "
-                            f"{smallest:,} bytes per partition, but the scratchpad has {capacity:,} "
-                            f"({builder.machine.scratchpad.capacity_bytes:,} bytes in "
-                            f"{builder.machine.scratchpad.partitions} partitions)")
+    def buffers_for(tile: dict[str, int]) -> tuple[list[tuple[Block, dict[str, Box], dict[str, Box]]],
+                                                   dict[str, tuple[int, ...]], set[str], int]:
+        """The tiles in order, each tensor's buffer shape (the largest box it holds), the inputs every tile reads
+        whole (one slot), and the bytes per partition all that takes."""
         tiles = _cheapest_order(stmt, tile, graph.elem_bytes, set(resident))
         shapes: dict[str, tuple[int, ...]] = {}
         for _, reads, writes in tiles:
@@ -75,10 +92,24 @@ def stage_statement(builder: ProgramBuilder, stmt: Statement, resident: Mapping[
         constant = {t for t in whole_reads if all(reads.get(t) == whole_reads[t] for _, reads, _ in tiles)}
         need = sum((1 if t in constant else 2) * builder.partition_bytes(shape, graph.elem_bytes(t))
                    for t, shape in shapes.items())
+        return tiles, shapes, constant, need
+
+    minimal = {dim: 1 for dim in output_dims(stmt)}
+    target = capacity
+    for _ in range(MAX_SHRINKS):
+        tile = largest_tile(stmt, cost, target)
+        if tile is None:
+            middle = middle_block(stmt, minimal)
+            if cost(middle) > capacity:  # one block alone is too large: no need to look at the others
+                raise _too_large(builder, stmt, middle, cost(middle), capacity, frozenset(resident))
+            tile = minimal  # the last resort, whose border blocks may still need more
+        tiles, shapes, constant, need = buffers_for(tile)
         # The tile was sized on one block; a block at a border can read more (padding shifts its halo), and the
         # buffers must hold the largest of all: if they do not fit, aim lower and tile again.
         if need <= capacity:
             break
+        if tile == minimal:
+            raise _too_large(builder, stmt, None, need, capacity, frozenset(resident))
         target -= need - capacity
     else:
         raise PlanError(f"{graph.source}: op {stmt.node!r} ({stmt.op_type}): no tiling fits its buffers in "
