@@ -112,7 +112,7 @@ GRAPH_CASES: dict[str, tuple[Callable[[], onnx.ModelProto], list[str]]] = {
         ["'fused'", "com.microsoft::FusedConv"]),
     "NonMaxSuppression": (
         lambda: make_model([helper.make_node("NonMaxSuppression", ["boxes", "scores"], ["selected"], name="nms")],
-                           {"boxes": [1, 10, 4], "scores": [1, 1, 10]}, {}),
+                           {"boxes": [1, 10, 4], "scores": [1, 1, 10]}, {"selected": ["n", 3]}),
         ["'nms'", "NonMaxSuppression"]),
     "Gather on activations": (
         lambda: make_model([helper.make_node("Gather", ["x", "rows"], ["y"], name="gather_rows", axis=0)],
@@ -154,7 +154,7 @@ GRAPH_CASES: dict[str, tuple[Callable[[], onnx.ModelProto], list[str]]] = {
             else_branch=helper.make_graph([helper.make_node("Neg", ["x"], ["e"])], "else", [],
                                           [helper.make_tensor_value_info("e", FLOAT, [1, 4])]))],
             {"x": [1, 4]}, {"y": [1, 4]}, (numpy_helper.from_array(np.array(True), "always"),)),
-        ["'branch'", "If is not supported"]),
+        ["'branch'", "control flow is not supported"]),
     "unknown attribute (the checker)": (
         lambda: one_node(helper.make_node("Relu", ["x"], ["y"], name="relu_alpha", alpha=0.1)),
         ["'relu_alpha'", "alpha"]),
