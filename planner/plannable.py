@@ -78,6 +78,6 @@ def _why_dynamic(node: onnx.NodeProto, folded: Folded) -> str:
     computed = [name for name in shaping if name and name not in folded.values]
     if computed:
         names = ", ".join(repr(name) for name in computed)
-        return (f"it depends on the value of {names}, which is computed from the model's inputs when it runs, not a "
-                "constant known when planning")
+        return (f"it depends on the value of {names}, known only when the model runs (a model input, or computed "
+                "from one), not a constant known when planning")
     return "shape inference found none (it depends on data, or on values not known when planning)"
