@@ -18,7 +18,6 @@ import warnings
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 from onnx.reference import ReferenceEvaluator
 
 
@@ -45,6 +44,8 @@ def _reference(node: onnx.NodeProto, opset: int, feeds: dict[str, np.ndarray]) -
 
 
 def _onnxruntime(node: onnx.NodeProto, opset: int, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+    import onnxruntime as ort  # here, not at the top: most models never need it, and it takes a while to import
+
     inputs = [onnx.helper.make_tensor_value_info(name, onnx.helper.np_dtype_to_tensor_dtype(value.dtype),
                                                  value.shape) for name, value in feeds.items()]
     outputs = [onnx.ValueInfoProto(name=name) for name in node.output if name]

@@ -19,7 +19,7 @@ from google.protobuf.message import DecodeError
 from planner.errors import PlanError
 
 STANDARD_DOMAINS = ("", "ai.onnx")
-OLDEST_OPSET = 7  # the opset of the oldest model-zoo files; it rewrote broadcasting and dropped consumed_inputs
+OLDEST_OPSET = 7  # where numpy-style broadcasting began and consumed_inputs was gone: what the lowerings assume
 
 
 def read_model(source: str | os.PathLike[str] | onnx.ModelProto) -> tuple[onnx.ModelProto, str, Path | None]:
@@ -89,7 +89,7 @@ def check_domains(model: onnx.ModelProto, where: str) -> None:
             raise PlanError(f"{where}: opset_import: ai.onnx version {entry.version} is newer than the installed onnx "
                             f"knows (versions {OLDEST_OPSET} to {newest}); upgrade onnx, or export at an older opset")
         if entry.version < OLDEST_OPSET:
-            # Before opset 7 ops had other semantics (consumed_inputs, broadcast flags) that nothing here lowers.
+            # Older ops had other semantics (consumed_inputs, broadcast and axis attributes) that nothing here lowers.
             raise PlanError(f"{where}: opset_import: ai.onnx version {entry.version} is older than {OLDEST_OPSET}, the "
                             "oldest that can be planned; convert it with onnx.version_converter.convert_version")
 
