@@ -15,7 +15,7 @@ from planner.stmt import Statement
 UNARY = ("Sqrt", "Exp", "Neg", "Relu", "LeakyRelu", "Sigmoid", "Tanh", "Erf", "Gelu", "HardSigmoid", "HardSwish",
          "Cast", "Clip", "Softplus", "Mish", "Abs", "Log", "Reciprocal", "Floor", "Ceil", "Round", "Sign", "Elu",
          "Selu", "Softsign", "Sin", "Cos", "IsNaN", "IsInf")
-BINARY = ("Add", "Sub", "Mul", "Div", "Pow", "Mod", "PRelu")
+BINARY = ("Add", "Sub", "Mul", "Div", "Pow")
 VARIADIC = ("Min", "Max", "Sum", "Mean")
 
 

@@ -20,7 +20,7 @@ from planner.stmt import Statement
 COMPARISONS = ("Equal", "Less", "Greater", "LessOrEqual", "GreaterOrEqual")
 LOGIC = ("Not", "And", "Or", "Xor", "BitwiseNot", "BitwiseAnd", "BitwiseOr", "BitwiseXor")
 
-register(*COMPARISONS, *LOGIC, "Where")(lower_elementwise)
+register(*COMPARISONS, *LOGIC, "Where", "Mod", "PRelu")(lower_elementwise)
 
 
 @register("Expand")
