@@ -49,6 +49,9 @@ def lower(graph: Graph) -> LoweredGraph:
             if isinstance(item, Alias):
                 aliases[item.tensor] = _through(item, aliases)
             else:
+                if item.indirect and {item.indirect.indices, item.indirect.table} & set(aliases):
+                    raise context.error("a data-dependent Gather whose indices or table are a reshaped view is not "
+                                        "supported")
                 statements.append(_read_bases(item, aliases))
     return LoweredGraph(graph, tuple(statements), MappingProxyType(aliases), MappingProxyType(spaces))
 
