@@ -54,6 +54,17 @@ CASES: dict[str, tuple[int, str, dict[str, np.ndarray]]] = {
                        " y = GroupNormalization<num_groups = 6>(x, s, b) }", {}),
     "depth-space": (17, "g (float[2,16,8,12] x) => (float[2,16,8,12] y) {"
                         " d = DepthToSpace<blocksize = 2, mode = \"CRD\">(x) y = SpaceToDepth<blocksize = 2>(d) }", {}),
+    "resize-bilinear": (17, "g (float[1,4,8,8] x) => (float[1,4,16,16] y) {"
+                            " y = Resize<mode = \"linear\">(x, roi, sc) }",
+                        {"roi": np.array([], np.float32), "sc": np.array([1, 1, 2, 2], np.float32)}),
+    "resize-cubic": (19, "g (float[1,2,8,8] x) => (float[1,2,13,5] y) { y = Resize<mode = \"cubic\", "
+                         "coordinate_transformation_mode = \"align_corners\">(x, roi, sc, sz) }",
+                     {"roi": np.array([], np.float32), "sc": np.array([], np.float32),
+                      "sz": np.array([1, 2, 13, 5], np.int64)}),
+    "resize-crop": (17, "g (float[1,2,8,8] x) => (float[1,2,6,6] y) { y = Resize<mode = \"linear\", "
+                        "coordinate_transformation_mode = \"tf_crop_and_resize\">(x, roi, sc, sz) }",
+                    {"roi": np.array([0, 0, 0.1, 0.2, 1, 1, 0.7, 1.1], np.float32), "sc": np.array([], np.float32),
+                     "sz": np.array([1, 2, 6, 6], np.int64)}),
 }
 
 
