@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 import onnx
+import onnx.parser
 import onnxruntime as ort
 from hypothesis import given
 from hypothesis import strategies as st
@@ -231,3 +232,24 @@ def test_instance_and_group_norm(data) -> None:
         return [*row, ("s", (index[1],)), ("b", (index[1],))], [("y", index)]
 
     check(data, stmt, body)
+
+
+# -- what is refused, with the node and the reason ------------------------------------------------------------------
+
+def test_refusals_name_the_node_and_the_reason() -> None:
+    import pytest
+
+    from planner.errors import PlanError
+
+    cases = [
+        (onnx.parser.parse_model('<ir_version: 8, opset_import: ["" : 17]> g (float[4,3] x, int64[2] i) => '
+                                 '(float[2,3] y) { r = Relu(x) y = Gather<axis = 0>(r, i) }'),
+         "both computed at run time"),
+        (model("GatherElements", [("x", F, [4, 3]), ("i", TensorProto.INT64, [4, 3])]), "constant indices only"),
+        (model("Resize", [("x", F, [1, 1, 4, 4])], {"mode": "linear", "antialias": 1},
+               {"roi": np.array([], np.float32), "scales": np.array([1, 1, 0.5, 0.5], np.float32)}, opset=18),
+         "antialias"),
+    ]
+    for m, reason in cases:
+        with pytest.raises(PlanError, match=rf"node '\w+' \(\w+\): .*{reason}"):
+            lowered_of(m)
