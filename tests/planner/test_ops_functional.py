@@ -54,6 +54,10 @@ CASES: dict[str, tuple[int, str, dict[str, np.ndarray]]] = {
                        " y = GroupNormalization<num_groups = 6>(x, s, b) }", {}),
     "depth-space": (17, "g (float[2,16,8,12] x) => (float[2,16,8,12] y) {"
                         " d = DepthToSpace<blocksize = 2, mode = \"CRD\">(x) y = SpaceToDepth<blocksize = 2>(d) }", {}),
+    "gather-ids-axis1": (17, "g (int64[3,2] ids) => (float[4,3,2,16] y) { y = Gather<axis = 1>(t, ids) }",
+                         {"t": np.arange(4 * 10 * 16, dtype=np.float32).reshape(4, 10, 16)}),
+    "gather-id-scalar": (17, "g (int64 id, float[8] x) => (float[8] y) { r = Gather(t, id) y = Add(r, x) }",
+                         {"t": np.arange(5 * 8, dtype=np.float32).reshape(5, 8)}),
     "resize-bilinear": (17, "g (float[1,4,8,8] x) => (float[1,4,16,16] y) {"
                             " y = Resize<mode = \"linear\">(x, roi, sc) }",
                         {"roi": np.array([], np.float32), "sc": np.array([1, 1, 2, 2], np.float32)}),
