@@ -98,3 +98,14 @@ def test_the_output_box_must_have_the_gathered_shape() -> None:
     with pytest.raises(ValueError, match="gathered shape"):
         DmaGather(0, (), 0, "table", 0, Box((0, 0), (ROWS, WIDTH)), Operand("ids", Box((0,), (IDS,)), "b", (0,)),
                   Operand("y", Box((0, 0), (IDS, 2)), "o", (0, 0)))
+
+
+def test_gather_shows_in_the_trace_and_the_per_op_stats() -> None:
+    from simulator.trace import chrome_trace
+
+    machine = small_machine()
+    program = gather_program()
+    result = simulate(program, machine)
+    names = [event.get("name") for event in chrome_trace(program, result)["traceEvents"]]
+    assert "gather table" in names
+    assert result.stats.ops["embed"].dram_bytes_read == IDS * WIDTH * 4
