@@ -17,6 +17,7 @@ from onnx import numpy_helper
 from onnx.external_data_helper import load_external_data_for_model
 
 from planner.graph import Graph, prepare_model
+from planner.qdq import fuse_qdq
 
 SEED = 0
 
@@ -37,8 +38,12 @@ def reference_values(graph: Graph, source: str | os.PathLike[str] | onnx.ModelPr
             feeds[name] = rng.standard_normal(tensor.shape).astype(dtype)
         else:
             feeds[name] = rng.integers(0, 2, tensor.shape).astype(dtype)
-    initializers = {tensor.name: numpy_helper.to_array(tensor) for tensor in model.graph.initializer}
-    wanted = [name for name in graph.tensors if name not in feeds and name not in initializers]
+    # The constants of the graph as planned include those the QDQ rewrite made (a Gemm's weight as a conv's); the
+    # reference is the model as written, so tensors only the rewrite has are not checked, their readers are.
+    initializers = {tensor.name: numpy_helper.to_array(tensor)
+                    for tensor in (*model.graph.initializer, *fuse_qdq(model).graph.initializer)}
+    produced = {name for node in model.graph.node for name in node.output}
+    wanted = [name for name in graph.tensors if name in produced and name not in feeds and name not in initializers]
     del model.graph.value_info[:]
     del model.graph.output[:]
     model.graph.output.extend(onnx.ValueInfoProto(name=name) for name in wanted)

@@ -93,6 +93,8 @@ def _fold_node(node: onnx.NodeProto, opset: int, values: dict[str, np.ndarray], 
         return True
     if not all(name in constants for name in inputs):
         return False
+    if node.op_type == "DequantizeLinear" and not node.domain:
+        return False  # int8 weights stay int8 in DRAM and are dequantized on chip (planner/qdq.py)
     outputs = [name for name in node.output if name]
     out_shapes = [types.get(name, TensorType(0, None)).shape for name in outputs]
     if any(shape is None or None in shape for shape in out_shapes):

@@ -13,7 +13,18 @@ from __future__ import annotations
 from types import MappingProxyType
 
 from planner.graph import Graph
-from planner.ops import conv, elementwise, layout, matmul, movement, norm, pool, reduce, resize  # noqa: F401 (register)
+from planner.ops import (  # noqa: F401 (register)
+    conv,
+    elementwise,
+    layout,
+    matmul,
+    movement,
+    norm,
+    pool,
+    quant,
+    reduce,
+    resize,
+)
 from planner.ops.registry import LOWERINGS, Context, isl_names, supported_ops
 from planner.stmt import Access, Alias, LoweredGraph, Statement
 
