@@ -123,7 +123,8 @@ def _attribute(schema: defs.OpSchema, name: str, value: Any, output_dtype: str) 
 def _output_count(op_type: str, attrs: dict[str, Any], slots: Sequence[Slot], output_index: int,
                   output_shape: tuple[int, ...]) -> int:
     """How many outputs the node has. Trailing outputs are optional for every op but Split, whose count is its
-    semantics, and those in _REQUIRED_OUTPUTS; the program does not carry it, so read it from wherever the node says it."""
+    semantics, and those in _REQUIRED_OUTPUTS. The program does not carry a Split's count, so read it from wherever
+    the node says it."""
     if op_type != "Split":
         return max(output_index + 1, _REQUIRED_OUTPUTS.get(op_type, 0))
     split = slots[1] if len(slots) > 1 else None
