@@ -122,8 +122,14 @@ def fuse_qdq(model: onnx.ModelProto) -> onnx.ModelProto:
     docstring); DQ nodes left without readers are dropped. A model without such chains comes back unchanged."""
     result = onnx.ModelProto()
     result.CopyFrom(model)
+    if not _fuse_one(result):
+        return result
     while _fuse_one(result):
         pass
+    read = {name for node in result.graph.node for name in node.input} | {v.name for v in result.graph.input}
+    kept = [tensor for tensor in result.graph.initializer if tensor.name in read]  # DQ'd weights now unread
+    del result.graph.initializer[:]
+    result.graph.initializer.extend(kept)
     return result
 
 
