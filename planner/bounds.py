@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from fractions import Fraction
 
 from planner.inspect import totals
 from planner.stmt import LoweredGraph
@@ -52,6 +53,6 @@ def _bounds(compulsory: int, macs: list[tuple[int, str]], elem_ops: int, machine
     # Each op's MACs at the rate of its dtype (integer ops at the int8 rate), one after another on the engine.
     rates = machine.tensor_engine.macs_per_cycle
     per_dtype = {dtype: sum(m for m, d in macs if d == dtype) for _, dtype in macs}
-    compute = max(math.ceil(sum(total / rates[dtype] for dtype, total in per_dtype.items())),
+    compute = max(math.ceil(sum(Fraction(total, rates[dtype]) for dtype, total in per_dtype.items())),  # exact
                   math.ceil(elem_ops / machine.vector_engine.elements_per_cycle))
     return Bounds(compulsory, compute, math.ceil(compulsory / machine.dram.bandwidth_bytes_per_cycle))

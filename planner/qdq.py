@@ -168,7 +168,7 @@ def _conv(view: _Model, node: onnx.NodeProto, out: _Quant) -> list[onnx.NodeProt
             not _per_channel(view, w):
         return None
     bias = _bias(view, node.input[2] if len(node.input) > 2 else "", x, w)
-    if bias is None:
+    if bias is None or not _same_type(view, x, out):
         return None
     inputs = [x.data, x.scale, _zero(view, x), w.data, w.scale, _zero(view, w), out.scale, out.zero_point]
     return [helper.make_node("QLinearConv", [*inputs, *([bias] if bias else [])], [out.data], name=node.name,
@@ -177,7 +177,8 @@ def _conv(view: _Model, node: onnx.NodeProto, out: _Quant) -> list[onnx.NodeProt
 
 def _matmul(view: _Model, node: onnx.NodeProto, out: _Quant) -> list[onnx.NodeProto] | None:
     a, b = view.dequantized(node.input[0]), view.dequantized(node.input[1])
-    if a is None or b is None or not _scalar_scale(view, a) or not _scalar_scale(view, out):
+    if a is None or b is None or not _scalar_scale(view, a) or not _scalar_scale(view, out) or \
+            not _same_type(view, a, out):
         return None
     b_rank = len(view.initializers[b.data].dims) if b.data in view.initializers else 0
     if not _scalar_scale(view, b) and (b_rank != 2 or b.axis not in (-1, 1)):
@@ -196,7 +197,7 @@ def _gemm(view: _Model, node: onnx.NodeProto, out: _Quant) -> list[onnx.NodeProt
             not _scalar_scale(view, out) or not _per_channel(view, w):
         return None
     bias = _bias(view, node.input[2] if len(node.input) > 2 else "", a, w)
-    if bias is None:
+    if bias is None or not _same_type(view, a, out):
         return None
     # (M, K) x (N, K)^T as a 1-D conv of kernel 1: input (M, K, 1), weight (N, K, 1), output (M, N, 1).
     weight = view.initializers[w.data]
@@ -251,6 +252,17 @@ def _int32_bias(view: _Model, name: str) -> _Quant | None:
             onnx.TensorProto.INT32:
         return None
     return _Quant(node.input[0], node.input[1], node.input[2] if len(node.input) > 2 else "", _axis(node))
+
+
+def _same_type(view: _Model, first: _Quant, second: _Quant) -> bool:
+    """onnxruntime's QLinearConv and QLinearMatMul take int8 in and out, or uint8 in and out, not a mix."""
+    return _type(view, first) == _type(view, second)
+
+
+def _type(view: _Model, quant: _Quant) -> int:
+    if quant.zero_point:
+        return view.elem_types.get(quant.zero_point, 0)
+    return view.elem_types.get(quant.data) or view._quantized_type(quant.data) or onnx.TensorProto.UINT8
 
 
 def _scalar_scale(view: _Model, quant: _Quant) -> bool:
