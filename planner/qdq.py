@@ -85,6 +85,8 @@ class _Model:
     def dequantized(self, name: str) -> _Quant | None:
         """The DQ feeding `name`, when it dequantizes int8/uint8 by per-tensor or per-axis scales."""
         node = self.producer.get(name)
+        while node is not None and node.op_type == "Identity":
+            node = self.producer.get(node.input[0])
         if node is None or node.op_type != "DequantizeLinear" or node.domain not in ("", "ai.onnx"):
             return None
         if any(attr.name == "block_size" and attr.i for attr in node.attribute):
@@ -126,6 +128,7 @@ def fuse_qdq(model: onnx.ModelProto) -> onnx.ModelProto:
         return result
     while _fuse_one(result):
         pass
+    _drop_unread(result.graph)
     read = {name for node in result.graph.node for name in node.input} | {v.name for v in result.graph.input}
     kept = [tensor for tensor in result.graph.initializer if tensor.name in read]  # DQ'd weights now unread
     del result.graph.initializer[:]
@@ -229,8 +232,10 @@ def _preserving(view: _Model, node: onnx.NodeProto, out: _Quant) -> list[onnx.No
 
 
 def _bias(view: _Model, name: str, x: _Quant, w: _Quant) -> str | None:
-    """The int32 bias to feed the integer op ("" for none), or None when the float bias is not the int32 one
-    dequantized at x_scale * w_scale with zero point 0 (what the quantizer writes)."""
+    """The int32 bias to feed the integer op ("" for none), or None when the float bias is not a dequantized
+    int32 constant with zero point 0. The quantizer writes it at x_scale * w_scale; a bias shared by several convs
+    (the TorchScript exporter dedups equal biases) has the first one's scale and is requantized to this one's, which
+    moves it by at most half an accumulator step."""
     if not name:
         return ""
     b = _int32_bias(view, name)
@@ -241,13 +246,27 @@ def _bias(view: _Model, name: str, x: _Quant, w: _Quant) -> str | None:
     if any(s is None for s in scales) or zero is None or np.any(zero != 0):
         return None
     b_scale, x_scale, w_scale = (np.asarray(s, np.float32) for s in scales)  # type: ignore[arg-type]
-    if not np.allclose(b_scale, x_scale * w_scale, rtol=1e-6, atol=0):
+    if np.allclose(b_scale, x_scale * w_scale, rtol=1e-6, atol=0):
+        return b.data
+    values = view.value(b.data)
+    if values is None:
         return None
-    return b.data
+    requantized = np.round(values.astype(np.float64) * b_scale / (x_scale * w_scale).astype(np.float64))
+    if np.abs(requantized).max(initial=0) >= 2**31:
+        return None
+    name = f"{b.data}_at_{x.scale}_{w.scale}"
+    if name not in view.initializers:
+        tensor = numpy_helper.from_array(requantized.astype(np.int32), name)
+        view.graph.initializer.append(tensor)
+        view.initializers[name] = tensor
+        view.elem_types[name] = onnx.TensorProto.INT32
+    return name
 
 
 def _int32_bias(view: _Model, name: str) -> _Quant | None:
     node = view.producer.get(name)
+    while node is not None and node.op_type == "Identity":  # the TorchScript exporter passes shared biases on so
+        node = view.producer.get(node.input[0])
     if node is None or node.op_type != "DequantizeLinear" or view.elem_types.get(node.input[0]) != \
             onnx.TensorProto.INT32:
         return None
@@ -300,6 +319,20 @@ def _zero(view: _Model, quant: _Quant) -> str:
 
 def _axis(node: onnx.NodeProto) -> int:
     return next((attr.i for attr in node.attribute if attr.name == "axis"), 1)
+
+
+def _drop_unread(graph: onnx.GraphProto) -> None:
+    """Drop DequantizeLinear and Identity nodes the rewrite left without readers (a shared bias's Identity)."""
+    outputs = {value.name for value in graph.output}
+    while True:
+        read = {name for node in graph.node for name in node.input} | outputs
+        dead = [node for node in graph.node if node.op_type in ("DequantizeLinear", "Identity") and
+                not any(name in read for name in node.output)]
+        if not dead:
+            return
+        kept = [node for node in graph.node if not any(node is d for d in dead)]
+        del graph.node[:]
+        graph.node.extend(kept)
 
 
 def _replace(model: onnx.ModelProto, view: _Model, chain: tuple[onnx.NodeProto, onnx.NodeProto],

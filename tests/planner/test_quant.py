@@ -2,7 +2,8 @@
 
 The quantized files are made here from the zoo's fp32 models with `onnxruntime.quantization` (a second or two each);
 tests/data/quant/ holds two such files, written by benchmarks/make_quantized.py, so that a change in the installed
-quantizer's output style is still covered by what it used to write.
+quantizer's output style is still covered by what it used to write, and one quantized TorchScript export from the
+corpus (benchmarks/corpus.py on the corpus branch: a small conv net with a residual Add, quantize_static QDQ).
 """
 
 from __future__ import annotations
@@ -64,8 +65,10 @@ def test_quantized_imports_with_the_fp32_macs(name: str, mode: str) -> None:
 
 
 @pytest.mark.parametrize("capacity", ["512KiB", "64KiB"])
-@pytest.mark.parametrize(("name", "mode"), [("cnn", "qdq"), ("resnet18", "qdq"), ("resnet18", "qdq-per-channel"),
-                                            ("cnn", "dynamic"), ("mlp", "qdq")])
+@pytest.mark.parametrize(("name", "mode"), [("cnn", "qdq"), ("cnn", "dynamic"), ("mlp", "qdq"),
+                                            pytest.param("resnet18", "qdq", marks=pytest.mark.slow),
+                                            pytest.param("resnet18", "qdq-per-channel", marks=pytest.mark.slow),
+                                            pytest.param("resnet18", "dynamic", marks=pytest.mark.slow)])
 def test_quantized_plans_and_matches_onnxruntime(name: str, mode: str, capacity: str) -> None:
     machine = load_machine("edge-npu", scratchpad=capacity)
     program = check_invariants(quantized(name, mode), machine, "fused")
@@ -73,6 +76,7 @@ def test_quantized_plans_and_matches_onnxruntime(name: str, mode: str, capacity:
     assert any(isinstance(i, Compute) and i.op_type in INT8_MAC_OPS for i in program.instructions)
 
 
+@pytest.mark.slow
 def test_quantized_vit_matches_onnxruntime() -> None:
     # Not check_invariants: the fused plan computes only the class token's share of the last block, which the
     # bounds (over the whole lowered graph) do not know yet, so its compute bound is above the plan's.
