@@ -16,12 +16,15 @@ from planner.graph import Graph
 from planner.ops import (  # noqa: F401 (register)
     conv,
     elementwise,
+    gather,
     layout,
+    logic,
     matmul,
     movement,
     norm,
     pool,
     quant,
+    rearrange,
     reduce,
     resize,
 )
@@ -47,6 +50,9 @@ def lower(graph: Graph) -> LoweredGraph:
             if isinstance(item, Alias):
                 aliases[item.tensor] = _through(item, aliases)
             else:
+                if item.indirect and {item.indirect.indices, item.indirect.table} & set(aliases):
+                    raise context.error("a data-dependent Gather whose indices or table are a reshaped view is not "
+                                        "supported")
                 statements.append(_read_bases(item, aliases))
     return LoweredGraph(graph, tuple(statements), MappingProxyType(aliases), MappingProxyType(spaces))
 
@@ -64,4 +70,4 @@ def _read_bases(stmt: Statement, aliases: dict[str, Alias]) -> Statement:
     reads = tuple(Access(aliases[a.tensor].base, a.relation.apply_range(aliases[a.tensor].relation))
                   if a.tensor in aliases else a for a in stmt.reads)
     return Statement(stmt.name, stmt.node, stmt.op_type, stmt.dims, stmt.domain, reads, stmt.writes, stmt.macs,
-                     stmt.elem_ops, stmt.engine)
+                     stmt.elem_ops, stmt.engine, stmt.indirect)
