@@ -18,7 +18,7 @@ from planner.staging import ProgramBuilder
 from planner.stmt import LoweredGraph, Statement
 from planner.tiling import Block, block_size
 from simulator.isa import Box
-from simulator.machine import MachineConfig
+from simulator.machine import MachineConfig, mac_dtype
 
 Placed = tuple[Box, str, list[int]]  # (box the buffer holds, buffer, the instructions that filled it)
 
@@ -178,7 +178,7 @@ def estimated_cycles(stmt: Statement, block: Block, machine: MachineConfig, dtyp
         return max(1, math.ceil(stmt.elem_ops * share / machine.vector_engine.elements_per_cycle))
     engine = machine.tensor_engine
     m, n, k = mnk_of(stmt, block)
-    per_pass = math.ceil(m * engine.rows * engine.cols / engine.macs_per_cycle[dtype])
+    per_pass = math.ceil(m * engine.rows * engine.cols / engine.macs_per_cycle[mac_dtype(stmt.op_type, dtype)])
     return engine.fill_cycles + engine.drain_cycles + math.ceil(k / engine.rows) * math.ceil(n / engine.cols) * per_pass
 
 

@@ -18,6 +18,9 @@ from planner.stmt import Statement
 from planner.tiling import Block, block_size, blocks, extents, largest_tile, loop_orders, output_dims, tile_boxes
 from simulator.isa import Box
 
+# Ops laid out as convolutions (output channels are N on the systolic array).
+CONV_LIKE = frozenset({"Conv", "ConvTranspose", "QLinearConv", "ConvInteger"})
+
 MAX_SHRINKS = 16
 
 
@@ -190,6 +193,6 @@ def mnk_of(stmt: Statement, block: Block) -> tuple[int, ...]:
     spans = extents(stmt)
     k = math.prod(hi - lo for dim, (lo, hi) in spans.items() if dim not in output_dims(stmt))
     out = {dim: hi - lo for dim, (lo, hi) in block.items()}
-    n = math.prod(out.get(dim, 1) for dim in ("g", "k") if dim in out) if stmt.op_type in ("Conv", "ConvTranspose") \
+    n = math.prod(out.get(dim, 1) for dim in ("g", "k") if dim in out) if stmt.op_type in CONV_LIKE \
         else out.get("n", 1)
     return (math.prod(out.values()) // n, n, k)

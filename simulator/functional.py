@@ -168,7 +168,7 @@ def _compute(compute: Compute, opset: int, tensors: Mapping[str, DramTensor], pa
             region = pad.read(pad.buffer(slot.buffer), slot.at, slot.box.shape, tensor.dtype)
             box = _slices(tensor, slot.box)
             if slot.box.shape == tensor.shape:  # the whole tensor: no filler needed
-                whole = np.ascontiguousarray(region)
+                whole = np.array(region, order="C")  # not ascontiguousarray, which makes a scalar 1-D
             else:
                 whole = np.full(tensor.shape, _filler(tensor.dtype, compute.op_type), dtype=tensor.dtype)
                 whole[box] = region

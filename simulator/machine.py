@@ -12,6 +12,17 @@ from dataclasses import dataclass
 
 # The planning dtypes a tensor engine must give a MAC rate for.
 DTYPES: tuple[str, ...] = ("fp32", "bf16", "fp16", "int8")
+# Ops whose MACs are on 8-bit integers whatever the planning dtype: the opcode picks the int8 datapath.
+INT8_MAC_OPS = frozenset({"QLinearConv", "QLinearMatMul", "ConvInteger", "MatMulInteger"})
+
+
+def mac_dtype(op_type: str, planning_dtype: str) -> str:
+    """The dtype whose MACs-per-cycle rate a tensor-engine op runs at.
+
+    >>> mac_dtype("QLinearConv", "fp32"), mac_dtype("Conv", "bf16")
+    ('int8', 'bf16')
+    """
+    return "int8" if op_type in INT8_MAC_OPS else planning_dtype
 
 
 class MachineError(ValueError):
@@ -120,6 +131,6 @@ class MachineConfig:
 # The file format, re-exported (imported last: it builds on the classes above).
 from simulator.machine_file import load_machine, machine_from_dict, machine_to_yaml, preset_names  # noqa: E402
 
-__all__ = ["DTYPES", "DmaConfig", "DramConfig", "MachineConfig", "MachineError", "ScratchpadConfig",
-           "TensorEngineConfig", "VectorEngineConfig", "load_machine", "machine_from_dict", "machine_to_yaml",
-           "preset_names"]
+__all__ = ["DTYPES", "INT8_MAC_OPS", "DmaConfig", "DramConfig", "MachineConfig", "MachineError", "ScratchpadConfig",
+           "TensorEngineConfig", "VectorEngineConfig", "load_machine", "mac_dtype",
+           "machine_from_dict", "machine_to_yaml", "preset_names"]

@@ -12,7 +12,8 @@ Durations, in cycles:
 
 - tensor engine, `mnk = (M, N, K)`: `fill + drain + ceil(K / rows) * ceil(N / cols) * ceil(M * rows * cols /
   macs_per_cycle[dtype])`: each pass of the array streams M rows at macs_per_cycle / (rows * cols) rows per cycle;
-  with no `mnk`: `fill + drain + ceil(macs / macs_per_cycle[dtype])`; `dtype` is the program's planning dtype;
+  with no `mnk`: `fill + drain + ceil(macs / macs_per_cycle[dtype])`; `dtype` is the program's planning dtype, or
+  int8 for the integer ops (`machine.mac_dtype`);
 - vector engine: `max(1, ceil(elem_ops / elements_per_cycle))`;
 - a DMA transfer of a box: the box splits into row-major contiguous DRAM runs (`contiguous_runs`), each moved in
   whole bursts. It holds the queue's descriptor stage for `runs * descriptor_cycles`, then waits `latency_cycles`,
@@ -42,7 +43,7 @@ from dataclasses import dataclass
 
 from simulator.bandwidth import EPS_ABS, EPS_REL, Bandwidth
 from simulator.isa import Box, Compute, DmaGather, DmaLoad, DmaStore, Program
-from simulator.machine import MachineConfig
+from simulator.machine import MachineConfig, mac_dtype
 from simulator.stats import SimStats, collect_stats
 
 _TENSOR, _VECTOR, _FIRST_QUEUE, _NO_RESOURCE = 0, 1, 2, -1
@@ -114,6 +115,7 @@ def compute_cycles(compute: Compute, machine: MachineConfig, dtype: str) -> int:
     if compute.engine == "vector":
         return max(1, -(-compute.elem_ops // machine.vector_engine.elements_per_cycle))
     engine = machine.tensor_engine
+    dtype = mac_dtype(compute.op_type, dtype)
     macs_per_cycle = engine.macs_per_cycle.get(dtype)
     if macs_per_cycle is None:
         raise TimingError(f"instruction {compute.id}: the tensor engine has no MACs per cycle for dtype {dtype!r} "

@@ -24,6 +24,7 @@ from planner.ops import (  # noqa: F401 (register)
     movement,
     norm,
     pool,
+    quant,
     rearrange,
     reduce,
     resize,
