@@ -151,8 +151,9 @@ def simulation_report(planned: Planned, machine: MachineConfig, result: SimResul
         "peak_scratchpad_bytes": stats.peak_scratchpad_bytes, "compulsory_bytes": planned.bounds.compulsory_bytes,
         "roofline_cycles": planned.bounds.roofline_cycles, "stall_cycles": stats.stall_cycles,
         "busy_cycles": dict(stats.busy_cycles), "instructions": len(planned.program.instructions),
-        "ops": [{"name": name, "cycles": op.cycles, "dram_bytes_read": op.dram_bytes_read,
-                 "dram_bytes_written": op.dram_bytes_written} for name, op in stats.ops.items()],
+        "ops": [{"name": name, "cycles": op.cycles, "compute_cycles": op.compute_cycles,
+                 "dram_bytes_read": op.dram_bytes_read, "dram_bytes_written": op.dram_bytes_written}
+                for name, op in stats.ops.items()],
     }
 
 
@@ -169,7 +170,17 @@ def format_report(report: dict[str, Any], *, checked: bool) -> str:
              f"  stall cycles    {report['stall_cycles']:>16,}"]
     if checked:
         lines.append("  check           verify and functional simulation match onnxruntime")
+    lines += ["", *op_table(report["ops"])]
     return "\n".join(lines) + "\n"
+
+
+def op_table(ops: list[dict[str, Any]]) -> list[str]:
+    """The per-op rows of a simulation report: span, engine-busy compute cycles, DRAM bytes."""
+    width = max([len("op"), *(len(op["name"]) for op in ops)])
+    lines = [f"  {'op':<{width}}{'span cycles':>16}{'compute cycles':>16}{'DRAM read':>14}{'DRAM written':>14}"]
+    lines += [f"  {op['name']:<{width}}{op['cycles']:>16,}{op['compute_cycles']:>16,}{op['dram_bytes_read']:>14,}"
+              f"{op['dram_bytes_written']:>14,}" for op in ops]
+    return lines
 
 
 def write_atomically(path: str, text: str) -> None:

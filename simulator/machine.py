@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 # The planning dtypes a tensor engine must give a MAC rate for.
 DTYPES: tuple[str, ...] = ("fp32", "bf16", "fp16", "int8")
+# Tensor-engine dataflows: weight-stationary and output-stationary (simulator.systolic).
+DATAFLOWS: tuple[str, ...] = ("ws", "os")
 
 
 class MachineError(ValueError):
@@ -83,16 +85,23 @@ class TensorEngineConfig:
     rows: int                          # systolic array: K (reduction) runs along rows
     cols: int                          # N (output channels) along columns
     macs_per_cycle: Mapping[str, int]  # by planning dtype: fp32, bf16, fp16, int8
-    fill_cycles: int
-    drain_cycles: int
+    fill_cycles: int                   # per fold: the first wavefront's skew across the array
+    drain_cycles: int                  # per fold: the last results' skew out of it
+    load_cycles: int = 0               # per fold: the stationary operand in (WS weights) or out (OS outputs)
+    dataflow: str = "ws"               # ws: K on rows, M streamed; os: M on rows, K streamed (simulator.systolic)
+    stationary_buffers: int = 1        # 2: the next fold's stationary operand loads while the current one streams
 
     def __post_init__(self) -> None:
         require_positive("tensor_engine", rows=self.rows, cols=self.cols)
+        if self.dataflow not in DATAFLOWS:
+            raise MachineError(f"tensor_engine.dataflow: {self.dataflow!r} is not one of {', '.join(DATAFLOWS)}")
+        if self.stationary_buffers not in (1, 2):
+            raise MachineError(f"tensor_engine.stationary_buffers: must be 1 or 2, got {self.stationary_buffers}")
         if sorted(self.macs_per_cycle) != sorted(DTYPES):
             raise MachineError(f"tensor_engine.macs_per_cycle: needs exactly {', '.join(DTYPES)}, "
                                f"got {', '.join(map(str, self.macs_per_cycle)) or 'none'}")
         require_positive("tensor_engine.macs_per_cycle", **self.macs_per_cycle)
-        _not_negative("tensor_engine", fill=self.fill_cycles, drain=self.drain_cycles)
+        _not_negative("tensor_engine", fill=self.fill_cycles, drain=self.drain_cycles, load=self.load_cycles)
 
 
 @dataclass(frozen=True, slots=True)

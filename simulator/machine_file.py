@@ -1,11 +1,12 @@
 """The machine file format: YAML presets and user files to `MachineConfig`, and back.
 
 The YAML schema, in the style of ZigZag and Timeloop hardware files: one section per component, every key required
-except `name` (default: the file's stem), no other key allowed. Values carry their units (see `simulator.units`); a
-bare number is in the base unit (bytes, Hz, B/cycle, cycles). Units: sizes in B, KiB, MiB, GiB (powers of 1024) or
-KB, MB, GB (powers of 1000); frequencies in Hz, kHz, MHz, GHz; bandwidths in B/cycle or a size per second (GB/s,
-GiB/s); times in cycles or s, ms, us, ns. Rates per second and times in seconds are converted with `clock`; a time is
-rounded up to whole cycles. A key given twice is an error, as is any key not below.
+except `name` (default: the file's stem) and the three marked optional, no other key allowed. Values carry their
+units (see `simulator.units`); a bare number is in the base unit (bytes, Hz, B/cycle, cycles). Units: sizes in B,
+KiB, MiB, GiB (powers of 1024) or KB, MB, GB (powers of 1000); frequencies in Hz, kHz, MHz, GHz; bandwidths in
+B/cycle or a size per second (GB/s, GiB/s); times in cycles or s, ms, us, ns. Rates per second and times in seconds
+are converted with `clock`; a time is rounded up to whole cycles. A key given twice is an error, as is any key not
+below.
 
     name: edge-npu
     clock: 1 GHz                  # frequency: the one clock every cycle below counts
@@ -28,6 +29,9 @@ rounded up to whole cycles. A key given twice is an error, as is any key not bel
       macs_per_cycle: {fp32: 256, bf16: 512, fp16: 512, int8: 1024}   # counts, for exactly these dtypes
       fill: 32 cycles             # time
       drain: 32 cycles            # time
+      load: 32 cycles             # time; optional (0): per fold, the stationary operand in or out
+      dataflow: ws                # optional (ws): ws (weight-stationary) or os (output-stationary)
+      stationary_buffers: 1       # optional (1): 2 overlaps the next fold's load with this one's stream
     vector_engine:
       elements_per_cycle: 32      # count
 
@@ -135,13 +139,17 @@ _SECTIONS: dict[str, tuple[Callable[..., object], dict[str, tuple[str, str]]]] =
                         "engine_bandwidth": ("engine_bandwidth_bytes_per_cycle", "bandwidth")}),
     "tensor_engine": (TensorEngineConfig, {"rows": ("rows", "count"), "cols": ("cols", "count"),
                                            "macs_per_cycle": ("macs_per_cycle", "count by dtype"),
-                                           "fill": ("fill_cycles", "time"), "drain": ("drain_cycles", "time")}),
+                                           "fill": ("fill_cycles", "time"), "drain": ("drain_cycles", "time"),
+                                           "load": ("load_cycles", "time"), "dataflow": ("dataflow", "choice"),
+                                           "stationary_buffers": ("stationary_buffers", "count")}),
     "vector_engine": (VectorEngineConfig, {"elements_per_cycle": ("elements_per_cycle", "count")}),
 }
 _FORMATS: dict[str, Callable[[Any], object]] = {
     "size": units.format_size, "count": int, "bandwidth": units.format_bandwidth, "time": units.format_cycles,
-    "count by dtype": lambda macs: {dtype: int(macs[dtype]) for dtype in DTYPES},
+    "count by dtype": lambda macs: {dtype: int(macs[dtype]) for dtype in DTYPES}, "choice": str,
 }
+# Keys a file may leave out, with the dataclass default (added after the first presets, so older files still load).
+_OPTIONAL: dict[str, tuple[str, ...]] = {"tensor_engine": ("load", "dataflow", "stationary_buffers")}
 
 
 class _Section:
@@ -187,15 +195,22 @@ def _build(document: object, default_name: str) -> MachineConfig:
     parsers: dict[str, Callable[[object], Any]] = {
         "size": units.parse_size, "count": units.parse_count,
         "bandwidth": lambda value: units.parse_bandwidth(value, clock_hz),
-        "time": lambda value: units.parse_cycles(value, clock_hz),
+        "time": lambda value: units.parse_cycles(value, clock_hz), "choice": _choice,
     }
     parts: dict[str, Any] = {}
     for section_key, (make, fields) in _SECTIONS.items():
-        section = _Section(top.values[section_key], section_key, tuple(fields))
+        section = _Section(top.values[section_key], section_key, tuple(fields), _OPTIONAL.get(section_key, ()))
         parts[section_key] = make(**{
             attribute: by_dtype(section.values[key], section.key(key)) if kind == "count by dtype"
-            else section.get(key, parsers[kind]) for key, (attribute, kind) in fields.items()})
+            else section.get(key, parsers[kind]) for key, (attribute, kind) in fields.items()
+            if key in section.values})
     return MachineConfig(name, clock_hz, **parts)
+
+
+def _choice(value: object) -> str:
+    if not isinstance(value, str):
+        raise UnitError(f"expected a word, got {value!r}")
+    return value
 
 
 class _StrictLoader(yaml.SafeLoader):

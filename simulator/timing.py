@@ -10,8 +10,10 @@ it; a resource takes its instructions in program order (no overtaking). The reso
 
 Durations, in cycles:
 
-- tensor engine, `mnk = (M, N, K)`: `fill + drain + ceil(K / rows) * ceil(N / cols) * ceil(M * rows * cols /
-  macs_per_cycle[dtype])`: each pass of the array streams M rows at macs_per_cycle / (rows * cols) rows per cycle;
+- tensor engine, `mnk = (M, N, K)`: a systolic array's folds (`simulator.systolic`): weight-stationary,
+  `ceil(K / rows) * ceil(N / cols)` folds of `load + fill + ceil(M * rows * cols / macs_per_cycle[dtype]) + drain`
+  each; output-stationary swaps M and K. With two stationary buffers a tile pays load, fill and drain once, and a
+  tile that follows another back to back with its operands ready `load` cycles early pays only its drain (warm);
   with no `mnk`: `fill + drain + ceil(macs / macs_per_cycle[dtype])`; `dtype` is the program's planning dtype;
 - vector engine: `max(1, ceil(elem_ops / elements_per_cycle))`;
 - a DMA transfer of a box: the box splits into row-major contiguous DRAM runs (`contiguous_runs`), each moved in
@@ -37,6 +39,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from simulator import systolic
 from simulator.bandwidth import EPS_ABS, EPS_REL, Bandwidth
 from simulator.isa import Box, Compute, DmaLoad, DmaStore, Program
 from simulator.machine import MachineConfig
@@ -92,8 +95,9 @@ def transfer_bytes(tensor_shape: Sequence[int], elem_bytes: int, box: Box, burst
     return runs, payload, runs * -(-(payload // runs) // burst_bytes) * burst_bytes
 
 
-def compute_cycles(compute: Compute, machine: MachineConfig, dtype: str) -> int:
-    """Cycles one Compute occupies its engine (formulas in the module docstring)."""
+def compute_cycles(compute: Compute, machine: MachineConfig, dtype: str, *, warm: bool = False) -> int:
+    """Cycles one Compute occupies its engine (formulas in the module docstring); `warm`: it follows another tensor
+    tile back to back with its operands ready early, so its first load and fill hid under that one."""
     if compute.engine == "vector":
         return max(1, -(-compute.elem_ops // machine.vector_engine.elements_per_cycle))
     engine = machine.tensor_engine
@@ -102,12 +106,11 @@ def compute_cycles(compute: Compute, machine: MachineConfig, dtype: str) -> int:
         raise TimingError(f"instruction {compute.id}: the tensor engine has no MACs per cycle for dtype {dtype!r} "
                           f"(it has {', '.join(engine.macs_per_cycle) or 'none'})")
     if not compute.mnk:
-        return engine.fill_cycles + engine.drain_cycles + -(-compute.macs // macs_per_cycle)
+        return systolic.macs_cycles(compute.macs, engine, dtype)
     if len(compute.mnk) != 3 or min(compute.mnk) <= 0:
         raise TimingError(f"instruction {compute.id}: mnk {compute.mnk} is not three positive extents (M, N, K)")
     m, n, k = compute.mnk
-    passes = -(-k // engine.rows) * -(-n // engine.cols)
-    return engine.fill_cycles + engine.drain_cycles + passes * -(-m * engine.rows * engine.cols // macs_per_cycle)
+    return (systolic.warm_tensor_cycles if warm else systolic.tensor_cycles)((m, n, k), engine, dtype)
 
 
 def simulate(program: Program, machine: MachineConfig) -> SimResult:
@@ -126,6 +129,7 @@ def simulate(program: Program, machine: MachineConfig) -> SimResult:
 class _Plan:
     resource: list[int]        # _TENSOR, _VECTOR, _FIRST_QUEUE + queue, or _NO_RESOURCE
     fixed_cycles: list[int]    # compute cycles, or a transfer's descriptor cycles
+    warm_cycles: list[int]     # a tensor tile's cycles when warm (see compute_cycles); fixed_cycles otherwise
     burst_bytes: list[int]     # bytes a transfer moves through DRAM (0 otherwise)
     payload_bytes: list[int]
     deps: list[tuple[int, ...]]
@@ -135,7 +139,8 @@ def _prepare(program: Program, machine: MachineConfig) -> _Plan:
     tensors = {tensor.name: tensor for tensor in program.tensors}
     buffers = {buffer.name for buffer in program.buffers}
     dma = machine.dma
-    plan = _Plan([], [], [], [], [])
+    plan = _Plan([], [], [], [], [], [])
+    two_buffers = machine.tensor_engine.stationary_buffers == 2
 
     def check_buffer(instruction_id: int, name: str) -> None:
         if name not in buffers:
@@ -144,6 +149,7 @@ def _prepare(program: Program, machine: MachineConfig) -> _Plan:
 
     for instruction in program.instructions:
         fixed = burst = payload = 0
+        warm = -1
         if isinstance(instruction, (DmaLoad, DmaStore)):
             if not 0 <= instruction.queue < dma.engines:
                 raise TimingError(f"instruction {instruction.id}: DMA queue {instruction.queue} is out of range "
@@ -164,12 +170,15 @@ def _prepare(program: Program, machine: MachineConfig) -> _Plan:
             for operand in (*instruction.operands, instruction.output):
                 check_buffer(instruction.id, operand.buffer)
             fixed = compute_cycles(instruction, machine, program.dtype)
+            if two_buffers and instruction.engine == "tensor" and instruction.mnk:
+                warm = compute_cycles(instruction, machine, program.dtype, warm=True)
             resource = _TENSOR if instruction.engine == "tensor" else _VECTOR
         else:
             check_buffer(instruction.id, instruction.buffer)
             resource = _NO_RESOURCE
         plan.resource.append(resource)
         plan.fixed_cycles.append(fixed)
+        plan.warm_cycles.append(fixed if warm < 0 else warm)
         plan.burst_bytes.append(burst)
         plan.payload_bytes.append(payload)
         plan.deps.append(instruction.deps)
@@ -179,6 +188,7 @@ def _prepare(program: Program, machine: MachineConfig) -> _Plan:
 def _schedule(plan: _Plan, machine: MachineConfig) -> tuple[list[int], list[int]]:
     size = len(plan.resource)
     resource, fixed_cycles, burst_bytes = plan.resource, plan.fixed_cycles, plan.burst_bytes
+    warm_cycles, load_cycles = plan.warm_cycles, machine.tensor_engine.load_cycles
     latency, outstanding = machine.dram.latency_cycles, machine.dma.outstanding
     fifos: list[list[int]] = [[] for _ in range(_FIRST_QUEUE + machine.dma.engines)]
     dependents: list[list[int]] = [[] for _ in range(size)]
@@ -192,6 +202,8 @@ def _schedule(plan: _Plan, machine: MachineConfig) -> tuple[list[int], list[int]
             dependents[dep].append(i)
     heads = [0] * len(fifos)
     engine_busy = [False, False]
+    engine_last_end = [-1, -1]  # when each engine's previous compute ended
+    ready_cycles = [0] * size   # when each instruction's last dependency completed
     in_flight = [0] * machine.dma.engines
     descriptor_free = [0] * machine.dma.engines  # cycle at which a queue's descriptor stage frees
     start_cycles, end_cycles = [-1] * size, [-1] * size
@@ -205,7 +217,8 @@ def _schedule(plan: _Plan, machine: MachineConfig) -> tuple[list[int], list[int]
                 heads[r] += 1
                 engine_busy[r] = True
                 start_cycles[i] = now
-                heapq.heappush(events, (now + fixed_cycles[i], _COMPLETE, i))
+                warm = engine_last_end[r] == now and ready_cycles[i] + load_cycles <= now
+                heapq.heappush(events, (now + (warm_cycles[i] if warm else fixed_cycles[i]), _COMPLETE, i))
             return
         q = r - _FIRST_QUEUE
         while (heads[r] < len(fifo) and not waiting[i := fifo[heads[r]]] and in_flight[q] < outstanding
@@ -226,6 +239,7 @@ def _schedule(plan: _Plan, machine: MachineConfig) -> tuple[list[int], list[int]
             for dependent in dependents[i]:
                 waiting[dependent] -= 1
                 if not waiting[dependent]:
+                    ready_cycles[dependent] = now
                     if resource[dependent] == _NO_RESOURCE:
                         start_cycles[dependent] = now
                         stack.append(dependent)
@@ -236,6 +250,7 @@ def _schedule(plan: _Plan, machine: MachineConfig) -> tuple[list[int], list[int]
                 continue
             if r < _FIRST_QUEUE:
                 engine_busy[r] = False
+                engine_last_end[r] = now
             else:
                 in_flight[r - _FIRST_QUEUE] -= 1
             try_start(r, now)

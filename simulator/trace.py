@@ -45,7 +45,8 @@ def chrome_trace(program: Program, result: SimResult) -> dict[str, Any]:
             name = instruction.node or instruction.op_type
             tid = track(resource)
             args: dict[str, Any] = {"id": i, "node": instruction.node, "op_type": instruction.op_type,
-                                    "cycles": end - start, "output": instruction.output.buffer}
+                                    "cycles": end - start, "compute_cycles": end - start,
+                                    "output": instruction.output.buffer}
             if instruction.mnk:
                 args["mnk"] = list(instruction.mnk)
             args |= {"macs": instruction.macs} if instruction.engine == "tensor" else {"elem_ops": instruction.elem_ops}
@@ -70,7 +71,8 @@ def chrome_trace(program: Program, result: SimResult) -> dict[str, Any]:
         metadata.append({"name": "thread_sort_index", "ph": "M", "pid": _PID, "tid": tid, "args": {"sort_index": tid}})
     return {"traceEvents": metadata + events,
             "otherData": {"time_unit": "cycles (shown as us)", "clock_hz": machine.clock_hz, "machine": machine.name,
-                          "total_cycles": result.stats.total_cycles}}
+                          "total_cycles": result.stats.total_cycles,
+                          "op_compute_cycles": {name: op.compute_cycles for name, op in result.stats.ops.items()}}}
 
 
 def _slot(busy: list[tuple[int, int]], start: int, end: int) -> int:

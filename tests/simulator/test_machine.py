@@ -224,6 +224,10 @@ DELETE = object()
     ("tensor_engine.macs_per_cycle.int8", 0, "edge.yaml: tensor_engine.macs_per_cycle.int8: must be positive"),
     ("vector_engine.elements_per_cycle", 0, "edge.yaml: vector_engine.elements_per_cycle: must be positive"),
     ("dram.latency", "-5 cycles", "edge.yaml: dram.latency: must not be negative, got -5"),
+    ("tensor_engine.dataflow", "is", "edge.yaml: tensor_engine.dataflow: 'is' is not one of ws, os"),
+    ("tensor_engine.dataflow", 3, "edge.yaml: tensor_engine.dataflow: expected a word, got 3"),
+    ("tensor_engine.stationary_buffers", 3, "edge.yaml: tensor_engine.stationary_buffers: must be 1 or 2, got 3"),
+    ("tensor_engine.load", "-1 cycles", "edge.yaml: tensor_engine.load: must not be negative, got -1"),
     # constraints between fields
     ("scratchpad.alignment", "48 B", "edge.yaml: scratchpad.alignment: 48 B is not a power of two"),
     ("scratchpad.capacity", "16 B", "edge.yaml: scratchpad.capacity: 16 B cannot give each of 32 partitions a byte"),
@@ -302,3 +306,13 @@ def test_docstring_examples(module: Any) -> None:
 def test_simulator_does_not_import_planner() -> None:
     code = "import sys, simulator.machine; sys.exit(any(m.split('.')[0] == 'planner' for m in sys.modules))"
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+def test_systolic_keys_are_optional_with_the_old_behaviour(tmp_path: Path) -> None:
+    document = edge_document()
+    for key in ("load", "dataflow", "stationary_buffers"):
+        del document["tensor_engine"][key]
+    (tmp_path / "old.yaml").write_text(yaml.safe_dump(document))
+    engine = load_machine(tmp_path / "old.yaml").tensor_engine
+    assert (engine.load_cycles, engine.dataflow, engine.stationary_buffers) == (0, "ws", 1)
+    assert load_machine("tpu-v1-like").tensor_engine.stationary_buffers == 2

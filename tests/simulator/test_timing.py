@@ -97,6 +97,7 @@ def check_schedule(program: Program, machine: MachineConfig, result: SimResult) 
     starts, ends, dma = result.start_cycles, result.end_cycles, machine.dma
     tensors = {t.name: t for t in program.tensors}
     engine_free = {"tensor": 0, "vector": 0}
+    engine_ended: dict[str, int] = {}  # engine -> end of its previous compute
     queue_history: dict[int, list[int]] = {}  # queue -> ids in program order
     bound = min(machine.dram.bandwidth_bytes_per_cycle, dma.engine_bandwidth_bytes_per_cycle)
     for i, instruction in enumerate(program.instructions):
@@ -106,8 +107,10 @@ def check_schedule(program: Program, machine: MachineConfig, result: SimResult) 
             assert starts[i] == ends[i] == ready
         elif isinstance(instruction, Compute):
             assert starts[i] == max(ready, engine_free[instruction.engine])
-            assert ends[i] - starts[i] == compute_cycles(instruction, machine, program.dtype)
-            engine_free[instruction.engine] = ends[i]
+            warm = (machine.tensor_engine.stationary_buffers == 2 and engine_ended.get(instruction.engine) == starts[i]
+                    and ready + machine.tensor_engine.load_cycles <= starts[i])
+            assert ends[i] - starts[i] == compute_cycles(instruction, machine, program.dtype, warm=warm)
+            engine_free[instruction.engine] = engine_ended[instruction.engine] = ends[i]
         else:
             tensor = tensors[instruction.tensor]
             runs, _, burst = transfer_bytes(tensor.shape, tensor.elem_bytes, instruction.box, dma.burst_bytes)
@@ -219,11 +222,11 @@ def test_delaying_a_transfer_can_speed_up_the_program_under_contention() -> None
 
 
 @pytest.mark.parametrize(("mnk", "cycles"), [
-    ((5, 4, 4), 5 + 10),           # one pass; 5 rows at 8 / 16 = 0.5 rows per cycle
-    ((5, 9, 4), 5 + 3 * 10),       # N > cols: 3 column passes
-    ((5, 4, 9), 5 + 3 * 10),       # K > rows: 3 row passes
-    ((3, 5, 6), 5 + 2 * 2 * 6),    # both: 4 passes of ceil(3 * 16 / 8) = 6 cycles
-    ((7, 1, 1), 5 + 14),           # a partial pass costs the whole array: ceil(7 * 16 / 8)
+    ((5, 4, 4), 5 + 10),           # one fold; 5 rows at 8 / 16 = 0.5 rows per cycle
+    ((5, 9, 4), 3 * (5 + 10)),     # N > cols: 3 column folds, each paying fill and drain
+    ((5, 4, 9), 3 * (5 + 10)),     # K > rows: 3 row folds
+    ((3, 5, 6), 2 * 2 * (5 + 6)),  # both: 4 folds of ceil(3 * 16 / 8) = 6 cycles
+    ((7, 1, 1), 5 + 14),           # a partial fold costs the whole array: ceil(7 * 16 / 8)
 ])
 def test_tensor_engine_follows_the_systolic_formula(mnk: tuple[int, int, int], cycles: int) -> None:
     machine = make_machine(rows=4, cols=4, fp32_macs=8, fill=3, drain=2)
@@ -372,10 +375,23 @@ def test_per_op_spans_and_bytes_in_order_of_first_appearance() -> None:
     b.load("x", "a", deps=(conv,))                                                          # unnamed: left out
     stats = run(b.program(), machine).stats
     assert list(stats.ops) == ["conv", "relu"]
-    assert stats.to_dict()["ops"] == {"conv": {"cycles": 12, "dram_bytes_read": 64, "dram_bytes_written": 0},
-                                      "relu": {"cycles": 5, "dram_bytes_read": 0, "dram_bytes_written": 16}}
+    assert stats.to_dict()["ops"] == {
+        "conv": {"cycles": 12, "compute_cycles": 4, "dram_bytes_read": 64, "dram_bytes_written": 0},
+        "relu": {"cycles": 5, "compute_cycles": 3, "dram_bytes_read": 0, "dram_bytes_written": 16}}
     assert (stats.dram_bytes_read, stats.dram_bytes_written, stats.dma_transfers) == (128, 16, 3)
     json.dumps(stats.to_dict())
+
+
+def test_per_op_compute_cycles_sum_the_engine_busy_time_of_the_op() -> None:
+    machine = make_machine(rows=4, cols=4, fp32_macs=16, vector=1)
+    b = Builder()
+    out = b.buffer("o", (4,))
+    b.compute("tensor", out, node="mm", mnk=(8, 8, 4))     # 2 folds of 8 cycles
+    b.compute("vector", out, node="relu", elem_ops=5)       # in parallel, on the other engine
+    b.compute("tensor", out, node="mm", mnk=(4, 4, 4))     # 1 fold of 4
+    stats = run(b.program(), machine).stats
+    assert (stats.ops["mm"].compute_cycles, stats.ops["relu"].compute_cycles) == (20, 5)
+    assert stats.ops["mm"].compute_cycles == stats.busy_cycles["tensor"]
 
 
 # --- trace -------------------------------------------------------------------------------------------------------
@@ -566,3 +582,60 @@ def test_without_contention_timing_is_the_recurrence_and_deps_only_slow_down(
     instructions[later] = replace(instructions[later], deps=(*instructions[later].deps, earlier))
     slower = run(replace(program, instructions=tuple(instructions)), machine)
     assert all(a >= b for a, b in zip(slower.end_cycles, result.end_cycles, strict=True))
+
+
+# --- the systolic array, per dataflow, from first principles ------------------------------------------------------
+
+
+def systolic_machine(dataflow: str = "ws", buffers: int = 1) -> MachineConfig:
+    """SCALE-Sim's 32 x 32 int8 array: load R, fill R - 1, drain C - 1 per fold (its `2R + C + T - 2`)."""
+    machine = make_machine(rows=32, cols=32, fp32_macs=256, fill=31, drain=31)
+    return replace(machine, tensor_engine=replace(machine.tensor_engine, load_cycles=32, dataflow=dataflow,
+                                                  stationary_buffers=buffers))
+
+
+def one_tile(mnk: tuple[int, int, int], machine: MachineConfig, tiles: int = 1) -> int:
+    b = Builder()
+    out = b.buffer("o", (4,))
+    for _ in range(tiles):
+        b.compute("tensor", out, mnk=mnk)
+    return run(b.program("int8"), machine).stats.busy_cycles["tensor"]
+
+
+def test_weight_stationary_pays_load_fill_and_drain_per_fold() -> None:
+    # 3x3 conv 64 -> 64 at 56x56: M = 3136 pixels, N = 64 channels, K = 576; K on 18 row folds, N on 2 column folds
+    assert one_tile((3136, 64, 576), systolic_machine()) == 18 * 2 * (32 + 31 + 3136 + 31) == 116_280
+    # SCALE-Sim 3.0 (WS, CALC) reports 116,279 for this layer; the ideal is 3136 * 64 * 576 / 1024 = 112,896
+    # the baseline's tile of 4 output channels uses 4 of 32 columns: 18 folds each, 16 tiles
+    assert one_tile((3136, 4, 576), systolic_machine(), tiles=16) == 16 * 18 * (94 + 3136)
+
+
+def test_output_stationary_maps_pixels_on_rows_and_streams_the_reduction() -> None:
+    # M = 3136 on 98 row folds, N = 64 on 2 column folds, K = 576 streamed; load is now the outputs shifting out
+    assert one_tile((3136, 64, 576), systolic_machine("os")) == 98 * 2 * (94 + 576)
+    # a deep reduction with few pixels suits OS: 7x7 pixels, 512 channels, K = 4608
+    assert one_tile((49, 512, 4608), systolic_machine("os")) == 2 * 16 * (94 + 4608)
+    assert one_tile((49, 512, 4608), systolic_machine("ws")) == 144 * 16 * (94 + 49)
+
+
+def test_two_stationary_buffers_hide_each_next_load_under_the_stream() -> None:
+    ws2 = systolic_machine("ws", buffers=2)
+    # one cold tile: one load, fill and drain, then 36 folds of max(T = 3136, load = 32)
+    assert one_tile((3136, 64, 576), ws2) == 94 + 36 * 3136
+    # a short stream cannot hide the next load: each fold waits for it
+    assert one_tile((16, 32, 64), ws2) == 94 + 2 * 32
+    # back to back, the second tile is warm: its load and fill hid under the first, only its drain shows
+    assert one_tile((3136, 64, 576), ws2, tiles=2) == (94 + 36 * 3136) + (31 + 36 * 3136)
+
+
+def test_warm_needs_the_operands_ready_a_load_ahead() -> None:
+    ws2 = systolic_machine("ws", buffers=2)
+    b = Builder()
+    b.tensor("w", (64,))
+    out = b.buffer("o", (4,))
+    first = b.compute("tensor", out, mnk=(3136, 32, 32))                       # 94 + 3136 = 3230
+    late = b.load("w", b.buffer("w", (64,)), deps=(first,))                    # lands after the first tile ends
+    b.compute("tensor", out, deps=(late,), mnk=(3136, 32, 32))                 # so it starts cold
+    result = run(b.program("int8"), ws2)
+    assert result.end_cycles[2] - result.start_cycles[2] == 94 + 3136
+
