@@ -67,7 +67,8 @@ def zigzag_hardware() -> str:
                           f"    served_dimensions: [{served}]"])
     weight_reg = memory("weight_reg", 8, "I2", [_port("r_port_1", "read", 8, ["I2, tl"]),
                                                 _port("w_port_1", "write", 8, ["I2, fh"])], "", 0.01, 0.01)
-    output_reg = memory("output_reg", 32, "O", [_port("r_port_1", "read", 32, ["O, tl"]), _port("r_port_2", "read", 32, ["O, th"]),
+    output_reg = memory("output_reg", 32, "O", [_port("r_port_1", "read", 32, ["O, tl"]),
+                                                _port("r_port_2", "read", 32, ["O, th"]),
                                                 _port("w_port_1", "write", 32, ["O, fh"]),
                                                 _port("w_port_2", "write", 32, ["O, fl"])], "", 0.02, 0.02)
     everything = ["I1, fh", "I1, tl", "I2, fh", "I2, tl", "O, fh", "O, tl", "O, fl", "O, th"]

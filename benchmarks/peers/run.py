@@ -31,11 +31,11 @@ from pathlib import Path
 import onnx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from machines import write_all  # noqa: E402
-from workloads import MODELS, mac_layers, write_topology  # noqa: E402
+from machines import write_all
+from workloads import MODELS, mac_layers, write_topology
 
-from simulator.machine import load_machine  # noqa: E402
-from simulator.systolic import tensor_cycles  # noqa: E402
+from simulator.machine import load_machine
+from simulator.systolic import tensor_cycles
 
 HERE = Path(__file__).resolve().parent
 PEERS = {"zigzag": ["zigzag-dse==3.9.1", "six"], "scalesim": ["scalesim==3.0.0", "numpy<2.4"]}

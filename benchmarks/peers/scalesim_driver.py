@@ -32,7 +32,8 @@ def main() -> None:
     for name, compute, access in zip(names, rows(run / "COMPUTE_REPORT.csv"), rows(run / "DETAILED_ACCESS_REPORT.csv"),
                                      strict=True):
         layers.append({"name": name, "cycles": int(compute[2]), "stall_cycles": int(compute[3]),
-                       "dram_words_read": float(access[12]) + float(access[15]), "dram_words_written": float(access[18])})
+                       "dram_words_read": float(access[12]) + float(access[15]),
+                       "dram_words_written": float(access[18])})
     print(json.dumps({"cycles": sum(layer["cycles"] for layer in layers), "layers": layers}))
 
 

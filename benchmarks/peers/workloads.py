@@ -66,7 +66,7 @@ def mac_layers(model: onnx.ModelProto) -> list[Layer]:
             _, channels, height, width = shapes[node.input[0]]
             filters, _, kh, kw = weights[node.input[1]]
             pads = list(attrs.get("pads", [0, 0, 0, 0]))
-            stride = list(attrs.get("strides", [1, 1]))[0]
+            stride = int(attrs.get("strides", [1, 1])[0])
             out_h, out_w = shapes[node.output[0]][2:]
             layers.append(Layer(node.name, height + pads[0] + pads[2], width + pads[1] + pads[3], kh, kw, channels,
                                 filters, stride, (out_h * out_w, filters, channels * kh * kw)))
