@@ -71,12 +71,13 @@ class DmaConfig:
     engines: int                          # queues; each works its own, in program order
     outstanding: int                      # transfers in flight per queue
     burst_bytes: int                      # each contiguous DRAM run moves in whole bursts
-    descriptor_cycles: int                # fixed queue cost per contiguous run (descriptor)
+    descriptor_cycles: int                # fixed queue cost per descriptor
     engine_bandwidth_bytes_per_cycle: float  # the most one queue can move per cycle
+    descriptor_dims: int = 1              # one descriptor moves a strided box of this many dims (1: one run)
 
     def __post_init__(self) -> None:
         require_positive("dma", engines=self.engines, outstanding=self.outstanding, burst=self.burst_bytes,
-                  engine_bandwidth=self.engine_bandwidth_bytes_per_cycle)
+                         engine_bandwidth=self.engine_bandwidth_bytes_per_cycle, descriptor_dims=self.descriptor_dims)
         _not_negative("dma", descriptor=self.descriptor_cycles)
 
 

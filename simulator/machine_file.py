@@ -1,7 +1,7 @@
 """The machine file format: YAML presets and user files to `MachineConfig`, and back.
 
 The YAML schema, in the style of ZigZag and Timeloop hardware files: one section per component, every key required
-except `name` (default: the file's stem) and the three marked optional, no other key allowed. Values carry their
+except `name` (default: the file's stem) and the four marked optional, no other key allowed. Values carry their
 units (see `simulator.units`); a bare number is in the base unit (bytes, Hz, B/cycle, cycles). Units: sizes in B,
 KiB, MiB, GiB (powers of 1024) or KB, MB, GB (powers of 1000); frequencies in Hz, kHz, MHz, GHz; bandwidths in
 B/cycle or a size per second (GB/s, GiB/s); times in cycles or s, ms, us, ns. Rates per second and times in seconds
@@ -21,8 +21,9 @@ below.
       engines: 2                  # count of queues
       outstanding: 4              # count of transfers in flight per queue
       burst: 64 B                 # size
-      descriptor: 16 cycles       # time per contiguous run
+      descriptor: 16 cycles       # time per descriptor
       engine_bandwidth: 16 B/cycle
+      descriptor_dims: 3          # count; optional (1): one descriptor moves a strided box of up to this many dims
     tensor_engine:
       rows: 32                    # count
       cols: 32                    # count
@@ -136,7 +137,8 @@ _SECTIONS: dict[str, tuple[Callable[..., object], dict[str, tuple[str, str]]]] =
                           "latency": ("latency_cycles", "time")}),
     "dma": (DmaConfig, {"engines": ("engines", "count"), "outstanding": ("outstanding", "count"),
                         "burst": ("burst_bytes", "size"), "descriptor": ("descriptor_cycles", "time"),
-                        "engine_bandwidth": ("engine_bandwidth_bytes_per_cycle", "bandwidth")}),
+                        "engine_bandwidth": ("engine_bandwidth_bytes_per_cycle", "bandwidth"),
+                        "descriptor_dims": ("descriptor_dims", "count")}),
     "tensor_engine": (TensorEngineConfig, {"rows": ("rows", "count"), "cols": ("cols", "count"),
                                            "macs_per_cycle": ("macs_per_cycle", "count by dtype"),
                                            "fill": ("fill_cycles", "time"), "drain": ("drain_cycles", "time"),
@@ -149,7 +151,8 @@ _FORMATS: dict[str, Callable[[Any], object]] = {
     "count by dtype": lambda macs: {dtype: int(macs[dtype]) for dtype in DTYPES}, "choice": str,
 }
 # Keys a file may leave out, with the dataclass default (added after the first presets, so older files still load).
-_OPTIONAL: dict[str, tuple[str, ...]] = {"tensor_engine": ("load", "dataflow", "stationary_buffers")}
+_OPTIONAL: dict[str, tuple[str, ...]] = {"tensor_engine": ("load", "dataflow", "stationary_buffers"),
+                                         "dma": ("descriptor_dims",)}
 
 
 class _Section:

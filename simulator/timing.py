@@ -17,7 +17,8 @@ Durations, in cycles:
   with no `mnk`: `fill + drain + ceil(macs / macs_per_cycle[dtype])`; `dtype` is the program's planning dtype;
 - vector engine: `max(1, ceil(elem_ops / elements_per_cycle))`;
 - a DMA transfer of a box: the box splits into row-major contiguous DRAM runs (`contiguous_runs`), each moved in
-  whole bursts. It holds the queue's descriptor stage for `runs * descriptor_cycles`, then waits `latency_cycles`,
+  whole bursts. It holds the queue's descriptor stage for `descriptors * descriptor_cycles` (a descriptor moves a
+  strided box of up to `dma.descriptor_dims` dimensions, `descriptors`), then waits `latency_cycles`,
   then moves its burst-rounded bytes as a fluid: every cycle the DRAM bandwidth is shared max-min fairly among all
   transfers moving data, each capped by its queue's engine bandwidth split evenly among that queue's moving
   transfers. With one moving transfer per queue this is `min(engine_bandwidth, dram_bandwidth / moving transfers)`.
@@ -82,6 +83,38 @@ def contiguous_runs(shape: Sequence[int], box: Box) -> int:
     while axis > 0 and extents[axis] == shape[axis]:
         axis -= 1
     return math.prod(extents[:max(axis, 0)])
+
+
+def descriptors(shape: Sequence[int], box: Box, descriptor_dims: int) -> int:
+    """How many DMA descriptors move `box` of a tensor of `shape` when one descriptor moves a strided box of up to
+    `descriptor_dims` dimensions: the contiguous run is the innermost dimension, then each outer axis the box spans
+    more than once is a strided dimension (two neighbours merge into one when the box covers the inner one whole, as
+    their addresses then step by one stride). The outermost dimensions beyond what one descriptor holds repeat it.
+    With `descriptor_dims` 1 this is `contiguous_runs`.
+
+    >>> descriptors((4, 5, 6), Box((0, 0, 0), (2, 3, 6)), 1)  # 2 rows of 3 x 6 contiguous elements: 2 runs
+    2
+    >>> descriptors((4, 5, 6), Box((0, 0, 0), (2, 3, 6)), 2)  # a run and one strided dim (2 rows)
+    1
+    >>> descriptors((4, 5, 6), Box((0, 0, 0), (2, 3, 4)), 2)  # a run of 4, then 2 x 3 strided: 2 descriptors
+    2
+    >>> descriptors((4, 5, 6), Box((0, 0, 0), (2, 5, 4)), 2)  # axes 0 and 1 merge (axis 1 whole): 10 rows, 1 dim
+    1
+    """
+    extents = box.shape
+    axis = len(shape) - 1
+    while axis > 0 and extents[axis] == shape[axis]:
+        axis -= 1
+    strides = [math.prod(shape[a + 1:]) for a in range(axis)]
+    strided: list[list[int]] = []  # [extent, stride] of the outer dims the box spans, outermost first, merged
+    for outer in range(axis):
+        if extents[outer] == 1:
+            continue
+        if strided and strided[-1][1] == extents[outer] * strides[outer]:
+            strided[-1] = [strided[-1][0] * extents[outer], strides[outer]]
+        else:
+            strided.append([extents[outer], strides[outer]])
+    return math.prod(extent for extent, _ in strided[:max(0, len(strided) - (descriptor_dims - 1))])
 
 
 def transfer_bytes(tensor_shape: Sequence[int], elem_bytes: int, box: Box, burst_bytes: int) -> tuple[int, int, int]:
@@ -164,8 +197,9 @@ def _prepare(program: Program, machine: MachineConfig) -> _Plan:
                 raise TimingError(f"instruction {instruction.id}: box {list(box.start)}..{list(box.stop)} is not "
                                   f"inside tensor {tensor.name} of shape {list(tensor.shape)}")
             check_buffer(instruction.id, instruction.buffer)
-            runs, payload, burst = transfer_bytes(tensor.shape, tensor.elem_bytes, box, dma.burst_bytes)
-            fixed, resource = runs * dma.descriptor_cycles, _FIRST_QUEUE + instruction.queue
+            _, payload, burst = transfer_bytes(tensor.shape, tensor.elem_bytes, box, dma.burst_bytes)
+            count = descriptors(tensor.shape, box, dma.descriptor_dims)
+            fixed, resource = count * dma.descriptor_cycles, _FIRST_QUEUE + instruction.queue
         elif isinstance(instruction, Compute):
             for operand in (*instruction.operands, instruction.output):
                 check_buffer(instruction.id, operand.buffer)

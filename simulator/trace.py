@@ -12,7 +12,7 @@ from typing import Any
 
 from simulator.isa import Compute, DmaLoad, DmaStore, Program, Release
 from simulator.stats import scratchpad_timeline
-from simulator.timing import SimResult, transfer_bytes
+from simulator.timing import SimResult, descriptors, transfer_bytes
 
 _PID = 1
 
@@ -59,7 +59,9 @@ def chrome_trace(program: Program, result: SimResult) -> dict[str, Any]:
                                                   machine.dma.burst_bytes)
             args = {"id": i, "op": instruction.op, "tensor": instruction.tensor, "buffer": instruction.buffer,
                     "box": [list(instruction.box.start), list(instruction.box.stop)], "bytes": payload,
-                    "burst_bytes": burst, "runs": runs, "cycles": end - start}
+                    "burst_bytes": burst, "runs": runs,
+                    "descriptors": descriptors(tensor.shape, instruction.box, machine.dma.descriptor_dims),
+                    "cycles": end - start}
         events.append({"name": name, "cat": _category(instruction), "ph": "X", "ts": start, "dur": end - start,
                        "pid": _PID, "tid": tid, "args": args})
     for cycle, live_bytes in scratchpad_timeline(program, machine, result.start_cycles, result.end_cycles):

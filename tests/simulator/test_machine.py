@@ -227,6 +227,7 @@ DELETE = object()
     ("tensor_engine.dataflow", "is", "edge.yaml: tensor_engine.dataflow: 'is' is not one of ws, os"),
     ("tensor_engine.dataflow", 3, "edge.yaml: tensor_engine.dataflow: expected a word, got 3"),
     ("tensor_engine.stationary_buffers", 3, "edge.yaml: tensor_engine.stationary_buffers: must be 1 or 2, got 3"),
+    ("dma.descriptor_dims", 0, "edge.yaml: dma.descriptor_dims: must be positive, got 0"),
     ("tensor_engine.load", "-1 cycles", "edge.yaml: tensor_engine.load: must not be negative, got -1"),
     # constraints between fields
     ("scratchpad.alignment", "48 B", "edge.yaml: scratchpad.alignment: 48 B is not a power of two"),
@@ -312,7 +313,10 @@ def test_systolic_keys_are_optional_with_the_old_behaviour(tmp_path: Path) -> No
     document = edge_document()
     for key in ("load", "dataflow", "stationary_buffers"):
         del document["tensor_engine"][key]
+    del document["dma"]["descriptor_dims"]
     (tmp_path / "old.yaml").write_text(yaml.safe_dump(document))
     engine = load_machine(tmp_path / "old.yaml").tensor_engine
     assert (engine.load_cycles, engine.dataflow, engine.stationary_buffers) == (0, "ws", 1)
+    assert load_machine(tmp_path / "old.yaml").dma.descriptor_dims == 1
+    assert load_machine("edge-npu").dma.descriptor_dims == 3
     assert load_machine("tpu-v1-like").tensor_engine.stationary_buffers == 2

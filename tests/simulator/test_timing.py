@@ -22,7 +22,15 @@ from simulator.machine import (
     TensorEngineConfig,
     VectorEngineConfig,
 )
-from simulator.timing import SimResult, TimingError, compute_cycles, contiguous_runs, simulate, transfer_bytes
+from simulator.timing import (
+    SimResult,
+    TimingError,
+    compute_cycles,
+    contiguous_runs,
+    descriptors,
+    simulate,
+    transfer_bytes,
+)
 from simulator.trace import chrome_trace
 
 
@@ -113,19 +121,20 @@ def check_schedule(program: Program, machine: MachineConfig, result: SimResult) 
             engine_free[instruction.engine] = engine_ended[instruction.engine] = ends[i]
         else:
             tensor = tensors[instruction.tensor]
-            runs, _, burst = transfer_bytes(tensor.shape, tensor.elem_bytes, instruction.box, dma.burst_bytes)
+            _, _, burst = transfer_bytes(tensor.shape, tensor.elem_bytes, instruction.box, dma.burst_bytes)
             earlier = queue_history.setdefault(instruction.queue, [])
             earliest = ready
             if earlier:
                 previous = program.instructions[earlier[-1]]
                 assert isinstance(previous, (DmaLoad, DmaStore))
                 previous_tensor = tensors[previous.tensor]
-                previous_runs = contiguous_runs(previous_tensor.shape, previous.box)
-                earliest = max(earliest, starts[earlier[-1]] + previous_runs * dma.descriptor_cycles)
+                previous_count = descriptors(previous_tensor.shape, previous.box, dma.descriptor_dims)
+                earliest = max(earliest, starts[earlier[-1]] + previous_count * dma.descriptor_cycles)
             if len(earlier) >= dma.outstanding:  # the outstanding-th latest end among earlier transfers frees a slot
                 earliest = max(earliest, sorted((ends[j] for j in earlier), reverse=True)[dma.outstanding - 1])
             assert starts[i] == earliest, f"instruction {i} starts at {starts[i]}, could at {earliest}"
-            assert ends[i] - starts[i] >= runs * dma.descriptor_cycles + machine.dram.latency_cycles + burst / bound
+            count = descriptors(tensor.shape, instruction.box, dma.descriptor_dims)
+            assert ends[i] - starts[i] >= count * dma.descriptor_cycles + machine.dram.latency_cycles + burst / bound
             earlier.append(i)
     assert result.stats.total_cycles == max(ends, default=0)
 
@@ -560,9 +569,10 @@ def recurrence(program: Program, machine: MachineConfig) -> list[int]:
             engine_free[i.engine] = ends[-1]
         else:
             tensor = tensors[i.tensor]
-            runs, _, burst = transfer_bytes(tensor.shape, tensor.elem_bytes, i.box, machine.dma.burst_bytes)
+            _, _, burst = transfer_bytes(tensor.shape, tensor.elem_bytes, i.box, machine.dma.burst_bytes)
             start = max(ready, queue_free.get(i.queue, 0))
-            ends.append(start + runs * machine.dma.descriptor_cycles + machine.dram.latency_cycles
+            count = descriptors(tensor.shape, i.box, machine.dma.descriptor_dims)
+            ends.append(start + count * machine.dma.descriptor_cycles + machine.dram.latency_cycles
                         + math.ceil(burst / machine.dma.engine_bandwidth_bytes_per_cycle))
             queue_free[i.queue] = ends[-1]
     return ends
@@ -639,3 +649,36 @@ def test_warm_needs_the_operands_ready_a_load_ahead() -> None:
     result = run(b.program("int8"), ws2)
     assert result.end_cycles[2] - result.start_cycles[2] == 94 + 3136
 
+
+
+# --- DMA descriptors of several strided dimensions -------------------------------------------------------------
+
+
+@st.composite
+def shapes_and_boxes(draw: st.DrawFn) -> tuple[tuple[int, ...], Box]:
+    shape = tuple(draw(st.lists(st.integers(1, 5), min_size=1, max_size=5)))
+    start = tuple(draw(st.integers(0, extent - 1)) for extent in shape)
+    stop = tuple(draw(st.integers(a + 1, extent)) for a, extent in zip(start, shape, strict=True))
+    return shape, Box(start, stop)
+
+
+@given(shapes_and_boxes(), st.integers(1, 6))
+def test_descriptors_cover_the_runs_with_boxes_of_at_most_so_many_dims(case: tuple[tuple[int, ...], Box],
+                                                                       dims: int) -> None:
+    shape, box = case
+    runs = contiguous_runs(shape, box)
+    assert descriptors(shape, box, 1) == runs
+    assert 1 <= descriptors(shape, box, dims) <= descriptors(shape, box, max(1, dims - 1)) <= runs
+    assert descriptors(shape, box, len(shape)) == 1  # a box of n axes is at most n strided dims
+    # each descriptor moves whole runs, so the runs split evenly among the descriptors
+    assert runs % descriptors(shape, box, dims) == 0
+
+
+def test_descriptor_dims_cut_the_descriptor_stage() -> None:
+    b = Builder()
+    b.tensor("x", (8, 8, 8))
+    b.load("x", b.buffer("a", (4, 4, 4)), box=Box((0, 0, 0), (4, 4, 4)))  # 16 runs of 4: a 3-D box
+    for dims, cycles in ((1, 16 * 10), (2, 4 * 10), (3, 10)):
+        machine = make_machine(descriptor=10, engine_bandwidth=4.0, dram_bandwidth=4.0)
+        machine = replace(machine, dma=replace(machine.dma, descriptor_dims=dims))
+        assert run(b.program(), machine).stats.total_cycles == cycles + 64 * 4 // 4
