@@ -2,13 +2,13 @@
 
 `MachineConfig` is loaded from YAML (a preset shipped in `simulator/presets/`, or a user's file) and validated; every
 size is in bytes, every rate per cycle of `clock_hz`, every time in cycles. The file format lives in
-`simulator.machine_file`; its entry points are re-exported here, so callers import everything from this module.
+`simulator.machine_file`, which imports this module and never the reverse (`load_machine` and friends are there).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 # The planning dtypes a tensor engine must give a MAC rate for.
 DTYPES: tuple[str, ...] = ("fp32", "bf16", "fp16", "int8")
@@ -113,6 +113,32 @@ class VectorEngineConfig:
         require_positive("vector_engine", elements_per_cycle=self.elements_per_cycle)
 
 
+def _horowitz_macs() -> dict[str, float]:
+    # Horowitz, ISSCC 2014, 45 nm: multiply + add (see simulator.energy)
+    return {"fp32": 4.6, "bf16": 1.5, "fp16": 1.5, "int8": 0.3}
+
+
+@dataclass(frozen=True, slots=True)
+class EnergyConfig:
+    """Per-access energies in picojoules (simulator.energy); the defaults are Horowitz's 45 nm figures."""
+
+    mac_pj: Mapping[str, float] = field(default_factory=_horowitz_macs)  # one MAC, by planning dtype
+    vector_op_pj: float = 0.9                  # one vector-engine element operation
+    scratchpad_read_pj_per_byte: float = 12.5
+    scratchpad_write_pj_per_byte: float = 12.5
+    dram_pj_per_byte: float = 162.5
+    descriptor_pj: float = 80.0                # one DMA descriptor
+
+    def __post_init__(self) -> None:
+        if sorted(self.mac_pj) != sorted(DTYPES):
+            raise MachineError(f"energy.mac: needs exactly {', '.join(DTYPES)}, "
+                               f"got {', '.join(map(str, self.mac_pj)) or 'none'}")
+        _not_negative("energy.mac", **self.mac_pj)
+        _not_negative("energy", vector_op=self.vector_op_pj, scratchpad_read=self.scratchpad_read_pj_per_byte,
+                      scratchpad_write=self.scratchpad_write_pj_per_byte, dram=self.dram_pj_per_byte,
+                      descriptor=self.descriptor_pj)
+
+
 @dataclass(frozen=True, slots=True)
 class MachineConfig:
     name: str
@@ -122,14 +148,7 @@ class MachineConfig:
     dma: DmaConfig
     tensor_engine: TensorEngineConfig
     vector_engine: VectorEngineConfig
+    energy: EnergyConfig = field(default_factory=EnergyConfig)
 
     def __post_init__(self) -> None:
         require_positive("", clock=self.clock_hz)
-
-
-# The file format, re-exported (imported last: it builds on the classes above).
-from simulator.machine_file import load_machine, machine_from_dict, machine_to_yaml, preset_names  # noqa: E402
-
-__all__ = ["DTYPES", "DmaConfig", "DramConfig", "MachineConfig", "MachineError", "ScratchpadConfig",
-           "TensorEngineConfig", "VectorEngineConfig", "load_machine", "machine_from_dict", "machine_to_yaml",
-           "preset_names"]

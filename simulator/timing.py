@@ -42,6 +42,7 @@ from dataclasses import dataclass
 
 from simulator import systolic
 from simulator.bandwidth import EPS_ABS, EPS_REL, Bandwidth
+from simulator.energy import Energy, program_energy
 from simulator.isa import Box, Compute, DmaLoad, DmaStore, Program
 from simulator.machine import MachineConfig
 from simulator.stats import SimStats, collect_stats
@@ -65,6 +66,7 @@ class SimResult:
     end_cycles: tuple[int, ...]
     resources: tuple[str, ...]
     machine: MachineConfig
+    energy: Energy
 
 
 def contiguous_runs(shape: Sequence[int], box: Box) -> int:
@@ -155,7 +157,8 @@ def simulate(program: Program, machine: MachineConfig) -> SimResult:
     resources = tuple(names[r] if r != _NO_RESOURCE else "" for r in plan.resource)
     stats = collect_stats(program, machine, start_cycles, end_cycles, resources, plan.payload_bytes,
                           plan.burst_bytes)
-    return SimResult(stats, tuple(start_cycles), tuple(end_cycles), resources, machine)
+    energy = program_energy(program, machine.energy, plan.payload_bytes, plan.burst_bytes, plan.descriptors)
+    return SimResult(stats, tuple(start_cycles), tuple(end_cycles), resources, machine, energy)
 
 
 @dataclass(slots=True)
@@ -166,13 +169,14 @@ class _Plan:
     burst_bytes: list[int]     # bytes a transfer moves through DRAM (0 otherwise)
     payload_bytes: list[int]
     deps: list[tuple[int, ...]]
+    descriptors: list[int]     # a transfer's DMA descriptors (0 otherwise)
 
 
 def _prepare(program: Program, machine: MachineConfig) -> _Plan:
     tensors = {tensor.name: tensor for tensor in program.tensors}
     buffers = {buffer.name for buffer in program.buffers}
     dma = machine.dma
-    plan = _Plan([], [], [], [], [], [])
+    plan = _Plan([], [], [], [], [], [], [])
     two_buffers = machine.tensor_engine.stationary_buffers == 2
 
     def check_buffer(instruction_id: int, name: str) -> None:
@@ -181,7 +185,7 @@ def _prepare(program: Program, machine: MachineConfig) -> _Plan:
                               f"(known: {', '.join(sorted(buffers)) or 'none'})")
 
     for instruction in program.instructions:
-        fixed = burst = payload = 0
+        fixed = burst = payload = count = 0
         warm = -1
         if isinstance(instruction, (DmaLoad, DmaStore)):
             if not 0 <= instruction.queue < dma.engines:
@@ -216,6 +220,7 @@ def _prepare(program: Program, machine: MachineConfig) -> _Plan:
         plan.burst_bytes.append(burst)
         plan.payload_bytes.append(payload)
         plan.deps.append(instruction.deps)
+        plan.descriptors.append(count)
     return plan
 
 

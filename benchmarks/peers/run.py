@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from machines import write_all
 from workloads import MODELS, mac_layers, write_topology
 
-from simulator.machine import load_machine
+from simulator.machine_file import load_machine
 from simulator.systolic import tensor_cycles
 
 HERE = Path(__file__).resolve().parent

@@ -17,6 +17,7 @@ from simulator.isa import Box, Buffer, Compute, DmaLoad, DmaStore, DramTensor, I
 from simulator.machine import (
     DmaConfig,
     DramConfig,
+    EnergyConfig,
     MachineConfig,
     ScratchpadConfig,
     TensorEngineConfig,
@@ -682,3 +683,27 @@ def test_descriptor_dims_cut_the_descriptor_stage() -> None:
         machine = make_machine(descriptor=10, engine_bandwidth=4.0, dram_bandwidth=4.0)
         machine = replace(machine, dma=replace(machine.dma, descriptor_dims=dims))
         assert run(b.program(), machine).stats.total_cycles == cycles + 64 * 4 // 4
+
+
+# --- energy ------------------------------------------------------------------------------------------------------
+
+
+def test_energy_counts_each_access_once_at_its_per_access_energy() -> None:
+    machine = make_machine(burst=64, descriptor=1)
+    machine = replace(machine, energy=EnergyConfig({"fp32": 4.0, "bf16": 2.0, "fp16": 2.0, "int8": 1.0}, 0.5,
+                                                   scratchpad_read_pj_per_byte=3.0,
+                                                   scratchpad_write_pj_per_byte=5.0, dram_pj_per_byte=100.0,
+                                                   descriptor_pj=7.0))
+    b = Builder()
+    b.tensor("x", (4, 8))                                       # fp32: 4 bytes each
+    b.tensor("y", (4, 8))
+    load = b.load("x", b.buffer("a", (4, 8)), box=Box((0, 0), (4, 4)))    # 4 runs of 16 B: 4 bursts, 4 descriptors
+    mm = b.compute("tensor", b.buffer("o", (4, 8)), deps=(load,), macs=10, inputs=("a",))
+    relu = b.compute("vector", "o", deps=(mm,), elem_ops=6, inputs=("o",))
+    b.store("o", "y", deps=(relu,))                             # whole: one run of 128 B, 2 bursts, 1 descriptor
+    energy = run(b.program(), machine).energy
+    # the Builder's operands span their whole buffer: a and o are 4 x 8 fp32, 128 B each
+    assert energy.to_dict() == {"total": energy.total_pj, "mac": 40.0, "vector": 3.0,
+                                "scratchpad_read": 3.0 * (128 + 128 + 128), "scratchpad_write": 5.0 * (64 + 128 + 128),
+                                "dram": 100.0 * (4 * 64 + 2 * 64), "descriptors": 7.0 * (4 + 1)}
+    assert energy.total_pj == 40 + 3 + 3 * 384 + 5 * 320 + 100 * 384 + 35
