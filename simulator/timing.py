@@ -43,7 +43,7 @@ from dataclasses import dataclass
 from simulator import systolic
 from simulator.bandwidth import EPS_ABS, EPS_REL, Bandwidth
 from simulator.energy import Energy, program_energy
-from simulator.isa import Box, Compute, DmaLoad, DmaStore, Program
+from simulator.isa import Box, Compute, DmaLoad, DmaStore, Operand, Program, Release
 from simulator.machine import MachineConfig
 from simulator.stats import SimStats, collect_stats
 
@@ -173,21 +173,30 @@ class _Plan:
 
 
 def _prepare(program: Program, machine: MachineConfig) -> _Plan:
+    # One pass with the arithmetic of transfer_bytes, descriptors and compute_cycles inlined or memoised: this loop
+    # and _schedule are the simulator's hot path (benchmarks/simulator_speed.py).
     tensors = {tensor.name: tensor for tensor in program.tensors}
     buffers = {buffer.name for buffer in program.buffers}
     dma = machine.dma
-    plan = _Plan([], [], [], [], [], [], [])
+    burst_size, descriptor_cycles, descriptor_dims = dma.burst_bytes, dma.descriptor_cycles, dma.descriptor_dims
+    resources: list[int] = []
+    fixed_cycles: list[int] = []
+    warm_cycles: list[int] = []
+    burst_bytes: list[int] = []
+    payload_bytes: list[int] = []
+    counts: list[int] = []
     two_buffers = machine.tensor_engine.stationary_buffers == 2
+    compute_memo: dict[tuple[object, ...], tuple[int, int]] = {}
+    dtype = program.dtype
 
-    def check_buffer(instruction_id: int, name: str) -> None:
-        if name not in buffers:
-            raise TimingError(f"instruction {instruction_id}: unknown buffer {name!r} "
-                              f"(known: {', '.join(sorted(buffers)) or 'none'})")
+    def unknown_buffer(instruction_id: int, name: str) -> TimingError:
+        return TimingError(f"instruction {instruction_id}: unknown buffer {name!r} "
+                           f"(known: {', '.join(sorted(buffers)) or 'none'})")
 
     for instruction in program.instructions:
-        fixed = burst = payload = count = 0
-        warm = -1
-        if isinstance(instruction, (DmaLoad, DmaStore)):
+        kind = type(instruction)
+        if kind is DmaLoad or kind is DmaStore:
+            assert isinstance(instruction, (DmaLoad, DmaStore))
             if not 0 <= instruction.queue < dma.engines:
                 raise TimingError(f"instruction {instruction.id}: DMA queue {instruction.queue} is out of range "
                                   f"(the machine has {dma.engines} DMA engines)")
@@ -195,33 +204,56 @@ def _prepare(program: Program, machine: MachineConfig) -> _Plan:
             if tensor is None:
                 raise TimingError(f"instruction {instruction.id}: unknown tensor {instruction.tensor!r} "
                                   f"(known: {', '.join(sorted(tensors)) or 'none'})")
-            box = instruction.box
-            if len(box.start) != len(tensor.shape) or min(box.start, default=0) < 0 or any(
-                    stop > extent for stop, extent in zip(box.stop, tensor.shape, strict=True)):
+            box, shape = instruction.box, tensor.shape
+            if len(box.start) != len(shape) or min(box.start, default=0) < 0 or any(
+                    stop > extent for stop, extent in zip(box.stop, shape, strict=True)):
                 raise TimingError(f"instruction {instruction.id}: box {list(box.start)}..{list(box.stop)} is not "
-                                  f"inside tensor {tensor.name} of shape {list(tensor.shape)}")
-            check_buffer(instruction.id, instruction.buffer)
-            _, payload, burst = transfer_bytes(tensor.shape, tensor.elem_bytes, box, dma.burst_bytes)
-            count = descriptors(tensor.shape, box, dma.descriptor_dims)
-            fixed, resource = count * dma.descriptor_cycles, _FIRST_QUEUE + instruction.queue
-        elif isinstance(instruction, Compute):
-            for operand in (*instruction.operands, instruction.output):
-                check_buffer(instruction.id, operand.buffer)
-            fixed = compute_cycles(instruction, machine, program.dtype)
-            if two_buffers and instruction.engine == "tensor" and instruction.mnk:
-                warm = compute_cycles(instruction, machine, program.dtype, warm=True)
-            resource = _TENSOR if instruction.engine == "tensor" else _VECTOR
+                                  f"inside tensor {tensor.name} of shape {list(shape)}")
+            if instruction.buffer not in buffers:
+                raise unknown_buffer(instruction.id, instruction.buffer)
+            extents = [b - a for a, b in zip(box.start, box.stop, strict=True)]
+            axis = len(shape) - 1  # contiguous_runs, inline
+            while axis > 0 and extents[axis] == shape[axis]:
+                axis -= 1
+            runs = math.prod(extents[:max(axis, 0)])
+            payload = math.prod(extents) * tensor.elem_bytes
+            count = runs if descriptor_dims == 1 else descriptors(shape, box, descriptor_dims)
+            resources.append(_FIRST_QUEUE + instruction.queue)
+            fixed_cycles.append(count * descriptor_cycles)
+            warm_cycles.append(count * descriptor_cycles)
+            burst_bytes.append(runs * -(-(payload // runs) // burst_size) * burst_size)
+            payload_bytes.append(payload)
+            counts.append(count)
+            continue
+        if kind is Compute:
+            assert isinstance(instruction, Compute)
+            for slot in instruction.inputs:
+                if type(slot) is Operand and slot.buffer not in buffers:
+                    raise unknown_buffer(instruction.id, slot.buffer)
+            if instruction.output.buffer not in buffers:
+                raise unknown_buffer(instruction.id, instruction.output.buffer)
+            key = (instruction.engine, instruction.mnk, instruction.macs, instruction.elem_ops)
+            cycles = compute_memo.get(key)
+            if cycles is None:
+                fixed = compute_cycles(instruction, machine, dtype)
+                warm = (compute_cycles(instruction, machine, dtype, warm=True)
+                        if two_buffers and instruction.engine == "tensor" and instruction.mnk else fixed)
+                cycles = compute_memo[key] = (fixed, warm)
+            resources.append(_TENSOR if instruction.engine == "tensor" else _VECTOR)
+            fixed_cycles.append(cycles[0])
+            warm_cycles.append(cycles[1])
         else:
-            check_buffer(instruction.id, instruction.buffer)
-            resource = _NO_RESOURCE
-        plan.resource.append(resource)
-        plan.fixed_cycles.append(fixed)
-        plan.warm_cycles.append(fixed if warm < 0 else warm)
-        plan.burst_bytes.append(burst)
-        plan.payload_bytes.append(payload)
-        plan.deps.append(instruction.deps)
-        plan.descriptors.append(count)
-    return plan
+            assert isinstance(instruction, Release)
+            if instruction.buffer not in buffers:
+                raise unknown_buffer(instruction.id, instruction.buffer)
+            resources.append(_NO_RESOURCE)
+            fixed_cycles.append(0)
+            warm_cycles.append(0)
+        burst_bytes.append(0)
+        payload_bytes.append(0)
+        counts.append(0)
+    return _Plan(resources, fixed_cycles, warm_cycles, burst_bytes, payload_bytes,
+                 [instruction.deps for instruction in program.instructions], counts)
 
 
 def _schedule(plan: _Plan, machine: MachineConfig) -> tuple[list[int], list[int]]:
@@ -235,10 +267,14 @@ def _schedule(plan: _Plan, machine: MachineConfig) -> tuple[list[int], list[int]
     for i, deps in enumerate(plan.deps):
         if resource[i] != _NO_RESOURCE:
             fifos[resource[i]].append(i)
-        unique = set(deps)
-        waiting[i] = len(unique)
-        for dep in unique:
-            dependents[dep].append(i)
+        if len(deps) == 1:  # the common case, without building a set
+            waiting[i] = 1
+            dependents[deps[0]].append(i)
+        elif deps:
+            unique = set(deps)
+            waiting[i] = len(unique)
+            for dep in unique:
+                dependents[dep].append(i)
     heads = [0] * len(fifos)
     engine_busy = [False, False]
     engine_last_end = [-1, -1]  # when each engine's previous compute ended
