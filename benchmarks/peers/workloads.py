@@ -52,6 +52,11 @@ class Layer:
     stride: int
     mnk: tuple[int, int, int]
 
+    @property
+    def shape_key(self) -> tuple[int, ...]:
+        """Layers with the same key are the same work for SCALE-Sim (it sees no values)."""
+        return (self.ifmap_h, self.ifmap_w, self.filter_h, self.filter_w, self.channels, self.filters, self.stride)
+
 
 def mac_layers(model: onnx.ModelProto) -> list[Layer]:
     """Every Conv and Gemm of `model` (groups of 1, square strides), in graph order."""
