@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from simulator.isa import Compute, DmaLoad, DmaStore, Operand, Program
+from simulator.isa import Compute, DmaGather, DmaLoad, DmaStore, Operand, Program
 from simulator.machine import EnergyConfig
 
 
@@ -66,7 +66,7 @@ def program_energy(program: Program, energy: EnergyConfig, payload_bytes: Sequen
                 elem_ops += instruction.elem_ops
             read += sum(operand_bytes(operand) for operand in instruction.operands)
             written += operand_bytes(instruction.output)
-        elif isinstance(instruction, DmaLoad):
+        elif isinstance(instruction, (DmaLoad, DmaGather)):
             written += payload_bytes[i]
         elif isinstance(instruction, DmaStore):
             read += payload_bytes[i]
