@@ -23,7 +23,7 @@ from planner.fused import plan_fused
 from planner.graph import load_graph
 from planner.ops import lower
 from simulator.functional import FunctionalError, FunctionalMismatch, run_functional
-from simulator.machine import load_machine
+from simulator.machine_file import load_machine
 from simulator.timing import simulate
 from simulator.verify import verify
 

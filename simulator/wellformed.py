@@ -32,7 +32,7 @@ class Wellformed:
 def check_wellformed(program: Program, machine: MachineConfig) -> Wellformed:
     """Names, buffers, ids and placements of a program, each on its own.
 
-    >>> from simulator.machine import load_machine
+    >>> from simulator.machine_file import load_machine
     >>> program = Program("m", "by-hand", "edge-npu", (), (Buffer("b", 4, (1,), (0,), 4),), ())
     >>> [v.message for v in check_wellformed(program, load_machine("edge-npu")).violations]
     ['buffer b: offset 4 is not a multiple of the 32-byte alignment']

@@ -28,7 +28,8 @@ from planner.qdq import fuse_qdq
 from planner.qdq_fidelity import fused_op_errors
 from simulator.functional import run_functional
 from simulator.isa import Compute
-from simulator.machine import INT8_MAC_OPS, load_machine
+from simulator.machine import INT8_MAC_OPS
+from simulator.machine_file import load_machine
 from simulator.timing import compute_cycles, simulate
 from simulator.verify import verify
 from tests.invariants import check_invariants
