@@ -54,8 +54,12 @@ def stage_statement(builder: ProgramBuilder, stmt: Statement, resident: Mapping[
     graph = builder.graph
     whole_reads, _ = tile_boxes(stmt, {})
     capacity = builder.machine.scratchpad.partition_bytes if budget is None else budget
+    spans = extents(stmt)
 
     def cost(block: Block) -> int:
+        if stmt.indirect and stmt.indirect.view and any(
+                block.get(dim, spans[dim]) != spans[dim] for dim in stmt.indirect.index_dims):
+            return capacity + 1  # indices read as a view must stay whole: the DMA reads them in row-major order
         return tile_cost(stmt, block, lambda t, shape: builder.partition_bytes(shape, graph.elem_bytes(t)),
                          frozenset(resident))
 
@@ -138,7 +142,7 @@ def stage_statement(builder: ProgramBuilder, stmt: Statement, resident: Mapping[
             (index_box, index_buffer, index_at, _), = current.values()
             compute = builder.gather(stmt.node, stmt.indirect.table, stmt.indirect.axis,
                                      (stmt.indirect.indices, index_box, index_buffer, index_at),
-                                     (out_tensor, out_box, out_buffer, out_at), deps)
+                                     (out_tensor, out_box, out_buffer, out_at), deps, stmt.indirect.view)
         else:
             compute = builder.compute(stmt.node, "tensor" if stmt.engine == "tensor" else "vector",
                                       {t: (box, buffer, at) for t, (box, buffer, at, _) in current.items()},

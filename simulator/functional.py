@@ -138,6 +138,7 @@ def _gather(gather: DmaGather, tensors: Mapping[str, DramTensor], state: dict[st
     """The rows an indirect DMA moves: the index values read from the scratchpad bytes, each naming one row."""
     indices, table = _tensor(tensors, gather.indices.tensor), _tensor(tensors, gather.table)
     values = pad.read(pad.buffer(gather.indices.buffer), gather.indices.at, gather.indices.box.shape, indices.dtype)
+    values = values.reshape(gather.index_shape)
     if np.dtype(indices.dtype).kind not in "iu":
         raise FunctionalError(f"indices {indices.name} are {indices.dtype}, not integers")
     if (poison := int((values == poison_value(indices.dtype)).sum())):

@@ -127,6 +127,9 @@ def _gather(gather: DmaGather, machine: MachineConfig, found: Wellformed) -> boo
     if (window.start[gather.axis], window.stop[gather.axis]) != (0, table.shape[gather.axis]):
         found.report(gather.id, "bounds", f"{label(gather)}: window spans {window.start[gather.axis]}.."
                      f"{window.stop[gather.axis]} of axis {gather.axis}, not every row of {table.name}")
+    if indices is not None and gather.indices.view and gather.indices.box.shape != indices.shape:
+        found.report(gather.id, "bounds", f"{label(gather)}: indices {indices.name} are read as the view "
+                     f"{list(gather.indices.view)}, so their box must be the whole tensor {list(indices.shape)}")
     if indices is not None and indices.dtype not in ("int32", "int64"):
         found.report(gather.id, "bounds", f"{label(gather)}: indices {indices.name} are {indices.dtype}, not int32 "
                      "or int64")
