@@ -55,7 +55,7 @@ def test_bf16_planning_halves_float_traffic() -> None:
 
 def test_scratchpad_too_small_for_any_tile_names_the_op_and_bytes() -> None:
     machine = load_machine("edge-npu", scratchpad="1KiB")
-    with pytest.raises(PlanError, match=r"op 'conv1' \(Conv\): its smallest tile needs [\d,]+ bytes per partition"):
+    with pytest.raises(PlanError, match=r"op 'conv1' \(Conv\): .*needs [\d,]+ bytes per partition"):
         plan_baseline(lower(load_graph(models.build("resnet18", small=True))), machine)
 
 
