@@ -2,15 +2,19 @@
 
 - compulsory traffic: every constant and model input an op reads, once, and every model output, once;
 - roofline cycles: the larger of the compute-bound time (tensor and vector engines each at their peak rate, running
-  in parallel) and the time to move the compulsory bytes at the full DRAM bandwidth.
+  in parallel) and the time to move the compulsory bytes at the full DRAM bandwidth;
+- best unfused traffic (on request, as it searches every op's tilings): each op alone at its cheapest tiling that
+  fits the scratchpad (`planner.best_unfused`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from fractions import Fraction
 
+from planner.best_unfused import best_unfused
 from planner.inspect import totals
 from planner.stmt import LoweredGraph
 from simulator.isa import Compute, DmaGather, DmaLoad, Program
@@ -22,18 +26,22 @@ class Bounds:
     compulsory_bytes: int
     compute_cycles: int
     memory_cycles: int
+    best_unfused_bytes: int | None = None  # None: not computed (or not computable, from a plan file alone)
 
     @property
     def roofline_cycles(self) -> int:
         return max(self.compute_cycles, self.memory_cycles)
 
 
-def bounds(lowered: LoweredGraph, machine: MachineConfig) -> Bounds:
-    """Compulsory bytes and roofline cycles of a lowered model on a machine."""
+def bounds(lowered: LoweredGraph, machine: MachineConfig, *, with_best_unfused: bool = False) -> Bounds:
+    """Compulsory bytes and roofline cycles of a lowered model on a machine, and the best unfused bytes when asked."""
     dtype = lowered.graph.planning_dtype or "fp32"
     macs = [(stmt.macs, mac_dtype(stmt.op_type, dtype)) for stmt in lowered.statements if stmt.engine == "tensor"]
     elem_ops = sum(stmt.elem_ops for stmt in lowered.statements if stmt.engine != "tensor")
-    return _bounds(totals(lowered).compulsory_bytes, macs, elem_ops, machine)
+    found = _bounds(totals(lowered).compulsory_bytes, macs, elem_ops, machine)
+    if not with_best_unfused:
+        return found
+    return dataclasses.replace(found, best_unfused_bytes=best_unfused(lowered, machine).dram_bytes)
 
 
 def program_bounds(program: Program, machine: MachineConfig) -> Bounds:

@@ -69,7 +69,8 @@ def plan_program(args: argparse.Namespace, machine: MachineConfig, load_model: L
         return Planned(program, program_bounds(program, machine))
     graph, source = load_model(args)
     lowered = lower(graph)
-    return Planned(STRATEGIES[args.strategy](lowered, machine), bounds(lowered, machine), graph, source)
+    return Planned(STRATEGIES[args.strategy](lowered, machine), bounds(lowered, machine, with_best_unfused=True),
+                   graph, source)
 
 
 def run_plan(args: argparse.Namespace, load_model: Loader) -> str:
@@ -100,7 +101,7 @@ def run_compare(args: argparse.Namespace, load_model: Loader) -> str:
     machine = machine_argument(args)
     graph, source = load_model(args)
     lowered = lower(graph)
-    limits = bounds(lowered, machine)
+    limits = bounds(lowered, machine, with_best_unfused=True)
     reports = {}
     for name in ("baseline", "fused"):
         planned = Planned(STRATEGIES[name](lowered, machine), limits, graph, source)
@@ -112,13 +113,15 @@ def run_compare(args: argparse.Namespace, load_model: Loader) -> str:
     if args.json:
         return json.dumps(reports) + "\n"
     header = f"{'strategy':<10}{'DRAM read':>16}{'DRAM written':>16}{'transfers':>11}{'cycles':>15}" \
-             f"{'x compulsory':>14}{'x roofline':>12}{'energy uJ':>12}"
+             f"{'x compulsory':>14}{'x best unfused':>16}{'x roofline':>12}{'energy uJ':>12}"
     lines = [f"{graph.name} on {machine.name} ({graph.planning_dtype or 'model dtype'}): compulsory "
-             f"{limits.compulsory_bytes:,} bytes, roofline {limits.roofline_cycles:,} cycles", header]
+             f"{limits.compulsory_bytes:,} bytes, best unfused {limits.best_unfused_bytes or 0:,} bytes, roofline "
+             f"{limits.roofline_cycles:,} cycles", header]
     for name, r in reports.items():
         traffic = r["dram_bytes_read"] + r["dram_bytes_written"]
         lines.append(f"{name:<10}{r['dram_bytes_read']:>16,}{r['dram_bytes_written']:>16,}{r['dma_transfers']:>11,}"
                      f"{r['total_cycles']:>15,}{traffic / limits.compulsory_bytes:>14.2f}"
+                     f"{traffic / max(limits.best_unfused_bytes or 0, 1):>16.2f}"
                      f"{r['total_cycles'] / limits.roofline_cycles:>12.2f}{r['energy_pj']['total'] / 1e6:>12,.2f}")
     base, fused = reports["baseline"], reports["fused"]
     base_traffic = base["dram_bytes_read"] + base["dram_bytes_written"]
@@ -150,6 +153,7 @@ def simulation_report(planned: Planned, machine: MachineConfig, result: SimResul
         "total_cycles": stats.total_cycles, "dram_bytes_read": stats.dram_bytes_read,
         "dram_bytes_written": stats.dram_bytes_written, "dma_transfers": stats.dma_transfers,
         "peak_scratchpad_bytes": stats.peak_scratchpad_bytes, "compulsory_bytes": planned.bounds.compulsory_bytes,
+        "best_unfused_bytes": planned.bounds.best_unfused_bytes,
         "roofline_cycles": planned.bounds.roofline_cycles, "stall_cycles": stats.stall_cycles,
         "busy_cycles": dict(stats.busy_cycles), "instructions": len(planned.program.instructions),
         "energy_pj": result.energy.to_dict(),
@@ -167,6 +171,9 @@ def format_report(report: dict[str, Any], *, checked: bool) -> str:
              f"  DRAM read       {report['dram_bytes_read']:>16,} bytes",
              f"  DRAM written    {report['dram_bytes_written']:>16,} bytes  ({traffic / report['compulsory_bytes']:.2f}"
              f" x compulsory {report['compulsory_bytes']:,})",
+             *([f"  best unfused    {report['best_unfused_bytes']:>16,} bytes  "
+                f"({traffic / max(report['best_unfused_bytes'], 1):.2f} x best unfused)"]
+               if report.get("best_unfused_bytes") else []),
              f"  DMA transfers   {report['dma_transfers']:>16,}",
              f"  peak scratchpad {report['peak_scratchpad_bytes']:>16,} bytes",
              f"  stall cycles    {report['stall_cycles']:>16,}",

@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from planner.errors import PlanError
+from planner.stage_split import split_dim, stage_split_reduction
 from planner.staging import ProgramBuilder, boxes_meet
 from planner.stmt import Statement
 from planner.tiling import Block, block_size, blocks, extents, largest_tile, loop_orders, output_dims, tile_boxes
@@ -66,6 +67,11 @@ def stage_statement(builder: ProgramBuilder, stmt: Statement, resident: Mapping[
     target = capacity
     for _ in range(MAX_SHRINKS):
         tile = largest_tile(stmt, cost, target)
+        reduction = split_dim(builder, stmt)
+        if tile is None and reduction is not None and not resident.keys() & {*stmt.tensors_read, stmt.writes[0].tensor}:
+            # not even one output element with the whole reduction fits: split the reduction, partial sums on chip
+            stage_split_reduction(builder, stmt, capacity, reduction)
+            return
         if tile is None:
             smallest = cost({dim: (lo, lo + 1) for dim, (lo, _) in extents(stmt).items() if dim in output_dims(stmt)})
             raise PlanError(f"{graph.source}: op {stmt.node!r} ({stmt.op_type}): its smallest tile needs "

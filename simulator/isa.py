@@ -229,6 +229,13 @@ class Compute:
     Unread input, or None (an omitted optional input). `output_index` says which of the node's outputs is written.
     For tensor-engine tiles `mnk` gives the systolic shape: M rows streamed through, N output columns, K reduction
     length.
+
+    A reduction split into slices (a conv's input channels, a matmul's k) runs as one Compute per slice:
+    - `slices` lists (input slot, axis, start, stop): the op runs on those slices of its inputs only (a partial conv
+      over some input channels is itself a conv on them), axes counted in the shape the op sees;
+    - `accumulate` is the running partial sum, added to the result (None on the first slice);
+    - `partial` says the output is itself a partial sum, more slices to come: it holds accumulator precision
+      (its buffer's element size may exceed the tensor's) and is no final value.
     """
 
     id: int
@@ -243,6 +250,9 @@ class Compute:
     macs: int = 0
     elem_ops: int = 0
     mnk: tuple[int, ...] = ()
+    slices: tuple[tuple[int, int, int, int], ...] = ()
+    accumulate: Operand | None = None
+    partial: bool = False
 
     def __post_init__(self) -> None:
         if self.engine not in ENGINES:
@@ -250,7 +260,9 @@ class Compute:
 
     @property
     def operands(self) -> tuple[Operand, ...]:
-        return tuple(slot for slot in self.inputs if isinstance(slot, Operand))
+        """Every region the compute reads: its input operands, then the partial sum it adds to."""
+        found = tuple(slot for slot in self.inputs if isinstance(slot, Operand))
+        return (*found, self.accumulate) if self.accumulate is not None else found
 
 
 @dataclass(frozen=True, slots=True)

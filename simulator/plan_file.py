@@ -88,8 +88,18 @@ def _instruction(value: dict[str, Any]) -> Instruction:
         return Compute(value["id"], deps, value["engine"], value["node"], value["op_type"],
                        tuple((key, _tuple(item)) for key, item in value["attrs"]),
                        tuple(_slot(slot) for slot in value["inputs"]), output, value["output_index"], value["macs"],
-                       value["elem_ops"], tuple(value["mnk"]))
+                       value["elem_ops"], tuple(value["mnk"]), tuple(tuple(s) for s in value.get("slices", ())),
+                       _accumulated(value.get("accumulate")), bool(value.get("partial", False)))
     raise ValueError(f"unknown instruction kind {kind!r}")
+
+
+def _accumulated(value: Any) -> Operand | None:
+    if value is None:
+        return None
+    slot = _slot(value)
+    if not isinstance(slot, Operand):
+        raise ValueError("accumulate must be an operand")
+    return slot
 
 
 def decode_program(document: dict[str, Any]) -> Program:

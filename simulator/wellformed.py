@@ -88,7 +88,9 @@ def _instruction(instruction: Instruction, machine: MachineConfig, found: Wellfo
                 found.report(instruction.id, "name", f"{label(instruction)}: unknown tensor {slot.tensor}; "
                              f"tensors: {sorted(found.tensors)}")
         places = [*instruction.operands, instruction.output]
-        return all([_place(instruction, o.tensor, o.box, o.buffer, o.at, found) for o in places])
+        # a partial sum lives at accumulator precision: its buffer may have wider elements than its tensor
+        wide = {id(o) for o in (instruction.accumulate, instruction.output if instruction.partial else None) if o}
+        return all([_place(instruction, o.tensor, o.box, o.buffer, o.at, found, id(o) in wide) for o in places])
     if isinstance(instruction, DmaGather):
         return _gather(instruction, machine, found)
     if isinstance(instruction, DmaLoad | DmaStore):
@@ -141,7 +143,7 @@ def _gather(gather: DmaGather, machine: MachineConfig, found: Wellformed) -> boo
 
 
 def _place(instruction: Instruction, tensor_name: str, box: Box, buffer_name: str, at: tuple[int, ...],
-           found: Wellformed) -> bool:
+           found: Wellformed, wide: bool = False) -> bool:
     """Names, ranks, bounds and element sizes of one tensor box placed in a buffer; False if the walk cannot follow
     it."""
     tensor, buffer = found.tensors.get(tensor_name), found.buffers.get(buffer_name)
@@ -169,7 +171,7 @@ def _place(instruction: Instruction, tensor_name: str, box: Box, buffer_name: st
                                                                                     strict=True)):
         found.report(instruction.id, "bounds", f"{where()}: the box runs outside the tensor's shape "
                      f"{list(tensor.shape)}")
-    if tensor.elem_bytes != buffer.elem_bytes:
+    if tensor.elem_bytes != buffer.elem_bytes and not (wide and buffer.elem_bytes > tensor.elem_bytes):
         found.report(instruction.id, "elem-bytes", f"{where()}: the tensor has {tensor.elem_bytes}-byte elements, "
                      f"the buffer {buffer.elem_bytes}-byte ones")
     return True
