@@ -16,7 +16,7 @@ from planner.cli import main
 from planner.graph import load_graph
 from planner.ops import lower
 from planner.tiling import extents, tile_boxes
-from simulator.machine import load_machine
+from simulator.machine_file import load_machine
 from simulator.timing import simulate
 
 FAST = ["mlp", "cnn", "bert_base"]

@@ -15,7 +15,7 @@ from planner.graph import load_graph
 from planner.ops import lower
 from simulator.functional import run_functional
 from simulator.isa import Compute, Program
-from simulator.machine import load_machine
+from simulator.machine_file import load_machine
 from simulator.timing import simulate
 from simulator.verify import verify
 
