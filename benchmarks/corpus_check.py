@@ -100,6 +100,7 @@ def evaluate_in_subprocess(path: Path, machine: str, scratchpads: list[str], che
     command = [sys.executable, __file__, str(path), "--machine", machine]
     for scratchpad in scratchpads:
         command += ["--scratchpad", scratchpad]
+    command += [] if scratchpads else ["--import-only"]
     try:
         done = subprocess.run(command + ([] if check else ["--no-check"]), capture_output=True, text=True,
                               timeout=TIMEOUT_SECONDS)
@@ -120,7 +121,7 @@ def evaluate_in_subprocess(path: Path, machine: str, scratchpads: list[str], che
 def report_table(folder: Path, machine: str, scratchpads: list[str], check: bool = True) -> str:
     from tqdm import tqdm
 
-    files = sorted(folder.glob("*.onnx"))
+    files = sorted(p for p in folder.glob("*.onnx") if p.with_suffix(".json").exists())  # a manifest: made whole
     rows = [evaluate_in_subprocess(path, machine, scratchpads, check) for path in tqdm(files, unit="file")]
     header = ["file", "exporter", "opset", "imports", "MACs (ours / torch)"]
     for scratchpad in scratchpads:
@@ -129,8 +130,10 @@ def report_table(folder: Path, machine: str, scratchpads: list[str], check: bool
     for row in rows:
         macs = "" if row["macs"] is None else (f"{row['macs']:,} / {row['manifest_macs']:,}"
                                                + ("" if macs_match(row["macs"], row["manifest_macs"]) else " (wrong)"))
-        cells = [row["file"], row["exporter"], str(row["opset"]),
-                 "yes" if row["imports"] is None else _cell(row["imports"]), macs]
+        imports = "yes" if row["imports"] is None else _cell(_short(row["imports"], folder / row["file"]))
+        if row.get("stderr"):  # bad input must be one line: anything more on stderr is a finding of its own
+            imports += f" (and on stderr: {_cell(row['stderr'].splitlines()[0])})"
+        cells = [row["file"], row["exporter"], str(row["opset"]), imports, macs]
         for scratchpad in scratchpads:
             plan = row["plans"].get(scratchpad, {})
             ratio = plan.get("x_compulsory")
@@ -142,7 +145,16 @@ def report_table(folder: Path, machine: str, scratchpads: list[str], check: bool
     checked = {s: sum(row["plans"].get(s, {}).get("check") == "pass" for row in rows) for s in scratchpads}
     lines += ["", f"{imported} of {len(rows)} import, {right} with the right MAC total; --check passes: "
               + ", ".join(f"{n} at {s}" for s, n in checked.items())]
+    refused = folder / "not-made.txt"
+    if refused.exists() and refused.read_text().strip():
+        lines += ["", "Not made (the exporter or quantizer refused):", ""]
+        lines += [f"- {line}" for line in refused.read_text().splitlines()]
     return "\n".join(lines)
+
+
+def _short(message: str, path: Path) -> str:
+    """The message without the file name (the row has it) or the list of supported ops."""
+    return message.removeprefix(f"{path}: ").split("; supported ops:")[0]
 
 
 def _cell(text: str) -> str:
@@ -155,8 +167,10 @@ def main() -> int:
     parser.add_argument("--machine", default="edge-npu")
     parser.add_argument("--scratchpad", action="append", default=[])
     parser.add_argument("--no-check", action="store_true")
+    parser.add_argument("--import-only", action="store_true")
     args = parser.parse_args()
-    row = evaluate(args.file, args.machine, tuple(args.scratchpad or ["512KiB", "64KiB"]), check=not args.no_check)
+    scratchpads = () if args.import_only else tuple(args.scratchpad or ["512KiB", "64KiB"])
+    row = evaluate(args.file, args.machine, scratchpads, check=not args.no_check)
     print(json.dumps(row))
     return 0
 
