@@ -54,12 +54,14 @@ def main(argv: list[str] | None = None) -> int:
     report.add_argument("--no-check", action="store_true", help="skip --check (the functional simulation)")
     report.add_argument("--import-only", action="store_true", help="only import and count MACs: no plans")
     report.add_argument("--rows", type=Path, help="JSON lines of `corpus_check.py FILE` already made: reuse them")
+    report.add_argument("--rows-only", action="store_true", help="with --rows: only the files it has rows for")
     args = parser.parse_args(argv)
     if args.command == "report":
         from corpus_check import report_table
 
         scratchpads = [] if args.import_only else args.scratchpad or ["512KiB", "64KiB"]
-        print(report_table(args.dir, args.machine, scratchpads, check=not args.no_check, rows_file=args.rows))
+        print(report_table(args.dir, args.machine, scratchpads, check=not args.no_check, rows_file=args.rows,
+                           rows_only=args.rows_only))
         return 0
     return build_corpus(args)
 

@@ -119,15 +119,17 @@ def evaluate_in_subprocess(path: Path, machine: str, scratchpads: list[str], che
 
 
 def report_table(folder: Path, machine: str, scratchpads: list[str], check: bool = True,
-                 rows_file: Path | None = None) -> str:
+                 rows_file: Path | None = None, rows_only: bool = False) -> str:
     """Evaluate every file of `folder`, or take the rows that `rows_file` (JSON lines of `corpus_check.py FILE`)
-    already holds and evaluate only the rest."""
+    already holds and evaluate only the rest (none with `rows_only`)."""
     from tqdm import tqdm
 
     files = sorted(p for p in folder.glob("*.onnx") if p.with_suffix(".json").exists())  # a manifest: made whole
     done = {}
     if rows_file is not None and rows_file.exists():
         done = {row["file"]: row for row in map(json.loads, rows_file.read_text().splitlines())}
+    if rows_only:
+        files = [path for path in files if path.name in done]
     rows = [done.get(path.name) or evaluate_in_subprocess(path, machine, scratchpads, check)
             for path in tqdm(files, unit="file")]
     header = ["file", "exporter", "opset", "imports", "MACs (ours / torch)"]
