@@ -17,7 +17,7 @@ from planner.bounds import bounds
 from planner.commands import STRATEGIES
 from planner.graph import load_graph
 from planner.ops import lower
-from simulator.machine import load_machine
+from simulator.machine_file import load_machine
 from simulator.timing import simulate
 
 

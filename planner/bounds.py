@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from fractions import Fraction
 
 from planner.inspect import totals
 from planner.stmt import LoweredGraph
 from simulator.isa import Compute, DmaGather, DmaLoad, Program
-from simulator.machine import MachineConfig
+from simulator.machine import MachineConfig, mac_dtype
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,9 +30,10 @@ class Bounds:
 
 def bounds(lowered: LoweredGraph, machine: MachineConfig) -> Bounds:
     """Compulsory bytes and roofline cycles of a lowered model on a machine."""
-    macs = sum(stmt.macs for stmt in lowered.statements if stmt.engine == "tensor")
+    dtype = lowered.graph.planning_dtype or "fp32"
+    macs = [(stmt.macs, mac_dtype(stmt.op_type, dtype)) for stmt in lowered.statements if stmt.engine == "tensor"]
     elem_ops = sum(stmt.elem_ops for stmt in lowered.statements if stmt.engine != "tensor")
-    return _bounds(totals(lowered).compulsory_bytes, macs, elem_ops, lowered.graph.planning_dtype or "fp32", machine)
+    return _bounds(totals(lowered).compulsory_bytes, macs, elem_ops, machine)
 
 
 def program_bounds(program: Program, machine: MachineConfig) -> Bounds:
@@ -43,12 +45,15 @@ def program_bounds(program: Program, machine: MachineConfig) -> Bounds:
         t.nbytes for t in program.tensors if (t.role in ("input", "constant") and t.name in loaded)
         or t.name in program.outputs)
     computes = [i for i in program.instructions if isinstance(i, Compute)]
-    macs = sum(c.macs for c in computes if c.engine == "tensor")
+    macs = [(c.macs, mac_dtype(c.op_type, program.dtype)) for c in computes if c.engine == "tensor"]
     elem_ops = sum(c.elem_ops for c in computes if c.engine != "tensor")
-    return _bounds(compulsory, macs, elem_ops, program.dtype, machine)
+    return _bounds(compulsory, macs, elem_ops, machine)
 
 
-def _bounds(compulsory: int, macs: int, elem_ops: int, dtype: str, machine: MachineConfig) -> Bounds:
-    compute = max(math.ceil(macs / machine.tensor_engine.macs_per_cycle[dtype]),
+def _bounds(compulsory: int, macs: list[tuple[int, str]], elem_ops: int, machine: MachineConfig) -> Bounds:
+    # Each op's MACs at the rate of its dtype (integer ops at the int8 rate), one after another on the engine.
+    rates = machine.tensor_engine.macs_per_cycle
+    per_dtype = {dtype: sum(m for m, d in macs if d == dtype) for _, dtype in macs}
+    compute = max(math.ceil(sum(Fraction(total, rates[dtype]) for dtype, total in per_dtype.items())),  # exact
                   math.ceil(elem_ops / machine.vector_engine.elements_per_cycle))
     return Bounds(compulsory, compute, math.ceil(compulsory / machine.dram.bandwidth_bytes_per_cycle))

@@ -19,7 +19,7 @@ from planner.errors import PlanError
 from planner.graph import PLANNING_DTYPES, Graph, load_graph
 from planner.inspect import op_rows, totals
 from planner.ops import lower
-from simulator.machine import preset_names
+from simulator.machine_file import preset_names
 
 EXIT_BAD_INPUT = 2
 

@@ -23,7 +23,8 @@ from planner.graph import Graph
 from planner.ops import lower
 from simulator.functional import FunctionalError, FunctionalMismatch, run_functional
 from simulator.isa import Program, ProgramError
-from simulator.machine import MachineConfig, MachineError, load_machine
+from simulator.machine import MachineConfig, MachineError
+from simulator.machine_file import load_machine
 from simulator.timing import SimResult, TimingError, simulate
 from simulator.trace import chrome_trace
 from simulator.verify import verify
@@ -111,14 +112,14 @@ def run_compare(args: argparse.Namespace, load_model: Loader) -> str:
     if args.json:
         return json.dumps(reports) + "\n"
     header = f"{'strategy':<10}{'DRAM read':>16}{'DRAM written':>16}{'transfers':>11}{'cycles':>15}" \
-             f"{'x compulsory':>14}{'x roofline':>12}"
+             f"{'x compulsory':>14}{'x roofline':>12}{'energy uJ':>12}"
     lines = [f"{graph.name} on {machine.name} ({graph.planning_dtype or 'model dtype'}): compulsory "
              f"{limits.compulsory_bytes:,} bytes, roofline {limits.roofline_cycles:,} cycles", header]
     for name, r in reports.items():
         traffic = r["dram_bytes_read"] + r["dram_bytes_written"]
         lines.append(f"{name:<10}{r['dram_bytes_read']:>16,}{r['dram_bytes_written']:>16,}{r['dma_transfers']:>11,}"
                      f"{r['total_cycles']:>15,}{traffic / limits.compulsory_bytes:>14.2f}"
-                     f"{r['total_cycles'] / limits.roofline_cycles:>12.2f}")
+                     f"{r['total_cycles'] / limits.roofline_cycles:>12.2f}{r['energy_pj']['total'] / 1e6:>12,.2f}")
     base, fused = reports["baseline"], reports["fused"]
     base_traffic = base["dram_bytes_read"] + base["dram_bytes_written"]
     fused_traffic = fused["dram_bytes_read"] + fused["dram_bytes_written"]
@@ -151,8 +152,10 @@ def simulation_report(planned: Planned, machine: MachineConfig, result: SimResul
         "peak_scratchpad_bytes": stats.peak_scratchpad_bytes, "compulsory_bytes": planned.bounds.compulsory_bytes,
         "roofline_cycles": planned.bounds.roofline_cycles, "stall_cycles": stats.stall_cycles,
         "busy_cycles": dict(stats.busy_cycles), "instructions": len(planned.program.instructions),
-        "ops": [{"name": name, "cycles": op.cycles, "dram_bytes_read": op.dram_bytes_read,
-                 "dram_bytes_written": op.dram_bytes_written} for name, op in stats.ops.items()],
+        "energy_pj": result.energy.to_dict(),
+        "ops": [{"name": name, "cycles": op.cycles, "compute_cycles": op.compute_cycles,
+                 "dram_bytes_read": op.dram_bytes_read, "dram_bytes_written": op.dram_bytes_written}
+                for name, op in stats.ops.items()],
     }
 
 
@@ -166,10 +169,23 @@ def format_report(report: dict[str, Any], *, checked: bool) -> str:
              f" x compulsory {report['compulsory_bytes']:,})",
              f"  DMA transfers   {report['dma_transfers']:>16,}",
              f"  peak scratchpad {report['peak_scratchpad_bytes']:>16,} bytes",
-             f"  stall cycles    {report['stall_cycles']:>16,}"]
+             f"  stall cycles    {report['stall_cycles']:>16,}",
+             f"  energy          {report['energy_pj']['total'] / 1e6:>16,.3f} uJ  ("
+             + ", ".join(f"{part} {pj / 1e6:,.3f}" for part, pj in report["energy_pj"].items() if part != "total")
+             + ")"]
     if checked:
         lines.append("  check           verify and functional simulation match onnxruntime")
+    lines += ["", *op_table(report["ops"])]
     return "\n".join(lines) + "\n"
+
+
+def op_table(ops: list[dict[str, Any]]) -> list[str]:
+    """The per-op rows of a simulation report: span, engine-busy compute cycles, DRAM bytes."""
+    width = max([len("op"), *(len(op["name"]) for op in ops)])
+    lines = [f"  {'op':<{width}}{'span cycles':>16}{'compute cycles':>16}{'DRAM read':>14}{'DRAM written':>14}"]
+    lines += [f"  {op['name']:<{width}}{op['cycles']:>16,}{op['compute_cycles']:>16,}{op['dram_bytes_read']:>14,}"
+              f"{op['dram_bytes_written']:>14,}" for op in ops]
+    return lines
 
 
 def write_atomically(path: str, text: str) -> None:

@@ -2,7 +2,8 @@
 
 Folding evaluates each constant node with `onnx.reference`, which implements every op once per version that
 changed it. It lacks some older versions (it has DequantizeLinear only from opset 19, so a quantized opset-17 model
-would fail), and then the node runs in onnxruntime, which implements every version from opset 7. Neither may print:
+would fail) and fails on some inputs (GatherElements over BERT's token-type buffer, when the buffer is over twice as
+long as the indices); then the node runs in onnxruntime, which implements every version from opset 7. Neither may print:
 numpy warns on values exporters compute on purpose (T5's relative-position buckets take log(0) = -inf and then
 discard it with Where), and a library's warning on stderr would break the one-line rule for bad input.
 

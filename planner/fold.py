@@ -11,12 +11,12 @@ value can be computed when the functional check needs it. Large initializers nev
 sees them as typed inputs, so weights are not copied, and external weight data is never read.
 
 Why this and not a simplifier users already run (`python benchmarks/shape_folding.py` measures all three on the
-real exports in tests/data/import): `infer_shapes(data_prop=True)` alone leaves shapes unknown in 5 of the 8 (e.g.
+real exports in tests/data/import): `infer_shapes(data_prop=True)` alone leaves shapes unknown in 5 of the 9 (e.g.
 252 of Swin's 1113 node outputs), because it propagates values only through a few ops. onnxsim and onnxslim make
 every shape static too, but they need every weight loaded, rewrite and rename the graph (Swin's 1113 nodes become
 97 or 87 fused ones, so messages could not name the user's nodes), onnxsim prints C++ warnings straight to stderr (35
 lines on Swin) that no Python code can silence, and they add a dependency (onnxslim pulls in sympy; onnxsim is a
-native extension). Folding with onnx's own shape inference and reference evaluator makes all 8 static, keeps the node
+native extension). Folding with onnx's own shape inference and reference evaluator makes all 9 static, keeps the node
 names, prints nothing, and needs nothing beyond onnx and onnxruntime.
 """
 

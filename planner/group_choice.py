@@ -61,6 +61,8 @@ def is_closed(lowered: LoweredGraph, first: int, last: int) -> bool:
 def candidate_tiles(shape: tuple[int, ...]) -> list[tuple[tuple[int, ...], bool]]:
     """Tiles to try, largest first, with whether caching can apply: the batch halved down to 1, then (for an
     NCHW tensor) its rows halved with one image per tile. Caching needs one tiled axis."""
+    if not shape:
+        return [((), False)]  # a scalar (a DynamicQuantizeLinear scale) is one tile
     found: list[tuple[tuple[int, ...], bool]] = []
     size = shape[0]
     while True:

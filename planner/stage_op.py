@@ -18,6 +18,9 @@ from planner.stmt import Statement
 from planner.tiling import Block, block_size, blocks, extents, largest_tile, loop_orders, output_dims, tile_boxes
 from simulator.isa import Box
 
+# Ops laid out as convolutions (output channels are N on the systolic array).
+CONV_LIKE = frozenset({"Conv", "ConvTranspose", "QLinearConv", "ConvInteger"})
+
 MAX_SHRINKS = 16
 
 
@@ -51,8 +54,12 @@ def stage_statement(builder: ProgramBuilder, stmt: Statement, resident: Mapping[
     graph = builder.graph
     whole_reads, _ = tile_boxes(stmt, {})
     capacity = builder.machine.scratchpad.partition_bytes if budget is None else budget
+    spans = extents(stmt)
 
     def cost(block: Block) -> int:
+        if stmt.indirect and stmt.indirect.view and any(
+                block.get(dim, spans[dim]) != spans[dim] for dim in stmt.indirect.index_dims):
+            return capacity + 1  # indices read as a view must stay whole: the DMA reads them in row-major order
         return tile_cost(stmt, block, lambda t, shape: builder.partition_bytes(shape, graph.elem_bytes(t)),
                          frozenset(resident))
 
@@ -135,7 +142,7 @@ def stage_statement(builder: ProgramBuilder, stmt: Statement, resident: Mapping[
             (index_box, index_buffer, index_at, _), = current.values()
             compute = builder.gather(stmt.node, stmt.indirect.table, stmt.indirect.axis,
                                      (stmt.indirect.indices, index_box, index_buffer, index_at),
-                                     (out_tensor, out_box, out_buffer, out_at), deps)
+                                     (out_tensor, out_box, out_buffer, out_at), deps, stmt.indirect.view)
         else:
             compute = builder.compute(stmt.node, "tensor" if stmt.engine == "tensor" else "vector",
                                       {t: (box, buffer, at) for t, (box, buffer, at, _) in current.items()},
@@ -186,6 +193,6 @@ def mnk_of(stmt: Statement, block: Block) -> tuple[int, ...]:
     spans = extents(stmt)
     k = math.prod(hi - lo for dim, (lo, hi) in spans.items() if dim not in output_dims(stmt))
     out = {dim: hi - lo for dim, (lo, hi) in block.items()}
-    n = math.prod(out.get(dim, 1) for dim in ("g", "k") if dim in out) if stmt.op_type in ("Conv", "ConvTranspose") \
+    n = math.prod(out.get(dim, 1) for dim in ("g", "k") if dim in out) if stmt.op_type in CONV_LIKE \
         else out.get("n", 1)
     return (math.prod(out.values()) // n, n, k)

@@ -39,6 +39,8 @@ class IndirectRead:
     table: str
     axis: int
     indices: str
+    index_dims: tuple[str, ...] = ()  # the statement's dims that pick an index element
+    view: tuple[int, ...] = ()  # the indices' shape when they are a reshaped view of `indices` (tiles keep them whole)
 
 
 @dataclass(frozen=True, slots=True, eq=False)

@@ -138,6 +138,7 @@ def _gather(gather: DmaGather, tensors: Mapping[str, DramTensor], state: dict[st
     """The rows an indirect DMA moves: the index values read from the scratchpad bytes, each naming one row."""
     indices, table = _tensor(tensors, gather.indices.tensor), _tensor(tensors, gather.table)
     values = pad.read(pad.buffer(gather.indices.buffer), gather.indices.at, gather.indices.box.shape, indices.dtype)
+    values = values.reshape(gather.index_shape)
     if np.dtype(indices.dtype).kind not in "iu":
         raise FunctionalError(f"indices {indices.name} are {indices.dtype}, not integers")
     if (poison := int((values == poison_value(indices.dtype)).sum())):
@@ -167,7 +168,7 @@ def _compute(compute: Compute, opset: int, tensors: Mapping[str, DramTensor], pa
             region = pad.read(pad.buffer(slot.buffer), slot.at, slot.box.shape, tensor.dtype)
             box = _slices(tensor, slot.box)
             if slot.box.shape == tensor.shape:  # the whole tensor: no filler needed
-                whole = np.ascontiguousarray(region)
+                whole = np.array(region, order="C")  # not ascontiguousarray, which makes a scalar 1-D
             else:
                 whole = np.full(tensor.shape, _filler(tensor.dtype, compute.op_type), dtype=tensor.dtype)
                 whole[box] = region

@@ -175,8 +175,9 @@ class DmaGather:
     `axis` (the rows an index may name) and picks the slab of every row that is moved. For each index element j,
     in row-major order of its box, the slab `table[window with axis = idx[j]]` lands in `output` (a box of the
     gathered tensor in a buffer) at position j of its `axis .. axis + rank(indices)` axes, so the output box has the
-    shape `window.shape[:axis] + indices.box.shape + window.shape[axis + 1:]`. A negative index counts from the end
-    of the axis, as in ONNX Gather; one outside the axis is a fault when the program runs.
+    shape `window.shape[:axis] + indices.box.shape + window.shape[axis + 1:]`. Indices with a `view` are a whole
+    tensor read as that shape (row-major), and the view's shape stands for the box's. A negative index counts from
+    the end of the axis, as in ONNX Gather; one outside the axis is a fault when the program runs.
 
     >>> g = DmaGather(0, (), 0, "emb", 0, Box((0, 0), (100, 8)), Operand("ids", Box((0, 0), (1, 4)), "b", (0, 0)),
     ...               Operand("y", Box((0, 0, 0), (1, 4, 8)), "o", (0, 0, 0)))
@@ -197,10 +198,15 @@ class DmaGather:
     def __post_init__(self) -> None:
         if not 0 <= self.axis < len(self.window.start):
             raise ValueError(f"instruction {self.id}: axis {self.axis} is outside the window's rank")
-        expected = (*self.window.shape[:self.axis], *self.indices.box.shape, *self.window.shape[self.axis + 1:])
+        expected = (*self.window.shape[:self.axis], *self.index_shape, *self.window.shape[self.axis + 1:])
         if self.output.box.shape != expected:
             raise ValueError(f"instruction {self.id}: output box {list(self.output.box.shape)} is not the gathered "
                              f"shape {list(expected)}")
+
+    @property
+    def index_shape(self) -> tuple[int, ...]:
+        """The indices as the gather sees them: their view, when they are a reshaped view of a whole tensor."""
+        return self.indices.view or self.indices.box.shape
 
     @property
     def rows(self) -> int:

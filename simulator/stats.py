@@ -17,11 +17,13 @@ from simulator.machine import MachineConfig
 @dataclass(frozen=True, slots=True)
 class OpStats:
     """One op's share: `cycles` from the start of its first instruction to the end of its last (spans of different
-    ops may overlap), and the payload bytes its loads read and its stores wrote."""
+    ops may overlap), `compute_cycles` the engine-busy cycles of its computes (their summed durations), and the payload
+    bytes its loads read and its stores wrote."""
 
     cycles: int
     dram_bytes_read: int
     dram_bytes_written: int
+    compute_cycles: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,8 +62,9 @@ class SimStats:
         document: dict[str, Any] = {name: getattr(self, name) for name in self.__slots__}
         document["busy_cycles"] = dict(self.busy_cycles)
         document["engine_stall_cycles"] = dict(self.engine_stall_cycles)
-        document["ops"] = {name: {"cycles": op.cycles, "dram_bytes_read": op.dram_bytes_read,
-                                  "dram_bytes_written": op.dram_bytes_written} for name, op in self.ops.items()}
+        document["ops"] = {name: {"cycles": op.cycles, "compute_cycles": op.compute_cycles,
+                                  "dram_bytes_read": op.dram_bytes_read, "dram_bytes_written": op.dram_bytes_written}
+                           for name, op in self.ops.items()}
         return document
 
 
@@ -159,10 +162,11 @@ def scratchpad_timeline(program: Program, machine: MachineConfig, start_cycles: 
 
 def _op_stats(program: Program, start_cycles: Sequence[int], end_cycles: Sequence[int],
               payload_bytes: Sequence[int]) -> dict[str, OpStats]:
-    spans: dict[str, list[int]] = {}  # name -> [first start, last end, bytes read, bytes written]
+    spans: dict[str, list[int]] = {}  # name -> [first start, last end, bytes read, bytes written, compute cycles]
     for i, instruction in enumerate(program.instructions):
+        busy = 0
         if isinstance(instruction, Compute):
-            name, read, written = instruction.node, 0, 0
+            name, read, written, busy = instruction.node, 0, 0, end_cycles[i] - start_cycles[i]
         elif isinstance(instruction, (DmaLoad, DmaGather)):
             name, read, written = instruction.op, payload_bytes[i], 0
         elif isinstance(instruction, DmaStore):
@@ -171,8 +175,10 @@ def _op_stats(program: Program, start_cycles: Sequence[int], end_cycles: Sequenc
             continue
         if not name:
             continue
-        span = spans.setdefault(name, [start_cycles[i], end_cycles[i], 0, 0])
+        span = spans.setdefault(name, [start_cycles[i], end_cycles[i], 0, 0, 0])
         span[0], span[1] = min(span[0], start_cycles[i]), max(span[1], end_cycles[i])
         span[2] += read
         span[3] += written
-    return {name: OpStats(end - start, read, written) for name, (start, end, read, written) in spans.items()}
+        span[4] += busy
+    return {name: OpStats(end - start, read, written, busy)
+            for name, (start, end, read, written, busy) in spans.items()}

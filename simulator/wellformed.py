@@ -32,7 +32,7 @@ class Wellformed:
 def check_wellformed(program: Program, machine: MachineConfig) -> Wellformed:
     """Names, buffers, ids and placements of a program, each on its own.
 
-    >>> from simulator.machine import load_machine
+    >>> from simulator.machine_file import load_machine
     >>> program = Program("m", "by-hand", "edge-npu", (), (Buffer("b", 4, (1,), (0,), 4),), ())
     >>> [v.message for v in check_wellformed(program, load_machine("edge-npu")).violations]
     ['buffer b: offset 4 is not a multiple of the 32-byte alignment']
@@ -127,6 +127,9 @@ def _gather(gather: DmaGather, machine: MachineConfig, found: Wellformed) -> boo
     if (window.start[gather.axis], window.stop[gather.axis]) != (0, table.shape[gather.axis]):
         found.report(gather.id, "bounds", f"{label(gather)}: window spans {window.start[gather.axis]}.."
                      f"{window.stop[gather.axis]} of axis {gather.axis}, not every row of {table.name}")
+    if indices is not None and gather.indices.view and gather.indices.box.shape != indices.shape:
+        found.report(gather.id, "bounds", f"{label(gather)}: indices {indices.name} are read as the view "
+                     f"{list(gather.indices.view)}, so their box must be the whole tensor {list(indices.shape)}")
     if indices is not None and indices.dtype not in ("int32", "int64"):
         found.report(gather.id, "bounds", f"{label(gather)}: indices {indices.name} are {indices.dtype}, not int32 "
                      "or int64")

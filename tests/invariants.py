@@ -38,7 +38,8 @@ from planner.ops import lower
 from planner.stmt import LoweredGraph
 from simulator.functional import run_functional
 from simulator.isa import Program
-from simulator.machine import MachineConfig, machine_to_yaml
+from simulator.machine import MachineConfig
+from simulator.machine_file import machine_to_yaml
 from simulator.stats import SimStats
 from simulator.timing import simulate
 from simulator.verify import verify
@@ -50,7 +51,8 @@ GROWTH = 4  # a refused model is planned again on a scratchpad this many times l
 def describe(model: onnx.ModelProto, machine: MachineConfig, dtype: str | None = None) -> str:
     """The model as ONNX text and the machine as YAML: what it takes to rerun a failing example by hand."""
     return (f"--- model (onnx.parser.parse_model) ---\n{onnx.printer.to_text(model)}\n"
-            f"--- machine (simulator.machine.machine_from_dict(yaml.safe_load(...))) ---\n{machine_to_yaml(machine)}"
+            f"--- machine (simulator.machine_file.machine_from_dict(yaml.safe_load(...))) ---\n"
+            f"{machine_to_yaml(machine)}"
             + (f"--- planning dtype: {dtype} ---\n" if dtype else ""))
 
 

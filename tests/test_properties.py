@@ -12,7 +12,8 @@ import yaml
 from hypothesis import event, given
 from hypothesis import strategies as st
 
-from simulator.machine import MachineConfig, machine_from_dict, machine_to_yaml
+from simulator.machine import MachineConfig
+from simulator.machine_file import machine_from_dict, machine_to_yaml
 from tests.invariants import STRATEGIES, check_invariants
 from tests.strategies import machines, onnx_models
 

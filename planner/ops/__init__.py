@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from types import MappingProxyType
 
 from planner.graph import Graph
@@ -23,6 +24,7 @@ from planner.ops import (  # noqa: F401 (register)
     movement,
     norm,
     pool,
+    quant,
     rearrange,
     reduce,
     resize,
@@ -49,10 +51,9 @@ def lower(graph: Graph) -> LoweredGraph:
             if isinstance(item, Alias):
                 aliases[item.tensor] = _through(item, aliases)
             else:
-                if item.indirect and {item.indirect.indices, item.indirect.table} & set(aliases):
-                    raise context.error("a data-dependent Gather whose indices or table are a reshaped view is not "
-                                        "supported")
-                statements.append(_read_bases(item, aliases))
+                if item.indirect and item.indirect.table in aliases:
+                    raise context.error("a data-dependent Gather whose table is a reshaped view is not supported")
+                statements.append(_read_bases(item, aliases, graph))
     return LoweredGraph(graph, tuple(statements), MappingProxyType(aliases), MappingProxyType(spaces))
 
 
@@ -63,10 +64,14 @@ def _through(alias: Alias, aliases: dict[str, Alias]) -> Alias:
     return Alias(alias.tensor, inner.base, alias.relation.apply_range(inner.relation))
 
 
-def _read_bases(stmt: Statement, aliases: dict[str, Alias]) -> Statement:
+def _read_bases(stmt: Statement, aliases: dict[str, Alias], graph: Graph) -> Statement:
     if not any(access.tensor in aliases for access in stmt.reads):
         return stmt
     reads = tuple(Access(aliases[a.tensor].base, a.relation.apply_range(aliases[a.tensor].relation))
                   if a.tensor in aliases else a for a in stmt.reads)
+    indirect = stmt.indirect
+    if indirect and indirect.indices in aliases:  # the DMA reads the base's bytes in row-major order, as the view
+        view = graph.tensors[indirect.indices].shape
+        indirect = dataclasses.replace(indirect, indices=aliases[indirect.indices].base, view=view)
     return Statement(stmt.name, stmt.node, stmt.op_type, stmt.dims, stmt.domain, reads, stmt.writes, stmt.macs,
-                     stmt.elem_ops, stmt.engine, stmt.indirect)
+                     stmt.elem_ops, stmt.engine, indirect)

@@ -43,7 +43,8 @@ def lower_gather(node: Node, ctx: Context) -> list[Statement]:
         read = ctx.access(domain, dims, indices, picked)
         row_elements = math.prod(shape[:axis]) * math.prod(shape[axis + 1:])
         return [Statement(ctx.stmt_name(), node.name, node.op_type, tuple(dims), domain, (read,), (write,), 0,
-                          math.prod(extents) // max(1, row_elements), "move", IndirectRead(data, axis, indices))]
+                          math.prod(extents) // max(1, row_elements), "move",
+                          IndirectRead(data, axis, indices, tuple(picked)))]
     values = _normalized(ctx, ctx.value(indices), shape[axis])
     if not math.prod(extents):
         return []

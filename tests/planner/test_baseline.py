@@ -16,7 +16,7 @@ from planner.graph import load_graph
 from planner.ops import lower
 from simulator.functional import run_functional
 from simulator.isa import Program
-from simulator.machine import load_machine
+from simulator.machine_file import load_machine
 from simulator.timing import simulate
 from simulator.verify import verify
 
@@ -66,7 +66,7 @@ def test_cli_simulate_json_trace_and_plan_file(tmp_path, capsys) -> None:
     report = json.loads(capsys.readouterr().out)
     assert {"strategy", "machine", "total_cycles", "dram_bytes_read", "dram_bytes_written", "dma_transfers",
             "peak_scratchpad_bytes", "compulsory_bytes", "roofline_cycles", "ops"} <= set(report)
-    assert {"name", "cycles", "dram_bytes_read", "dram_bytes_written"} == set(report["ops"][0])
+    assert {"name", "cycles", "compute_cycles", "dram_bytes_read", "dram_bytes_written"} == set(report["ops"][0])
     events = json.loads(trace.read_text())["traceEvents"]
     assert {e["args"]["name"] for e in events if e.get("name") == "thread_name"} >= {"tensor", "vector"}
 

@@ -14,7 +14,7 @@ from planner.graph import load_graph
 from planner.inspect import totals
 from planner.liveness import drop_dead_nodes
 from planner.ops import lower
-from simulator.machine import load_machine
+from simulator.machine_file import load_machine
 from simulator.timing import simulate
 
 FLOAT = TensorProto.FLOAT

@@ -527,5 +527,10 @@ def test_every_required_op_has_a_lowering() -> None:
                 "Max", "Sum", "Mean", "BatchNormalization", "LayerNormalization", "LRN", "Softmax", "MaxPool",
                 "AveragePool", "GlobalAveragePool", "GlobalMaxPool", "ReduceMean", "ReduceSum", "Concat", "Split",
                 "Slice", "Pad", "Resize", "Upsample", "Transpose", "Cast", "Reshape", "Flatten", "Squeeze",
-                "Unsqueeze", "Identity", "Dropout"}
+                "Unsqueeze", "Identity", "Dropout",
+                # for real exports (issue 9)
+                "Gather", "GatherElements", "GatherND", "Expand", "Where", "Equal", "Less", "Greater", "LessOrEqual",
+                "GreaterOrEqual", "Not", "And", "Or", "Xor", "Range", "Trilu", "Tile", "Softplus", "Mish", "ReduceMax",
+                "ReduceMin", "ReduceProd", "ReduceL2", "ArgMax", "InstanceNormalization", "GroupNormalization",
+                "DepthToSpace", "SpaceToDepth"}
     assert required <= set(supported_ops())

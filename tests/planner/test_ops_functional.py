@@ -18,7 +18,8 @@ from planner.graph import load_graph
 from planner.ops import lower
 from simulator.functional import run_functional
 from simulator.isa import DmaGather, DmaLoad, Program
-from simulator.machine import MachineConfig, load_machine
+from simulator.machine import MachineConfig
+from simulator.machine_file import load_machine
 from simulator.timing import simulate
 from simulator.verify import verify
 
@@ -58,6 +59,8 @@ CASES: dict[str, tuple[int, str, dict[str, np.ndarray]]] = {
                          {"t": np.arange(4 * 10 * 16, dtype=np.float32).reshape(4, 10, 16)}),
     "gather-id-scalar": (17, "g (int64 id, float[8] x) => (float[8] y) { r = Gather(t, id) y = Add(r, x) }",
                          {"t": np.arange(5 * 8, dtype=np.float32).reshape(5, 8)}),
+    "gather-ids-view": (17, "g (int64[2,8] ids) => (float[16,32] y) { v = Reshape(ids, s) y = Gather(t, v) }",
+                        {"t": np.arange(6 * 32, dtype=np.float32).reshape(6, 32), "s": np.array([16], np.int64)}),
     "resize-bilinear": (17, "g (float[1,4,8,8] x) => (float[1,4,16,16] y) {"
                             " y = Resize<mode = \"linear\">(x, roi, sc) }",
                         {"roi": np.array([], np.float32), "sc": np.array([1, 1, 2, 2], np.float32)}),

@@ -15,7 +15,8 @@ import yaml
 from planner.baseline import plan_baseline
 from simulator.functional import FunctionalMismatch
 from simulator.isa import Compute
-from simulator.machine import MachineConfig, machine_from_dict
+from simulator.machine import MachineConfig
+from simulator.machine_file import machine_from_dict
 from tests.invariants import Case, check_invariants, check_program
 from tests.test_oracle import shrink_halo
 

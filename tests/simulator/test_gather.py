@@ -109,3 +109,14 @@ def test_gather_shows_in_the_trace_and_the_per_op_stats() -> None:
     names = [event.get("name") for event in chrome_trace(program, result)["traceEvents"]]
     assert "gather table" in names
     assert result.stats.ops["embed"].dram_bytes_read == IDS * WIDTH * 4
+
+
+def test_indices_read_as_a_view_must_be_the_whole_tensor() -> None:
+    program = gather_program()
+    gather = program.instructions[1]
+    assert isinstance(gather, DmaGather)
+    part = dataclasses.replace(gather, indices=Operand("ids", Box((0,), (2,)), "b_ids", (0,), view=(1, 2)),
+                               output=Operand("y", Box((0, 0, 0), (1, 2, WIDTH)), "b_y", (0, 0)))
+    broken = dataclasses.replace(program, instructions=(program.instructions[0], part))
+    messages = [v.message for v in verify(broken, small_machine()) if v.kind == "bounds"]
+    assert any("must be the whole tensor" in m for m in messages)
