@@ -53,7 +53,7 @@ def evaluate(path: Path, machine_name: str = "edge-npu", scratchpads: tuple[str,
     from planner.graph import load_graph
     from planner.inspect import totals
     from planner.ops import lower
-    from simulator.machine import load_machine
+    from simulator.machine_file import load_machine
     from simulator.timing import simulate
 
     manifest = manifest_of(path)

@@ -29,7 +29,7 @@ from planner.graph import load_graph
 from planner.inspect import totals
 from planner.ops import lower
 from planner.stmt import LoweredGraph
-from simulator.machine import load_machine
+from simulator.machine_file import load_machine
 from simulator.timing import simulate
 
 CHECKED_IN = Path(__file__).resolve().parent.parent / "data" / "exports"
@@ -44,9 +44,9 @@ _DEQUANT = "No implementation for operator 'DequantizeLinear' domain '' and vers
 _NO_SHAPE = "has no static shape after shape inference"
 _LINEAR = "(Resize): mode 'linear': only nearest is supported"
 _GATHER_ELEMENTS = "(GatherElements): constant folding failed: cannot reshape array of size 1 into shape (1,32)"
-# file -> a part of today's failure message: the open parts of issue 9 (ops, shapes, quant, bad input), for the
-# checked-in files (as of main 094a2d7) and for a corpus built by `benchmarks/corpus.py build` (same file names;
-# the corpus-only entries are as of main 5bac1e8, before the ops merge, and need refreshing).
+# file -> a part of today's failure message: the open parts of issue 9 (ops, shapes, quant, bad input). Every
+# checked-in file passes on main after the ops and quant merges; these entries are for a corpus built by
+# `benchmarks/corpus.py build` (same file names), as of main 5bac1e8, and need refreshing against today's main.
 KNOWN_IMPORT_FAILURES: dict[str, str] = {
     # ops
     "alexnet.dynamo18.onnx": "(GatherND): op GatherND is not supported",
@@ -72,11 +72,9 @@ KNOWN_IMPORT_FAILURES: dict[str, str] = {
     "t5_encoder.ts17.onnx": "tensor '/model/encoder/block.0/layer.0/SelfAttention/Abs_output_0' " + _NO_SHAPE,
     # quantized
     "bert.ts17.dynamic.onnx": _DEQUANT,
-    "bert_tiny.ts17.dynamic.onnx": "(DequantizeLinear): op DequantizeLinear is not supported",
     "bert.ts17.qdq.onnx": _DEQUANT,
     "mobilenet_v3_small.ts17.qdq.onnx": _DEQUANT,
     "resnet18.ts17.qdq.onnx": _DEQUANT,
-    "tinyconv.ts17.qdq.onnx": "(QuantizeLinear): op QuantizeLinear is not supported",
     "resnet18.ts17.dynamic.onnx": "(DynamicQuantizeLinear): op DynamicQuantizeLinear is not supported",
     # unread optional outputs (the Dropout mask) in old zoo files
     "zoo_inception_v1.onnx": "(Dropout) output 'r140' " + _NO_SHAPE,
