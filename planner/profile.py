@@ -1,7 +1,7 @@
 """`scratchplan profile`: a model's compute and memory signature per layer, on several machines.
 
-A **layer** is a fusion group or a single op, read off the simulated program: ops whose instructions interleave in
-the program (the tiles of a group run all its ops in turn) form one layer; an op staged on its own is a layer alone.
+A **layer** is a fusion group or a single op, read off the program: ops whose instructions touch the buffers of one
+fusion group (staging names them `group<N>.`) form one layer; an op staged on its own is a layer alone.
 
 **Cycles are attributed so that they add up exactly to the total.** Layers are taken in program order, and each is
 charged the cycles by which it pushes the program's running finish time forward: `max(finish so far, end of its
@@ -50,20 +50,19 @@ class Layer:
 
 
 def layer_ops(program: Program) -> list[tuple[str, ...]]:
-    """The ops of each layer in program order: ops whose instruction ranges overlap are merged."""
-    ranges: dict[str, list[int]] = {}
-    for i, instruction in enumerate(program.instructions):
+    """The ops of each layer, in order of their first instruction: ops that touch buffers of one fusion group (the
+    staging names them `group<N>.`) are one layer; any other op is a layer alone."""
+    layer_of: dict[str, str] = {}
+    order: dict[str, list[str]] = {}
+    for instruction in program.instructions:
         name = _op_of(instruction)
-        if name:
-            ranges.setdefault(name, [i, i])[1] = i
-    layers: list[tuple[list[str], int]] = []  # (ops, last instruction)
-    for name, (first, last) in sorted(ranges.items(), key=lambda item: item[1][0]):
-        if layers and first <= layers[-1][1]:
-            layers[-1][0].append(name)
-            layers[-1] = (layers[-1][0], max(layers[-1][1], last))
-        else:
-            layers.append(([name], last))
-    return [tuple(ops) for ops, _ in layers]
+        if not name:
+            continue
+        groups = [b.split(".", 1)[0] for b in _buffers(instruction) if b.startswith("group") and "." in b]
+        if name not in layer_of:
+            layer_of[name] = groups[0] if groups else f"op:{name}"
+            order.setdefault(layer_of[name], []).append(name)
+    return [tuple(ops) for ops in order.values()]
 
 
 def layers(program: Program, result: SimResult, machine: MachineConfig) -> list[Layer]:
@@ -152,6 +151,14 @@ def format_profile(documents: Sequence[dict[str, Any]]) -> str:
                    f"{b['dram_bytes'] / max(a['dram_bytes'], 1):.2f}x"
         lines.append(row)
     return "\n".join(lines) + "\n"
+
+
+def _buffers(instruction: object) -> list[str]:
+    if isinstance(instruction, (DmaLoad, DmaStore)):
+        return [instruction.buffer]
+    if isinstance(instruction, Compute):
+        return [instruction.output.buffer, *(operand.buffer for operand in instruction.operands)]
+    return []
 
 
 def _op_of(instruction: object) -> str:
