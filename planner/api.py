@@ -41,8 +41,8 @@ from simulator.timing import simulate as simulate_program
 from simulator.units import parse_size
 from simulator.verify import verify
 
-__all__ = ["STRATEGIES", "CheckFailed", "Model", "OpReport", "Report", "check", "evaluate", "load", "load_program",
-           "machine", "plan", "simulate"]
+__all__ = ["STRATEGIES", "CheckFailed", "Model", "OpReport", "PlanError", "Report", "check", "evaluate", "load",
+           "load_program", "machine", "plan", "simulate"]
 
 STRATEGIES = {"fused": plan_fused, "baseline": plan_baseline}
 OBJECTIVES = ("traffic",)  # what the fused strategy minimises today: DRAM bytes moved
