@@ -29,3 +29,20 @@ def test_the_nas_loop_runs(capsys: pytest.CaptureFixture[str]) -> None:
     assert "range(100)" in code
     exec(compile(code.replace("range(100)", "range(3)"), "README.md", "exec"), {"__name__": "readme"})
     assert "fastest: channels" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("cache", [False, True])
+def test_features_and_work_of_a_recomputing_or_caching_group(cache: bool) -> None:
+    """A row-tiled conv -> relu -> conv group staged both ways: coverage sees its tiles, its recompute or its cache,
+    and the work invariant accounts the recomputed halo apart instead of failing on it."""
+    from planner.testing import Case, check_program, features
+    from tests.planner.test_groups import MACHINES, chain, row_group, stage
+
+    lowered, model = chain()
+    machine = MACHINES[sorted(MACHINES)[0]]()
+    program = stage(lowered, machine, row_group(cache))
+    found = features(program)
+    assert found.multi_tile_groups == 1
+    assert (found.recomputed_elements > 0) is not cache
+    assert (found.cached_intermediates == 2) is cache
+    check_program(program, machine, Case.of(model))

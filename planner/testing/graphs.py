@@ -100,7 +100,7 @@ def conv_chains(draw: Draw, min_convs: int = 2, max_convs: int = 3) -> onnx.Mode
     ['Conv', 'Relu', 'Conv', 'Relu']
     """
     g = _Graph(np.random.default_rng(draw(st.integers(0, 2**32 - 1))))
-    channels, rows = draw(st.integers(1, 4)), draw(st.integers(12, 24))
+    channels, rows = draw(st.integers(1, 4)), draw(st.integers(16, 32))
     cols = min(draw(st.integers(4, 16)), MAX_ELEMENTS // 4 // rows)
     g.inputs = ["x"]
     g.shapes["x"] = (1, channels, rows, cols)
@@ -134,7 +134,9 @@ def conv_chains(draw: Draw, min_convs: int = 2, max_convs: int = 3) -> onnx.Mode
                 assert made is not None
                 x = _added(g.add("Relu", made), made[0])
             x = _added(g.add("Add", [x, skip]), x)
-        elif follow == "pool" and g.shapes[x][2] >= 8:
+        elif follow == "pool" and g.shapes[x][2] % 2 == 0 and g.shapes[x][3] % 2 == 0:
+            # even extents only: an odd one leaves a dead last row, which planner.bounds still counts as compulsory
+            # (a known over-count; tests/regressions/test_found_by_fusion_cases.py)
             x = _added(g.add("MaxPool", [x], kernel_shape=[2, 2], strides=[2, 2]), x)
     return _model(g, [x])
 
