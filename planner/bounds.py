@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from planner.inspect import totals
 from planner.stmt import LoweredGraph
-from simulator.isa import Compute, DmaLoad, Program
+from simulator.isa import Compute, DmaGather, DmaLoad, Program
 from simulator.machine import MachineConfig
 
 
@@ -37,7 +37,8 @@ def bounds(lowered: LoweredGraph, machine: MachineConfig) -> Bounds:
 def program_bounds(program: Program, machine: MachineConfig) -> Bounds:
     """The same bounds read off a plan file: the compulsory traffic the planner recorded in it, and the work of its
     computes."""
-    loaded = {i.tensor for i in program.instructions if isinstance(i, DmaLoad)}
+    loaded = {i.tensor for i in program.instructions if isinstance(i, DmaLoad)} | {
+        i.table for i in program.instructions if isinstance(i, DmaGather)}
     compulsory = program.compulsory_bytes or sum(  # a plan file without the bound: whole tensors, an upper estimate
         t.nbytes for t in program.tensors if (t.role in ("input", "constant") and t.name in loaded)
         or t.name in program.outputs)

@@ -88,6 +88,8 @@ def fit(lowered: LoweredGraph, first: int, last: int, budget: int,
     """
     if not is_closed(lowered, first, last):
         return None
+    if any(stmt.indirect for stmt in lowered.statements[first:last + 1]):
+        return None  # a group's steps are computes; an indirect DMA is staged on its own
     sink = sink_tensor(lowered.statements[last])
     for tile, cacheable in candidate_tiles(lowered.graph.tensors[sink].shape):
         options = [Group(first, last, tile, False)]

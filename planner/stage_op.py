@@ -131,10 +131,16 @@ def stage_statement(builder: ProgramBuilder, stmt: Statement, resident: Mapping[
         macs = stmt.macs - done_macs if last else stmt.macs * points // total_points
         elem_ops = stmt.elem_ops - done_ops if last else stmt.elem_ops * points // total_points
         done_macs, done_ops = done_macs + macs, done_ops + elem_ops
-        compute = builder.compute(stmt.node, "tensor" if stmt.engine == "tensor" else "vector",
-                                  {t: (box, buffer, at) for t, (box, buffer, at, _) in current.items()},
-                                  (out_tensor, out_box, out_buffer, out_at), deps, macs, elem_ops,
-                                  mnk_of(stmt, block))
+        if stmt.indirect is not None:  # a data-dependent Gather: the DMA engine moves the rows the indices name
+            (index_box, index_buffer, index_at, _), = current.values()
+            compute = builder.gather(stmt.node, stmt.indirect.table, stmt.indirect.axis,
+                                     (stmt.indirect.indices, index_box, index_buffer, index_at),
+                                     (out_tensor, out_box, out_buffer, out_at), deps)
+        else:
+            compute = builder.compute(stmt.node, "tensor" if stmt.engine == "tensor" else "vector",
+                                      {t: (box, buffer, at) for t, (box, buffer, at, _) in current.items()},
+                                      (out_tensor, out_box, out_buffer, out_at), deps, macs, elem_ops,
+                                      mnk_of(stmt, block))
         for tensor, (_, buffer, _, _) in current.items():
             if tensor in resident:
                 resident[tensor].readers.append(compute)

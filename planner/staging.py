@@ -20,6 +20,7 @@ from simulator.isa import (
     Box,
     Buffer,
     Compute,
+    DmaGather,
     DmaLoad,
     DmaStore,
     DramTensor,
@@ -173,6 +174,26 @@ class ProgramBuilder:
             self._use(read_buffer, index)
         self._use(buffer, index, writes=True)
         self._tensors[tensor] = None
+        return index
+
+    def gather(self, node_name: str, table: str, axis: int, indices: tuple[str, Box, str, tuple[int, ...]],
+               output: tuple[str, Box, str, tuple[int, ...]], deps: list[int]) -> int:
+        """An indirect DMA: the rows of `table` named by `indices` (tensor, box, buffer, position), for the output
+        box (tensor, box, buffer, position) of a Gather; the window is the output box's slab of every row."""
+        shape = self.graph.tensors[table].shape
+        out_tensor, out_box, out_buffer, out_at = output
+        index_rank = len(indices[1].start)
+        window = Box((*out_box.start[:axis], 0, *out_box.start[axis + index_rank:]),
+                     (*out_box.stop[:axis], shape[axis], *out_box.stop[axis + index_rank:]))
+        waits = [store for written, store in self._stores.get(table, []) if boxes_meet(written, window)]
+        self._tensors[table] = None
+        self._tensors[indices[0]] = None
+        self._tensors[out_tensor] = None
+        index = self._emit(DmaGather, deps + waits, queue=self._queue(), table=table, axis=axis, window=window,
+                           indices=Operand(*indices), output=Operand(out_tensor, out_box, out_buffer, out_at),
+                           op=node_name)
+        self._use(indices[2], index)
+        self._use(out_buffer, index, writes=True)
         return index
 
     def release(self, buffer: str, deps: list[int]) -> int:

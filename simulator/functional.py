@@ -23,6 +23,7 @@ import numpy as np
 from simulator.isa import (
     Box,
     Compute,
+    DmaGather,
     DmaLoad,
     DmaStore,
     DramTensor,
@@ -119,12 +120,36 @@ def _step(instruction: Instruction, opset: int, tensors: Mapping[str, DramTensor
             values = pad.read(pad.buffer(buffer), at, box.shape, tensor.dtype)
             state[name][_slices(tensor, box)] = values
             checker.check(_describe(instruction), tensor, box, values)
+        case DmaGather():
+            rows = _gather(instruction, tensors, state, pad)
+            output = instruction.output
+            pad.write(pad.buffer(output.buffer), output.at, rows)
+            checker.check(_describe(instruction), _tensor(tensors, output.tensor), output.box, rows)
         case Compute():
             tile = _compute(instruction, opset, tensors, pad)
             pad.write(pad.buffer(instruction.output.buffer), instruction.output.at, tile)
             checker.check(_describe(instruction), tensors[instruction.output.tensor], instruction.output.box, tile)
         case Release(buffer=buffer):
             pad.release(pad.buffer(buffer))
+
+
+def _gather(gather: DmaGather, tensors: Mapping[str, DramTensor], state: dict[str, np.ndarray],
+            pad: Scratchpad) -> np.ndarray:
+    """The rows an indirect DMA moves: the index values read from the scratchpad bytes, each naming one row."""
+    indices, table = _tensor(tensors, gather.indices.tensor), _tensor(tensors, gather.table)
+    values = pad.read(pad.buffer(gather.indices.buffer), gather.indices.at, gather.indices.box.shape, indices.dtype)
+    if np.dtype(indices.dtype).kind not in "iu":
+        raise FunctionalError(f"indices {indices.name} are {indices.dtype}, not integers")
+    if (poison := int((values == poison_value(indices.dtype)).sum())):
+        raise FunctionalMismatch(f"{_describe(gather)}: reads {poison} poison in {indices.name}"
+                                 f"{_format(gather.indices.box)}")
+    extent = table.shape[gather.axis]
+    if values.size and (values.min() < -extent or values.max() >= extent):
+        worst = int(values.min() if values.min() < -extent else values.max())
+        raise FunctionalMismatch(f"{_describe(gather)}: index {worst} is outside axis {gather.axis} of "
+                                 f"{table.name}{list(table.shape)}")
+    slab = state[table.name][_slices(table, gather.window)]
+    return np.take(slab, np.where(values < 0, values + extent, values), axis=gather.axis)
 
 
 def _compute(compute: Compute, opset: int, tensors: Mapping[str, DramTensor], pad: Scratchpad) -> np.ndarray:
@@ -186,7 +211,8 @@ class _Checker:
 
 def _initial_dram(program: Program, tensors: Mapping[str, DramTensor],
                   dram: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-    loaded = {i.tensor for i in program.instructions if isinstance(i, DmaLoad)}
+    loaded = {i.tensor for i in program.instructions if isinstance(i, DmaLoad)} | {
+        i.table for i in program.instructions if isinstance(i, DmaGather)}
     missing = sorted(name for name, t in tensors.items()
                      if t.role in ("input", "constant") and name in loaded and name not in dram)
     if missing:
@@ -249,6 +275,8 @@ def _describe(instruction: Instruction) -> str:
             return f"instruction {instruction.id} DmaLoad {instruction.tensor} -> {instruction.buffer}"
         case DmaStore():
             return f"instruction {instruction.id} DmaStore {instruction.buffer}"
+        case DmaGather():
+            return f"instruction {instruction.id} DmaGather {instruction.table} -> {instruction.output.buffer}"
         case Compute():
             return f"instruction {instruction.id} Compute {instruction.node} ({instruction.op_type})"
         case Release():

@@ -168,6 +168,54 @@ class DmaStore:
 
 
 @dataclass(frozen=True, slots=True)
+class DmaGather:
+    """Indirect DMA: rows of a DRAM table, named by index values that are already in the scratchpad, into a buffer.
+
+    `indices` is a box of an integer tensor held in a buffer; `window` is a box of `table` that spans the whole of
+    `axis` (the rows an index may name) and picks the slab of every row that is moved. For each index element j,
+    in row-major order of its box, the slab `table[window with axis = idx[j]]` lands in `output` (a box of the
+    gathered tensor in a buffer) at position j of its `axis .. axis + rank(indices)` axes, so the output box has the
+    shape `window.shape[:axis] + indices.box.shape + window.shape[axis + 1:]`. A negative index counts from the end
+    of the axis, as in ONNX Gather; one outside the axis is a fault when the program runs.
+
+    >>> g = DmaGather(0, (), 0, "emb", 0, Box((0, 0), (100, 8)), Operand("ids", Box((0, 0), (1, 4)), "b", (0, 0)),
+    ...               Operand("y", Box((0, 0, 0), (1, 4, 8)), "o", (0, 0, 0)))
+    >>> g.rows, g.row_box.shape
+    (4, (1, 8))
+    """
+
+    id: int
+    deps: tuple[int, ...]
+    queue: int
+    table: str
+    axis: int
+    window: Box
+    indices: Operand
+    output: Operand
+    op: str = ""
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.axis < len(self.window.start):
+            raise ValueError(f"instruction {self.id}: axis {self.axis} is outside the window's rank")
+        expected = (*self.window.shape[:self.axis], *self.indices.box.shape, *self.window.shape[self.axis + 1:])
+        if self.output.box.shape != expected:
+            raise ValueError(f"instruction {self.id}: output box {list(self.output.box.shape)} is not the gathered "
+                             f"shape {list(expected)}")
+
+    @property
+    def rows(self) -> int:
+        """Index elements, each naming one row."""
+        return self.indices.box.numel
+
+    @property
+    def row_box(self) -> Box:
+        """The slab of one row (of row 0, for its shape and runs)."""
+        axis = self.axis
+        return Box((*self.window.start[:axis], 0, *self.window.start[axis + 1:]),
+                   (*self.window.stop[:axis], 1, *self.window.stop[axis + 1:]))
+
+
+@dataclass(frozen=True, slots=True)
 class Compute:
     """One tile of one op: it writes `output` (a box of one of the op's outputs) from its input slots.
 
@@ -208,7 +256,7 @@ class Release:
     buffer: str
 
 
-Instruction = DmaLoad | DmaStore | Compute | Release
+Instruction = DmaLoad | DmaStore | DmaGather | Compute | Release
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,6 +12,7 @@ from simulator.isa import (
     Box,
     Buffer,
     Compute,
+    DmaGather,
     DmaLoad,
     DmaStore,
     DramTensor,
@@ -23,7 +24,7 @@ from simulator.isa import (
     Unread,
 )
 
-_KINDS = {"load": DmaLoad, "store": DmaStore, "compute": Compute, "release": Release}
+_KINDS = {"load": DmaLoad, "store": DmaStore, "gather": DmaGather, "compute": Compute, "release": Release}
 _KIND_OF = {cls: kind for kind, cls in _KINDS.items()}
 
 
@@ -37,7 +38,7 @@ def _encode(value: Any) -> Any:
         return {"start": list(value.start), "stop": list(value.stop)}
     if isinstance(value, (Operand, Param, Unread)):
         return {"kind": type(value).__name__.lower(), **{k: _encode(getattr(value, k)) for k in value.__slots__}}
-    if isinstance(value, (DmaLoad, DmaStore, Compute, Release)):
+    if isinstance(value, (DmaLoad, DmaStore, DmaGather, Compute, Release)):
         return {"kind": _KIND_OF[type(value)], **{k: _encode(getattr(value, k)) for k in value.__slots__}}
     if hasattr(value, "__dataclass_fields__"):
         return {k: _encode(getattr(value, k)) for k in value.__slots__}
@@ -72,6 +73,12 @@ def _instruction(value: dict[str, Any]) -> Instruction:
     if kind == "store":
         return DmaStore(value["id"], deps, value["queue"], value["buffer"], tuple(value["at"]), value["tensor"],
                         _box(value["box"]), value["op"])
+    if kind == "gather":  # indirect DMA: {"kind": "gather", "table", "axis", "window", "indices", "output", ...}
+        indices, output = _slot(value["indices"]), _slot(value["output"])
+        if not isinstance(indices, Operand) or not isinstance(output, Operand):
+            raise ValueError(f"instruction {value['id']}: indices and output must be operands")
+        return DmaGather(value["id"], deps, value["queue"], value["table"], value["axis"], _box(value["window"]),
+                         indices, output, value["op"])
     if kind == "release":
         return Release(value["id"], deps, value["buffer"])
     if kind == "compute":

@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from simulator.isa import Compute, DmaLoad, DmaStore, Program, Release
+from simulator.isa import Compute, DmaGather, DmaLoad, DmaStore, Program, Release
 from simulator.machine import MachineConfig
 
 
@@ -76,9 +76,9 @@ def collect_stats(program: Program, machine: MachineConfig, start_cycles: Sequen
         resource, start, end = resources[i], start_cycles[i], end_cycles[i]
         if isinstance(instruction, Compute):
             busy[resource] += end - start
-        elif isinstance(instruction, (DmaLoad, DmaStore)):
+        elif isinstance(instruction, (DmaLoad, DmaStore, DmaGather)):
             transfers += 1
-            if isinstance(instruction, DmaLoad):
+            if isinstance(instruction, (DmaLoad, DmaGather)):
                 bytes_read += payload_bytes[i]
             else:
                 bytes_written += payload_bytes[i]
@@ -133,7 +133,7 @@ def scratchpad_timeline(program: Program, machine: MachineConfig, start_cycles: 
             per_buffer.setdefault(instruction.buffer, []).append((end_cycles[i], 0))
         elif isinstance(instruction, DmaLoad):
             per_buffer.setdefault(instruction.buffer, []).append((start_cycles[i], 1))
-        elif isinstance(instruction, Compute):
+        elif isinstance(instruction, (Compute, DmaGather)):
             per_buffer.setdefault(instruction.output.buffer, []).append((start_cycles[i], 1))
     changes: list[tuple[int, int, int]] = []  # (cycle, 0 = free / 1 = take, bytes)
     for name, events in per_buffer.items():
@@ -163,7 +163,7 @@ def _op_stats(program: Program, start_cycles: Sequence[int], end_cycles: Sequenc
     for i, instruction in enumerate(program.instructions):
         if isinstance(instruction, Compute):
             name, read, written = instruction.node, 0, 0
-        elif isinstance(instruction, DmaLoad):
+        elif isinstance(instruction, (DmaLoad, DmaGather)):
             name, read, written = instruction.op, payload_bytes[i], 0
         elif isinstance(instruction, DmaStore):
             name, read, written = instruction.op, 0, payload_bytes[i]

@@ -22,6 +22,9 @@ Durations, in cycles:
   Shares change only when a transfer starts or stops moving data. A transfer completes at the first whole cycle at
   or after its last byte lands.
 
+- an indirect DMA (`DmaGather`) of R rows is timed as a transfer of R copies of one row's slab: `R * runs per row`
+  descriptors, one latency (the engine pipelines the row reads), and each row's runs burst-rounded on their own.
+
 So a single load of N bytes in one run, N a multiple of the burst, with no descriptor cost, takes
 `latency + N / min(engine_bandwidth, dram_bandwidth)` cycles.
 
@@ -38,7 +41,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from simulator.bandwidth import EPS_ABS, EPS_REL, Bandwidth
-from simulator.isa import Box, Compute, DmaLoad, DmaStore, Program
+from simulator.isa import Box, Compute, DmaGather, DmaLoad, DmaStore, Program
 from simulator.machine import MachineConfig
 from simulator.stats import SimStats, collect_stats
 
@@ -90,6 +93,20 @@ def transfer_bytes(tensor_shape: Sequence[int], elem_bytes: int, box: Box, burst
     runs = contiguous_runs(tensor_shape, box)
     payload = box.numel * elem_bytes
     return runs, payload, runs * -(-(payload // runs) // burst_bytes) * burst_bytes
+
+
+def gather_bytes(table_shape: Sequence[int], elem_bytes: int, gather: DmaGather, burst_bytes: int,
+                 ) -> tuple[int, int, int]:
+    """(runs, payload bytes, burst-rounded bytes) of an indirect DMA: its rows, each moved like a box of its own.
+
+    >>> from simulator.isa import Operand
+    >>> g = DmaGather(0, (), 0, "emb", 0, Box((0, 0), (100, 6)), Operand("ids", Box((0,), (3,)), "b", (0,)),
+    ...               Operand("y", Box((0, 0), (3, 6)), "o", (0, 0)))
+    >>> gather_bytes((100, 6), 4, g, 64)  # 3 rows of 24 bytes, each one 64-byte burst
+    (3, 72, 192)
+    """
+    runs, payload, burst = transfer_bytes(table_shape, elem_bytes, gather.row_box, burst_bytes)
+    return runs * gather.rows, payload * gather.rows, burst * gather.rows
 
 
 def compute_cycles(compute: Compute, machine: MachineConfig, dtype: str) -> int:
@@ -159,6 +176,18 @@ def _prepare(program: Program, machine: MachineConfig) -> _Plan:
                                   f"inside tensor {tensor.name} of shape {list(tensor.shape)}")
             check_buffer(instruction.id, instruction.buffer)
             runs, payload, burst = transfer_bytes(tensor.shape, tensor.elem_bytes, box, dma.burst_bytes)
+            fixed, resource = runs * dma.descriptor_cycles, _FIRST_QUEUE + instruction.queue
+        elif isinstance(instruction, DmaGather):
+            if not 0 <= instruction.queue < dma.engines:
+                raise TimingError(f"instruction {instruction.id}: DMA queue {instruction.queue} is out of range "
+                                  f"(the machine has {dma.engines} DMA engines)")
+            table = tensors.get(instruction.table)
+            if table is None or len(table.shape) != len(instruction.window.start):
+                raise TimingError(f"instruction {instruction.id}: table {instruction.table!r} is not a tensor of "
+                                  f"the window's rank")
+            for operand in (instruction.indices, instruction.output):
+                check_buffer(instruction.id, operand.buffer)
+            runs, payload, burst = gather_bytes(table.shape, table.elem_bytes, instruction, dma.burst_bytes)
             fixed, resource = runs * dma.descriptor_cycles, _FIRST_QUEUE + instruction.queue
         elif isinstance(instruction, Compute):
             for operand in (*instruction.operands, instruction.output):

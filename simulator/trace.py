@@ -10,9 +10,9 @@ from __future__ import annotations
 import heapq
 from typing import Any
 
-from simulator.isa import Compute, DmaLoad, DmaStore, Program, Release
+from simulator.isa import Compute, DmaGather, DmaLoad, DmaStore, Program, Release
 from simulator.stats import scratchpad_timeline
-from simulator.timing import SimResult, transfer_bytes
+from simulator.timing import SimResult, gather_bytes, transfer_bytes
 
 _PID = 1
 
@@ -49,6 +49,14 @@ def chrome_trace(program: Program, result: SimResult) -> dict[str, Any]:
             if instruction.mnk:
                 args["mnk"] = list(instruction.mnk)
             args |= {"macs": instruction.macs} if instruction.engine == "tensor" else {"elem_ops": instruction.elem_ops}
+        elif isinstance(instruction, DmaGather):
+            name = f"gather {instruction.table}"
+            tid = track(f"{resource}.{_slot(slots.setdefault(resource, []), start, end)}")
+            table = tensors[instruction.table]
+            runs, payload, burst = gather_bytes(table.shape, table.elem_bytes, instruction, machine.dma.burst_bytes)
+            args = {"id": i, "op": instruction.op, "tensor": instruction.table, "buffer": instruction.output.buffer,
+                    "rows": instruction.rows, "bytes": payload, "burst_bytes": burst, "runs": runs,
+                    "cycles": end - start}
         else:
             kind = "load" if isinstance(instruction, DmaLoad) else "store"
             name = f"{kind} {instruction.tensor}"
@@ -86,7 +94,9 @@ def _slot(busy: list[tuple[int, int]], start: int, end: int) -> int:
     return slot
 
 
-def _category(instruction: Compute | DmaLoad | DmaStore) -> str:
+def _category(instruction: Compute | DmaLoad | DmaStore | DmaGather) -> str:
     if isinstance(instruction, Compute):
         return instruction.engine
+    if isinstance(instruction, DmaGather):
+        return "gather"
     return "load" if isinstance(instruction, DmaLoad) else "store"

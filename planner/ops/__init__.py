@@ -13,7 +13,20 @@ from __future__ import annotations
 from types import MappingProxyType
 
 from planner.graph import Graph
-from planner.ops import conv, elementwise, layout, matmul, movement, norm, pool, reduce, resize  # noqa: F401 (register)
+from planner.ops import (  # noqa: F401 (register)
+    conv,
+    elementwise,
+    gather,
+    layout,
+    logic,
+    matmul,
+    movement,
+    norm,
+    pool,
+    rearrange,
+    reduce,
+    resize,
+)
 from planner.ops.registry import LOWERINGS, Context, isl_names, supported_ops
 from planner.stmt import Access, Alias, LoweredGraph, Statement
 
@@ -36,6 +49,9 @@ def lower(graph: Graph) -> LoweredGraph:
             if isinstance(item, Alias):
                 aliases[item.tensor] = _through(item, aliases)
             else:
+                if item.indirect and {item.indirect.indices, item.indirect.table} & set(aliases):
+                    raise context.error("a data-dependent Gather whose indices or table are a reshaped view is not "
+                                        "supported")
                 statements.append(_read_bases(item, aliases))
     return LoweredGraph(graph, tuple(statements), MappingProxyType(aliases), MappingProxyType(spaces))
 
@@ -53,4 +69,4 @@ def _read_bases(stmt: Statement, aliases: dict[str, Alias]) -> Statement:
     reads = tuple(Access(aliases[a.tensor].base, a.relation.apply_range(aliases[a.tensor].relation))
                   if a.tensor in aliases else a for a in stmt.reads)
     return Statement(stmt.name, stmt.node, stmt.op_type, stmt.dims, stmt.domain, reads, stmt.writes, stmt.macs,
-                     stmt.elem_ops, stmt.engine)
+                     stmt.elem_ops, stmt.engine, stmt.indirect)
