@@ -1,8 +1,8 @@
 """The oracle check: are the invariants strong enough to catch planner bugs?
 
 Each mutation plants one class of planner bug into a valid plan of a generated model (one test per strategy in
-`tests.invariants.STRATEGIES`), keeping the program well formed (ids renumbered, deps pointing back), and the mutant
-goes through the same checks as every plan (`tests.invariants.check_program`: verify, the functional simulation
+`planner.testing.STRATEGIES`), keeping the program well formed (ids renumbered, deps pointing back), and the mutant
+goes through the same checks as every plan (`planner.testing.check_program`: verify, the functional simulation
 against onnxruntime, bounds, round trip). At least 95% of the mutants of each class must be caught. The rates are
 printed per class, with the check that caught them.
 """
@@ -20,11 +20,10 @@ from hypothesis import strategies as st
 
 from planner.alloc import align
 from planner.errors import PlanError
+from planner.testing import STRATEGIES, Case, check_program, explained, machines, onnx_models
 from simulator.functional import FunctionalError, FunctionalMismatch
 from simulator.isa import Box, Buffer, Compute, DmaLoad, DmaStore, Instruction, Operand, Program, Release
 from simulator.machine import MachineConfig
-from tests.invariants import STRATEGIES, Case, check_program, explained
-from tests.strategies import machines, onnx_models
 
 CATCH_RATE = 0.95
 WINDOWED = ("Conv", "MaxPool", "AveragePool")
@@ -266,7 +265,7 @@ def test_oracle_catches_planted_bugs(strategy: str, capsys: pytest.CaptureFixtur
         except PlanError:
             reject()
         with explained(model, machine):
-            check_program(program, case, machine)  # the unmutated plan must pass
+            check_program(program, machine, case)  # the unmutated plan must pass
         rng = random.Random(seed)
         for name, mutate in MUTATIONS.items():
             for _ in range(MUTANTS_PER_CLASS):
@@ -295,7 +294,7 @@ def caught_by(mutant: Program, case: Case, machine: MachineConfig) -> str:
     """Which check caught the mutant first: `verify`, `functional`, `other` (bounds, round trip, a simulator refusing
     the program), or `missed`."""
     try:
-        check_program(mutant, case, machine)
+        check_program(mutant, machine, case)
     except (FunctionalMismatch, FunctionalError):
         return "functional"
     except AssertionError as error:

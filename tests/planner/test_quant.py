@@ -26,13 +26,13 @@ from planner.graph import load_graph
 from planner.ops import lower
 from planner.qdq import fuse_qdq
 from planner.qdq_fidelity import fused_op_errors
+from planner.testing import check_plan as check_invariants
 from simulator.functional import run_functional
 from simulator.isa import Compute
 from simulator.machine import INT8_MAC_OPS
 from simulator.machine_file import load_machine
 from simulator.timing import compute_cycles, simulate
 from simulator.verify import verify
-from tests.invariants import check_invariants
 
 DATA = Path(__file__).parent.parent / "data" / "quant"
 
