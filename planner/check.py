@@ -3,7 +3,8 @@
 DRAM starts with seeded random inputs, drawn inside the domain of every op (see `draw_inputs`), and the model's real
 constants (initializers, read only from inside the
 model's folder, and the values of constant subgraphs as onnxruntime computes them). The reference is onnxruntime on
-the same model with every intermediate tensor exposed, so a mismatch is found at the first tile that differs.
+the same model (QDQ chains rewritten as planned, `planner.qdq`) with every intermediate tensor exposed, so a mismatch
+is found at the first tile that differs.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from onnx.external_data_helper import load_external_data_for_model
 
 from planner.errors import PlanError
 from planner.graph import Graph, prepare_model
+from planner.qdq import fuse_qdq
 
 SEED = 0
 # Ops that want a positive argument (Sqrt, Log, Pow of a real exponent, Reciprocal...): a model input they read is
@@ -78,6 +80,9 @@ def reference_values(graph: Graph, source: str | os.PathLike[str] | onnx.ModelPr
     model, _, folder = prepare_model(source, batch=batch, input_shapes=input_shapes)
     if folder is not None:
         load_external_data_for_model(model, str(folder))  # prepare_model checked it lies inside the folder
+    # The model as planned: QDQ chains as the integer ops onnxruntime runs (QLinearConv...), so every tile is checked
+    # exactly; how far those ops are from the float QDQ chains (at most 1 LSB) is tested in tests/planner/test_quant.
+    model = fuse_qdq(model)
     feeds = draw_inputs(graph)
     initializers = {tensor.name: numpy_helper.to_array(tensor) for tensor in model.graph.initializer}
     wanted = [name for name in graph.tensors if name not in feeds and name not in initializers]

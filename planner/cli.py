@@ -9,17 +9,23 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 from typing import NoReturn
 
-import onnx
-
-from planner.commands import EXIT_CHECK_FAILED, STRATEGIES, CheckFailed, run_compare, run_plan, run_simulate
+from planner import api
+from planner.commands import (
+    EXIT_CHECK_FAILED,
+    STRATEGIES,
+    CheckFailed,
+    run_compare,
+    run_plan,
+    run_profile,
+    run_simulate,
+    run_sweep,
+)
 from planner.errors import PlanError
-from planner.graph import PLANNING_DTYPES, Graph, load_graph
+from planner.graph import PLANNING_DTYPES
 from planner.inspect import op_rows, totals
-from planner.ops import lower
-from simulator.machine import preset_names
+from simulator.machine_file import preset_names
 
 EXIT_BAD_INPUT = 2
 
@@ -63,7 +69,7 @@ def _parser() -> argparse.ArgumentParser:
     _model_arguments(plan)
     _machine_arguments(plan)
     plan.add_argument("-o", "--output", required=True, metavar="PLAN.json", help="where to write the plan")
-    plan.set_defaults(run=lambda args: run_plan(args, load_model_argument))
+    plan.set_defaults(run=run_plan)
 
     simulate = commands.add_parser("simulate", help="simulate a model's plan (or a plan file) cycle by cycle")
     _model_arguments(simulate, plan_files=True)
@@ -72,13 +78,46 @@ def _parser() -> argparse.ArgumentParser:
     simulate.add_argument("--trace", metavar="TRACE.json", help="write a Chrome/Perfetto trace of the simulation")
     simulate.add_argument("--check", action="store_true", help="verify the plan and run it on real numbers against "
                           "onnxruntime (exit status 3 on a mismatch)")
-    simulate.set_defaults(run=lambda args: run_simulate(args, load_model_argument))
+    simulate.add_argument("--plot", metavar="F.png", help="draw scratchpad occupancy by tensor role and engine and "
+                          "DMA utilisation over time")
+    simulate.set_defaults(run=run_simulate)
 
     compare = commands.add_parser("compare", help="baseline and fused side by side on one model and machine")
     _model_arguments(compare)
     _machine_arguments(compare, strategy=False)
     compare.add_argument("--json", action="store_true", help='print {"baseline": {...}, "fused": {...}}')
-    compare.set_defaults(run=lambda args: run_compare(args, load_model_argument))
+    compare.add_argument("--plot", metavar="F.png", help="draw per-op bars of DRAM bytes and cycles of both strategies")
+    compare.set_defaults(run=run_compare)
+
+    sweep = commands.add_parser("sweep", help="plan and simulate over log-spaced scratchpad sizes (and bandwidths, "
+                                "array sizes): the ski slope")
+    _model_arguments(sweep)
+    sweep.add_argument("--machine", required=True, metavar="PRESET|FILE.yaml", help="the machine to vary")
+    sweep.add_argument("--scratchpad", required=True, metavar="A..B", help="capacity range, e.g. 16KiB..2MiB")
+    sweep.add_argument("--points", type=int, default=8, metavar="N", help="log-spaced points per range (default 8)")
+    sweep.add_argument("--bandwidth", metavar="A..B", help="DRAM bandwidth range in bytes per cycle, e.g. 4..64")
+    sweep.add_argument("--array", metavar="A..B", help="square tensor-engine sizes, e.g. 16..128")
+    sweep.add_argument("--strategies", nargs="+", choices=sorted(STRATEGIES), default=["baseline", "fused"])
+    sweep.add_argument("--executor", default="local", metavar="local|dask://HOST:PORT",
+                       help="a local process pool (default) or a Dask distributed scheduler")
+    sweep.add_argument("--jobs", type=int, metavar="N", help="local worker processes (default: one per core)")
+    sweep.add_argument("--csv", metavar="F.csv", help="write the rows as CSV")
+    sweep.add_argument("--plot", metavar="F.png", help="draw DRAM bytes and cycles against capacity (log-log)")
+    sweep.add_argument("--json", action="store_true", help='print {"model", "machine", "points": [...]}')
+    sweep.set_defaults(run=run_sweep)
+
+    profile = commands.add_parser("profile", help="per layer cycles, DRAM bytes and bound of one or two models on "
+                                  "several machines")
+    profile.add_argument("model", metavar="MODEL", help="an .onnx file or a zoo model by name")
+    profile.add_argument("other", metavar="MODEL2", nargs="?", help="a second model to compare (a pruned variant)")
+    profile.add_argument("--machines", nargs="+", required=True, metavar="PRESET|FILE.yaml")
+    profile.add_argument("--strategy", choices=sorted(STRATEGIES), default="fused")
+    profile.add_argument("--batch", type=int, help="batch size: fills symbolic leading dims")
+    profile.add_argument("--dtype", choices=sorted(PLANNING_DTYPES), help="element type to plan with")
+    profile.add_argument("--json", action="store_true", help='print {"model", "machines": [...]} (two models: '
+                         '{"models": [...]})')
+    profile.add_argument("--plot", metavar="F.png", help="draw each machine's layers' cycles, stacked")
+    profile.set_defaults(run=run_profile, input_shape=[])
     return parser
 
 
@@ -103,19 +142,6 @@ def _model_arguments(parser: argparse.ArgumentParser, plan_files: bool = False) 
                         "model's own)")
 
 
-def load_model_argument(args: argparse.Namespace) -> tuple[Graph, str | onnx.ModelProto]:
-    """Load MODEL as a file, or build it from the zoo when no such file exists and the name is a zoo model; return the
-    Graph and what it was loaded from."""
-    source: str | onnx.ModelProto = args.model
-    if not Path(args.model).exists():
-        import models  # only when asked for: building a zoo model needs nothing else from the planner
-
-        name, small = (args.model[:-len("-small")], True) if args.model.endswith("-small") else (args.model, False)
-        if name in models.ZOO:
-            source = models.build(name, small=small, batch=args.batch or 1)
-    return load_graph(source, batch=args.batch, input_shapes=args.input_shapes, dtype=args.dtype), source
-
-
 def _parse_input_shape(spec: str) -> tuple[str, tuple[int, ...]]:
     name, _, dims = spec.rpartition("=")
     try:
@@ -128,8 +154,8 @@ def _parse_input_shape(spec: str) -> tuple[str, tuple[int, ...]]:
 
 
 def _inspect(args: argparse.Namespace) -> str:
-    graph, _ = load_model_argument(args)
-    lowered = lower(graph)
+    model = api.load(args.model, batch=args.batch, input_shapes=args.input_shapes, dtype=args.dtype)
+    graph, lowered = model.graph, model.lowered
     rows, total = op_rows(lowered), totals(lowered)
     if args.json:
         document = {

@@ -1,4 +1,4 @@
-"""What `scratchplan plan` and `scratchplan simulate` do, behind the argument parsing in `planner.cli`.
+"""What `scratchplan plan`, `simulate` and `compare` do: argparse values in, `planner.api` calls, text out.
 
 Every figure comes from simulating the emitted program; the planner's own estimates are never reported.
 """
@@ -10,155 +10,139 @@ import json
 import os
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from planner.baseline import plan_baseline
-from planner.bounds import Bounds, bounds, program_bounds
-from planner.check import reference_values
+from planner import api
+from planner.api import CheckFailed, Model, Report
 from planner.errors import PlanError
-from planner.fused import plan_fused
-from planner.graph import Graph
-from planner.ops import lower
-from simulator.functional import FunctionalError, FunctionalMismatch, run_functional
 from simulator.isa import Program
-from simulator.machine import MachineConfig, MachineError, load_machine
-from simulator.plan_file import ProgramError, program_from_json, program_to_json
-from simulator.timing import SimResult, TimingError, simulate
+from simulator.machine import MachineConfig
+from simulator.plan_file import program_to_json
 from simulator.trace import chrome_trace
-from simulator.verify import verify
+from simulator.units import parse_size
 
-STRATEGIES = {"fused": plan_fused, "baseline": plan_baseline}
+STRATEGIES = api.STRATEGIES
 EXIT_CHECK_FAILED = 3
 
-
-class CheckFailed(Exception):
-    """--check found the plan illegal or its numbers wrong: exit status 3."""
-
-
-@dataclass(frozen=True, slots=True)
-class Planned:
-    """A program with its bounds; `graph` and `source` (a path or a built zoo model) when it came from a model."""
-
-    program: Program
-    bounds: Bounds
-    graph: Graph | None = None
-    source: Any = None
-
-
-Loader = Callable[[argparse.Namespace], tuple[Graph, Any]]
+__all__ = ["EXIT_CHECK_FAILED", "STRATEGIES", "CheckFailed", "run_compare", "run_plan", "run_profile", "run_simulate",
+           "run_sweep"]
 
 
 def machine_argument(args: argparse.Namespace) -> MachineConfig:
-    try:
-        return load_machine(args.machine, scratchpad=args.scratchpad)
-    except MachineError as exc:
-        raise PlanError(f"--machine {args.machine}: {exc}") from None
+    return api.machine(args.machine, scratchpad=args.scratchpad)
 
 
-def plan_program(args: argparse.Namespace, machine: MachineConfig, load_model: Loader) -> Planned:
-    """A program for MODEL (planned with --strategy) or read from a plan file."""
+def model_argument(args: argparse.Namespace) -> Model:
+    return api.load(args.model, batch=args.batch, input_shapes=args.input_shapes, dtype=args.dtype)
+
+
+def plan_program(args: argparse.Namespace, machine: MachineConfig) -> tuple[Program, Model | None]:
+    """A program for MODEL (planned with --strategy) or read from a plan file, and the model when there is one."""
     if str(args.model).endswith(".json"):
-        try:
-            program = program_from_json(Path(args.model).read_text())
-        except OSError as exc:
-            raise PlanError(f"{args.model}: {exc.strerror}") from None
-        except ProgramError as exc:
-            raise PlanError(f"{args.model}: {exc}") from None
-        return Planned(program, program_bounds(program, machine))
-    graph, source = load_model(args)
-    lowered = lower(graph)
-    return Planned(STRATEGIES[args.strategy](lowered, machine), bounds(lowered, machine), graph, source)
+        return api.load_program(args.model), None
+    model = model_argument(args)
+    return api.plan(model, machine, strategy=args.strategy), model
 
 
-def run_plan(args: argparse.Namespace, load_model: Loader) -> str:
+def run_plan(args: argparse.Namespace) -> str:
     machine = machine_argument(args)
-    planned = plan_program(args, machine, load_model)
-    write_atomically(args.output, program_to_json(planned.program) + "\n")
-    return (f"wrote {args.output}: {len(planned.program.instructions):,} instructions, "
-            f"{len(planned.program.buffers):,} buffers ({planned.program.strategy} on {machine.name})\n")
+    program, _ = plan_program(args, machine)
+    write_atomically(args.output, program_to_json(program) + "\n")
+    return (f"wrote {args.output}: {len(program.instructions):,} instructions, "
+            f"{len(program.buffers):,} buffers ({program.strategy} on {machine.name})\n")
 
 
-def run_simulate(args: argparse.Namespace, load_model: Loader) -> str:
+def run_simulate(args: argparse.Namespace) -> str:
     machine = machine_argument(args)
-    planned = plan_program(args, machine, load_model)
-    try:
-        result = simulate(planned.program, machine)
-    except TimingError as exc:
-        raise PlanError(f"{args.model}: {exc}") from None
+    program, model = plan_program(args, machine)
+    result = api.simulate(program, machine)
     if args.check:
-        check_program(args, planned, machine)
+        if model is None:
+            raise PlanError(f"{args.model}: --check needs the model to compare with; give the .onnx file or zoo name")
+        api.check(model, program, machine)
     if args.trace:
-        write_atomically(args.trace, json.dumps(chrome_trace(planned.program, result)))
-    report = simulation_report(planned, machine, result)
-    return json.dumps(report) + "\n" if args.json else format_report(report, checked=args.check)
+        write_atomically(args.trace, json.dumps(chrome_trace(program, result)))
+    if getattr(args, "plot", None):
+        from planner.plots import plot_simulation
+
+        write_plot(args.plot, lambda path: plot_simulation(program, result, path))
+    report = api.report_of(program, machine, result, api.model_bounds(model, program, machine))
+    return json.dumps(report.to_dict()) + "\n" if args.json else format_report(report.to_dict(), checked=args.check)
 
 
-def run_compare(args: argparse.Namespace, load_model: Loader) -> str:
+def run_compare(args: argparse.Namespace) -> str:
     """Both strategies on one model and machine, side by side, every figure simulated."""
     machine = machine_argument(args)
-    graph, source = load_model(args)
-    lowered = lower(graph)
-    limits = bounds(lowered, machine)
-    reports = {}
-    for name in ("baseline", "fused"):
-        planned = Planned(STRATEGIES[name](lowered, machine), limits, graph, source)
-        try:
-            result = simulate(planned.program, machine)
-        except TimingError as exc:
-            raise PlanError(f"{args.model}: {exc}") from None
-        reports[name] = simulation_report(planned, machine, result)
+    model = model_argument(args)
+    reports: dict[str, Report] = {name: api.evaluate(model, machine, strategy=name) for name in ("baseline", "fused")}
+    if getattr(args, "plot", None):
+        from planner.plots import plot_compare
+
+        write_plot(args.plot, lambda path: plot_compare(reports, path))
     if args.json:
-        return json.dumps(reports) + "\n"
+        return json.dumps({name: report.to_dict() for name, report in reports.items()}) + "\n"
+    graph = model.graph
+    limits = reports["fused"]
     header = f"{'strategy':<10}{'DRAM read':>16}{'DRAM written':>16}{'in bursts':>16}{'transfers':>11}{'cycles':>15}" \
-             f"{'x compulsory':>14}{'x roofline':>12}"
+             f"{'x compulsory':>14}{'x best unfused':>16}{'x roofline':>12}{'energy uJ':>12}"
     lines = [f"{graph.name} on {machine.name} ({graph.planning_dtype or 'model dtype'}): compulsory "
-             f"{limits.compulsory_bytes:,} bytes, roofline {limits.roofline_cycles:,} cycles", header]
+             f"{limits.compulsory_bytes:,} bytes, best unfused {limits.best_unfused_bytes or 0:,} bytes, roofline "
+             f"{limits.roofline_cycles:,} cycles", header]
     for name, r in reports.items():
-        traffic = r["dram_bytes_read"] + r["dram_bytes_written"]
-        bursts = r["dram_burst_bytes_read"] + r["dram_burst_bytes_written"]
-        lines.append(f"{name:<10}{r['dram_bytes_read']:>16,}{r['dram_bytes_written']:>16,}{bursts:>16,}"
-                     f"{r['dma_transfers']:>11,}"
-                     f"{r['total_cycles']:>15,}{traffic / limits.compulsory_bytes:>14.2f}"
-                     f"{r['total_cycles'] / limits.roofline_cycles:>12.2f}")
+        lines.append(f"{name:<10}{r.dram_bytes_read:>16,}{r.dram_bytes_written:>16,}"
+                     f"{r.dram_burst_bytes:>16,}{r.dma_transfers:>11,}"
+                     f"{r.cycles:>15,}{r.dram_bytes / max(r.compulsory_bytes, 1):>14.2f}"
+                     f"{r.dram_bytes / max(r.best_unfused_bytes or 0, 1):>16.2f}"
+                     f"{r.cycles / max(r.roofline_cycles, 1):>12.2f}{r.energy_pj['total'] / 1e6:>12,.2f}")
     base, fused = reports["baseline"], reports["fused"]
-    base_traffic = base["dram_bytes_read"] + base["dram_bytes_written"]
-    fused_traffic = fused["dram_bytes_read"] + fused["dram_bytes_written"]
-    lines.append(f"reduction: DRAM traffic {base_traffic / max(fused_traffic, 1):.2f}x less, cycles "
-                 f"{base['total_cycles'] / max(fused['total_cycles'], 1):.2f}x fewer")
+    lines.append(f"reduction: DRAM traffic {base.dram_bytes / max(fused.dram_bytes, 1):.2f}x less, cycles "
+                 f"{base.cycles / max(fused.cycles, 1):.2f}x fewer")
     return "\n".join(lines) + "\n"
 
 
-def check_program(args: argparse.Namespace, planned: Planned, machine: MachineConfig) -> None:
-    """Verify, then run on real numbers against onnxruntime; CheckFailed names the first fault."""
-    if planned.graph is None:
-        raise PlanError(f"{args.model}: --check needs the model to compare with; give the .onnx file or zoo name")
-    violations = verify(planned.program, machine)
-    if violations:
-        raise CheckFailed(f"verify: {violations[0].message} ({len(violations)} violations)")
-    dram, reference = reference_values(planned.graph, planned.source, batch=args.batch,
-                                       input_shapes=args.input_shapes)
-    try:
-        run_functional(planned.program, machine, dram, reference=reference)
-    except (FunctionalMismatch, FunctionalError) as exc:
-        raise CheckFailed(f"functional: {exc}") from None
+def run_sweep(args: argparse.Namespace) -> str:
+    """The sweep's rows as JSON or a table; --csv and --plot write files besides."""
+    from planner import sweep
+
+    machine = machine_argument(argparse.Namespace(machine=args.machine, scratchpad=None))
+    model = model_argument(args)  # a bad model fails here, once, not in every worker
+    source = model.source if isinstance(model.source, str) else model.source.SerializeToString()
+    job = sweep.Job(source, args.batch, tuple(sorted(args.input_shapes.items())), args.dtype, machine,
+                    tuple(args.strategies))
+    if args.points < 1:
+        raise PlanError(f"--points {args.points}: give at least 1")
+    grid = sweep.points(sweep.parse_range(args.scratchpad, "--scratchpad", parse_size), args.points,
+                        sweep.parse_range(args.bandwidth, "--bandwidth") if args.bandwidth else None,
+                        sweep.parse_range(args.array, "--array", int) if args.array else None)
+    rows = sweep.sweep(job, grid, executor=args.executor, jobs=args.jobs)
+    document = {"model": model.name, "machine": machine.name, "points": rows}
+    if args.csv:
+        write_atomically(args.csv, sweep.to_csv(rows))
+    if args.plot:
+        from planner.plots import plot_sweep
+
+        write_plot(args.plot, lambda path: plot_sweep(document, path, machine.scratchpad.capacity_bytes))
+    if args.json:
+        return json.dumps(document) + "\n"
+    return sweep.to_csv(rows).replace(",", "\t")
 
 
-def simulation_report(planned: Planned, machine: MachineConfig, result: SimResult) -> dict[str, Any]:
-    stats = result.stats
-    return {
-        "strategy": planned.program.strategy, "machine": machine.name, "model": planned.program.model,
-        "total_cycles": stats.total_cycles, "dram_bytes_read": stats.dram_bytes_read,
-        "dram_bytes_written": stats.dram_bytes_written, "dram_burst_bytes_read": stats.dram_burst_bytes_read,
-        "dram_burst_bytes_written": stats.dram_burst_bytes_written, "dma_transfers": stats.dma_transfers,
-        "peak_scratchpad_bytes": stats.peak_scratchpad_bytes, "compulsory_bytes": planned.bounds.compulsory_bytes,
-        "roofline_cycles": planned.bounds.roofline_cycles, "stall_cycles": stats.stall_cycles,
-        "busy_cycles": dict(stats.busy_cycles), "instructions": len(planned.program.instructions),
-        "ops": [{"name": name, "cycles": op.cycles, "dram_bytes_read": op.dram_bytes_read,
-                 "dram_bytes_written": op.dram_bytes_written, "dram_burst_bytes_read": op.dram_burst_bytes_read,
-                 "dram_burst_bytes_written": op.dram_burst_bytes_written} for name, op in stats.ops.items()],
-    }
+def run_profile(args: argparse.Namespace) -> str:
+    """Per layer, per machine, for one model or two side by side."""
+    from planner.profile import format_profile, profile
+
+    documents = []
+    for name in [args.model, *([args.other] if args.other else [])]:
+        model = api.load(name, batch=args.batch, dtype=args.dtype)
+        documents.append(profile(model, args.machines, strategy=args.strategy))
+    if args.plot:
+        from planner.plots import plot_profile
+
+        write_plot(args.plot, lambda path: plot_profile(documents, path))
+    if args.json:
+        return json.dumps(documents[0] if len(documents) == 1 else {"models": documents}) + "\n"
+    return format_profile(documents)
 
 
 def format_report(report: dict[str, Any], *, checked: bool) -> str:
@@ -171,12 +155,48 @@ def format_report(report: dict[str, Any], *, checked: bool) -> str:
              f"  DRAM written    {report['dram_bytes_written']:>16,} bytes  ({report['dram_burst_bytes_written']:,} in "
              f"whole bursts; payload {traffic / report['compulsory_bytes']:.2f} x compulsory "
              f"{report['compulsory_bytes']:,})",
+             *([f"  best unfused    {report['best_unfused_bytes']:>16,} bytes  "
+                f"({traffic / max(report['best_unfused_bytes'], 1):.2f} x best unfused)"]
+               if report.get("best_unfused_bytes") else []),
              f"  DMA transfers   {report['dma_transfers']:>16,}",
              f"  peak scratchpad {report['peak_scratchpad_bytes']:>16,} bytes",
-             f"  stall cycles    {report['stall_cycles']:>16,}"]
+             f"  stall cycles    {report['stall_cycles']:>16,}",
+             f"  energy          {report['energy_pj']['total'] / 1e6:>16,.3f} uJ  ("
+             + ", ".join(f"{part} {pj / 1e6:,.3f}" for part, pj in report["energy_pj"].items() if part != "total")
+             + ")"]
     if checked:
         lines.append("  check           verify and functional simulation match onnxruntime")
+    lines += ["", *op_table(report["ops"])]
     return "\n".join(lines) + "\n"
+
+
+def op_table(ops: list[dict[str, Any]]) -> list[str]:
+    """The per-op rows of a simulation report: span, engine-busy compute cycles, DRAM bytes."""
+    width = max([len("op"), *(len(op["name"]) for op in ops)])
+    lines = [f"  {'op':<{width}}{'span cycles':>16}{'compute cycles':>16}{'DRAM read':>14}{'DRAM written':>14}"]
+    lines += [f"  {op['name']:<{width}}{op['cycles']:>16,}{op['compute_cycles']:>16,}{op['dram_bytes_read']:>14,}"
+              f"{op['dram_bytes_written']:>14,}" for op in ops]
+    return lines
+
+
+def write_plot(path: str, draw: Callable[[str], None]) -> None:
+    """Draw into a temporary file beside `path`, then rename it into place: a whole picture or none."""
+    target = Path(path)
+    suffix = target.suffix.lower()
+    if suffix not in (".png", ".svg", ".pdf"):
+        raise PlanError(f"--plot {path}: give a .png, .svg or .pdf file")
+    try:
+        handle, temporary = tempfile.mkstemp(dir=target.parent if str(target.parent) else ".", prefix=".scratchplan-",
+                                             suffix=suffix)
+        os.close(handle)
+        try:
+            draw(temporary)
+            os.replace(temporary, target)
+        finally:
+            if os.path.exists(temporary):
+                os.unlink(temporary)
+    except OSError as exc:
+        raise PlanError(f"{path}: cannot write: {exc.strerror}") from None
 
 
 def write_atomically(path: str, text: str) -> None:

@@ -1,12 +1,23 @@
-"""Constant folding and shape inference, to a fixed point.
+"""Static shapes through exporter shape subgraphs: onnx shape inference and constant folding, to a fixed point.
 
-Exporters compute weights and reshape targets with small constant subgraphs (Constant, ConstantOfShape, Cast,
-Identity, and PyTorch's Shape -> Gather -> Unsqueeze -> Concat -> Reshape chains). Each node whose inputs are all
-known is evaluated by `onnx.reference` (no op is re-implemented here), its output becomes a constant, and shape
-inference runs again, until nothing changes. A constant too large to evaluate cheaply keeps its node in
-`constant_nodes`: its shape is known, and its value can be computed when the functional check needs it.
+Exporters compute weights, reshape targets and masks with small subgraphs: Constant, ConstantOfShape, Cast, and
+PyTorch's `Shape -> Gather -> Unsqueeze -> Concat -> Reshape/Expand` chains (nn.MultiheadAttention, `expand(batch,
+-1, -1)` of a class token, Swin's shifted-window mask, BERT's position ids). With the input shapes fixed first, each
+round runs onnx's shape inference with data propagation, then evaluates every node whose inputs are all known (a
+Shape from its input's static shape; any other op with `planner.evaluate`: onnx.reference, or onnxruntime for an op
+version the reference lacks), and stores the value, whose shape fixes the tensor's type. Rounds repeat until nothing
+changes. A constant too large to evaluate cheaply keeps its node in `constant_nodes`: its shape is known, and its
+value can be computed when the functional check needs it. Large initializers never enter this loop: shape inference
+sees them as typed inputs, so weights are not copied, and external weight data is never read.
 
-Large initializers never enter this loop: shape inference sees them as typed inputs, so weights are not copied.
+Why this and not a simplifier users already run (`python benchmarks/shape_folding.py` measures all three on the
+real exports in tests/data/import): `infer_shapes(data_prop=True)` alone leaves shapes unknown in 5 of the 9 (e.g.
+252 of Swin's 1113 node outputs), because it propagates values only through a few ops. onnxsim and onnxslim make
+every shape static too, but they need every weight loaded, rewrite and rename the graph (Swin's 1113 nodes become
+97 or 87 fused ones, so messages could not name the user's nodes), onnxsim prints C++ warnings straight to stderr (35
+lines on Swin) that no Python code can silence, and they add a dependency (onnxslim pulls in sympy; onnxsim is a
+native extension). Folding with onnx's own shape inference and reference evaluator makes all 9 static, keeps the node
+names, prints nothing, and needs nothing beyond onnx and onnxruntime.
 """
 
 from __future__ import annotations
@@ -17,10 +28,10 @@ from dataclasses import dataclass
 import numpy as np
 import onnx
 from onnx import numpy_helper, shape_inference
-from onnx.reference import ReferenceEvaluator
 
 from planner import onnx_io
 from planner.errors import PlanError
+from planner.evaluate import run_node
 
 FOLD_LIMIT_ELEMENTS = 1 << 16  # values kept for planning are small: shapes, axes, pads, scales, scalars
 
@@ -29,6 +40,7 @@ FOLD_LIMIT_ELEMENTS = 1 << 16  # values kept for planning are small: shapes, axe
 class TensorType:
     elem_type: int
     shape: tuple[int | None, ...] | None  # None: rank unknown; a None dim: unknown extent
+    value_kind: str = "tensor"  # or what else a value can be: "sequence", "map", "optional", "sparse tensor"
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,8 +100,7 @@ def _fold_node(node: onnx.NodeProto, opset: int, values: dict[str, np.ndarray], 
         shape = types.get(inputs[0], TensorType(0, None)).shape
         if shape is None or None in shape:
             return False
-        values[node.output[0]] = _evaluate_on_shape(node, opset, shape)  # type: ignore[arg-type]
-        constants.add(node.output[0])
+        _store(node.output[0], _shape_value(node, shape), values, constants, types)  # type: ignore[arg-type]
         return True
     if not all(name in constants for name in inputs):
         return False
@@ -103,35 +114,44 @@ def _fold_node(node: onnx.NodeProto, opset: int, values: dict[str, np.ndarray], 
         lazy.append(node)  # a weight computed by a subgraph: shape now, value only when the check needs it
         constants.update(outputs)
         return True
-    for name, value in zip(outputs, evaluate_node(node, opset, values, where), strict=False):
-        values[name] = value
-        constants.add(name)
+    results = evaluate_node(node, opset, values, where)
+    if any(result.size > FOLD_LIMIT_ELEMENTS for result in results):
+        lazy.append(node)  # its shape was known only from its inputs' values: keep the shape, not the value
+        for name, result in zip(outputs, results, strict=False):
+            constants.add(name)
+            types[name] = TensorType(onnx.helper.np_dtype_to_tensor_dtype(result.dtype), result.shape)
+        return True
+    for name, result in zip(outputs, results, strict=False):
+        _store(name, result, values, constants, types)
     return True
 
 
+def _store(name: str, value: np.ndarray, values: dict[str, np.ndarray], constants: set[str],
+           types: dict[str, TensorType]) -> None:
+    # The value fixes the type: shape inference may have left dims unknown that only the value's shape knows
+    # (an Expand to a target that was itself folded this round).
+    values[name] = value
+    constants.add(name)
+    types[name] = TensorType(onnx.helper.np_dtype_to_tensor_dtype(value.dtype), value.shape)
+
+
 def evaluate_node(node: onnx.NodeProto, opset: int, values: dict[str, np.ndarray], where: str) -> list[np.ndarray]:
-    """Run one node with the ONNX reference evaluator on known input values."""
+    """Run one node on known input values (onnx.reference, else onnxruntime), with no warning printed."""
     feeds = {name: values[name] for name in node.input if name}
     try:
-        return _run(node, opset, feeds)
+        return run_node(node, opset, feeds)
     except Exception as exc:  # the evaluator raises whatever its op raises; report it on one line
         raise PlanError(f"{where}: node {node.name!r} ({node.op_type}): constant folding failed: "
                         f"{' '.join(str(exc).split())[:200]}") from None
 
 
-def _evaluate_on_shape(node: onnx.NodeProto, opset: int, shape: tuple[int, ...]) -> np.ndarray:
-    # Shape and Size need only the input's shape; feed a zero-strided view so no data of that size is allocated.
-    probe = np.lib.stride_tricks.as_strided(np.zeros(1, np.float32), shape=shape, strides=(0,) * len(shape))
-    return _run(node, opset, {node.input[0]: probe})[0]
-
-
-def _run(node: onnx.NodeProto, opset: int, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
-    # A node alone runs at the evaluator's newest opset (Unsqueeze-13 for an opset-11 model): wrap it in a function
-    # that imports the model's opset.
-    outputs = [name for name in node.output if name]
-    function = onnx.helper.make_function("planner.fold", "fold", list(feeds), outputs, [node],
-                                         [onnx.helper.make_opsetid("", opset)])
-    return [np.asarray(result) for result in ReferenceEvaluator(function).run(None, feeds, attributes={})]
+def _shape_value(node: onnx.NodeProto, shape: tuple[int, ...]) -> np.ndarray:
+    # Shape and Size need only the input's shape, so no data of that size is made. Shape-15's start and end
+    # slice the shape as Python slices do (negative from the end, clamped).
+    if node.op_type == "Size":
+        return np.array(math.prod(shape), np.int64)
+    attrs = {attr.name: attr.i for attr in node.attribute}
+    return np.array(shape[attrs.get("start", 0):attrs.get("end", len(shape))], np.int64)
 
 
 def _infer(model: onnx.ModelProto, nodes: list[onnx.NodeProto], values: dict[str, np.ndarray], constants: set[str],
@@ -150,8 +170,11 @@ def _infer(model: onnx.ModelProto, nodes: list[onnx.NodeProto], values: dict[str
         raise onnx_io.onnx_error(where, "shape inference", exc) from None
     found: dict[str, TensorType] = {}
     for value in [*inferred.graph.input, *inferred.graph.value_info, *inferred.graph.output]:
-        if value.type.HasField("tensor_type"):
+        kind = value.type.WhichOneof("value")
+        if kind == "tensor_type":
             found[value.name] = _tensor_type(value.type.tensor_type)
+        elif kind is not None:
+            found[value.name] = TensorType(0, None, kind.removesuffix("_type").replace("_", " "))
     return {name: ttype for name, ttype in found.items() if ttype.shape is not None or name not in types}
 
 

@@ -29,7 +29,7 @@ from planner.stage_op import Resident, stage_statement, tile_cost
 from planner.staging import ProgramBuilder
 from planner.stmt import LoweredGraph, Statement
 from planner.tiling import Block
-from simulator.isa import DmaLoad, DmaStore, Program
+from simulator.isa import DmaGather, DmaLoad, DmaStore, Program
 from simulator.machine import MachineConfig
 
 RETRIES = 8
@@ -87,7 +87,8 @@ def plan_fused(lowered: LoweredGraph, machine: MachineConfig) -> Program:
 def dram_bytes(program: Program) -> int:
     """Bytes a program moves between DRAM and the scratchpad, read off its loads and stores."""
     sizes = {tensor.name: tensor.elem_bytes for tensor in program.tensors}
-    return sum(i.box.numel * sizes[i.tensor] for i in program.instructions if isinstance(i, (DmaLoad, DmaStore)))
+    return sum(i.box.numel * sizes[i.tensor] for i in program.instructions if isinstance(i, (DmaLoad, DmaStore))) + \
+        sum(i.output.box.numel * sizes[i.table] for i in program.instructions if isinstance(i, DmaGather))
 
 
 def _stage(lowered: LoweredGraph, machine: MachineConfig, residency: Residency, groups: tuple[Group, ...]) -> Program:

@@ -4,7 +4,7 @@ A Graph has its compute nodes in topological order, every tensor with a static s
 apart from activations. Layout-only ops stay as nodes here; `planner.ops` turns them into aliases.
 
     model.onnx -> read_model -> check_external_data -> check_domains -> sort_and_check_structure
-               -> apply_shape_overrides -> run_checker -> fold_constants -> Graph
+               -> drop_dead_nodes -> apply_shape_overrides -> run_checker -> fuse_qdq -> fold_constants -> Graph
 """
 
 from __future__ import annotations
@@ -23,6 +23,9 @@ import onnx
 from planner import onnx_io
 from planner.errors import PlanError
 from planner.fold import Folded, fold_constants
+from planner.liveness import drop_dead_nodes
+from planner.plannable import check_plannable
+from planner.qdq import fuse_qdq
 
 # Element size for planning, by the `--dtype` flag: accelerators rarely run an exported fp32 model as fp32.
 PLANNING_DTYPES: Mapping[str, int] = MappingProxyType({"fp32": 4, "bf16": 2, "fp16": 2, "int8": 1})
@@ -125,6 +128,7 @@ def load_graph(source: str | os.PathLike[str] | onnx.ModelProto, *, batch: int |
     if dtype is not None and dtype not in PLANNING_DTYPES:
         raise PlanError(f"--dtype {dtype}: unknown; choose one of {', '.join(PLANNING_DTYPES)}")
     model, where, _ = prepare_model(source, batch=batch, input_shapes=input_shapes)
+    model = fuse_qdq(model)  # DQ -> op -> Q chains become integer ops before folding could make int8 weights fp32
     folded = fold_constants(model, where)
     return _to_graph(model, where, folded, dtype)
 
@@ -138,6 +142,7 @@ def prepare_model(source: str | os.PathLike[str] | onnx.ModelProto, *, batch: in
     onnx_io.check_external_data(model, where, folder)      # before anything might touch the data
     onnx_io.check_domains(model, where)                    # custom ops have no semantics to lower
     onnx_io.sort_and_check_structure(model, where)         # the checker and folding need a DAG in order
+    drop_dead_nodes(model)                                 # plan, bounds and check see the same live graph
     onnx_io.apply_shape_overrides(model, where, batch, input_shapes or {})  # planning needs static shapes
     onnx_io.run_checker(model, where)
     return model, where, folder
@@ -146,6 +151,7 @@ def prepare_model(source: str | os.PathLike[str] | onnx.ModelProto, *, batch: in
 def _to_graph(model: onnx.ModelProto, where: str, folded: Folded, dtype: str | None) -> Graph:
     inputs = tuple(value.name for value in model.graph.input)
     outputs = tuple(value.name for value in model.graph.output)
+    check_plannable(folded, inputs, where)  # control flow, strings, shapes set by data: one line naming the node
     nodes = tuple(_to_node(node) for node in folded.nodes)  # onnx_io gave every node a unique name
     constant_nodes = tuple(_to_node(node) for node in folded.constant_nodes)
     used = {name for node in nodes for name in (*node.inputs, *node.outputs) if name} | set(inputs) | set(outputs)

@@ -61,6 +61,8 @@ def is_closed(lowered: LoweredGraph, first: int, last: int) -> bool:
 def candidate_tiles(shape: tuple[int, ...]) -> list[tuple[tuple[int, ...], bool]]:
     """Tiles to try, largest first, with whether caching can apply: the batch halved down to 1, then (for an
     NCHW tensor) its rows halved with one image per tile. Caching needs one tiled axis."""
+    if not shape:
+        return [((), False)]  # a scalar (a DynamicQuantizeLinear scale) is one tile
     found: list[tuple[tuple[int, ...], bool]] = []
     size = shape[0]
     while True:
@@ -88,6 +90,8 @@ def fit(lowered: LoweredGraph, first: int, last: int, budget: int,
     """
     if not is_closed(lowered, first, last):
         return None
+    if any(stmt.indirect for stmt in lowered.statements[first:last + 1]):
+        return None  # a group's steps are computes; an indirect DMA is staged on its own
     sink = sink_tensor(lowered.statements[last])
     for tile, cacheable in candidate_tiles(lowered.graph.tensors[sink].shape):
         options = [Group(first, last, tile, False)]

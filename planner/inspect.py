@@ -61,7 +61,8 @@ def op_rows(lowered: LoweredGraph) -> list[OpRow]:
 @functools.lru_cache(maxsize=8)  # every program a strategy builds records the same bound
 def totals(lowered: LoweredGraph) -> Totals:
     graph = lowered.graph
-    read = {access.tensor for stmt in lowered.statements for access in stmt.reads}
+    read = {access.tensor for stmt in lowered.statements for access in stmt.reads} | {
+        stmt.indirect.table for stmt in lowered.statements if stmt.indirect}
     params = sorted(name for name in read if graph.tensors[name].kind == "constant")
     inputs = sorted(name for name in read if graph.tensors[name].kind == "input")
     activations = sorted({access.tensor for stmt in lowered.statements for access in stmt.writes})
@@ -69,8 +70,27 @@ def totals(lowered: LoweredGraph) -> Totals:
     outputs = sorted({base for base in map(lowered.base, graph.outputs) if graph.tensors[base].kind == "activation"})
     # Compulsory reads are the elements some op reads (a strided window may skip rows), counted by isl.
     needed = _read_elements(lowered, set(params) | set(inputs))
-    compulsory = sum(count * graph.elem_bytes(name) for name, count in needed.items()) + _bytes(lowered, outputs)
+    compulsory = sum(count * graph.elem_bytes(name) for name, count in needed.items()) + _bytes(lowered, outputs) + \
+        _gathered_bytes(lowered)
     return Totals(_bytes(lowered, params), _bytes(lowered, activations), compulsory, lowered.macs)
+
+
+def _gathered_bytes(lowered: LoweredGraph) -> int:
+    """Rows a data-dependent Gather must read, per table: one per index, but never more than the table has (the
+    distinct ids are at most both), times the bytes of a row."""
+    graph = lowered.graph
+    per_table: dict[str, int] = {}
+    for stmt in lowered.statements:
+        if stmt.indirect:
+            per_table[stmt.indirect.table] = per_table.get(stmt.indirect.table, 0) + \
+                graph.tensors[stmt.indirect.indices].numel
+    total = 0
+    for table, rows in per_table.items():
+        shape = graph.tensors[table].shape
+        axis = next(stmt.indirect.axis for stmt in lowered.statements
+                    if stmt.indirect and stmt.indirect.table == table)
+        total += min(rows, shape[axis]) * (graph.tensors[table].numel // max(1, shape[axis])) * graph.elem_bytes(table)
+    return total
 
 
 def _read_elements(lowered: LoweredGraph, names: set[str]) -> dict[str, int]:

@@ -19,6 +19,7 @@ from google.protobuf.message import DecodeError
 from planner.errors import PlanError
 
 STANDARD_DOMAINS = ("", "ai.onnx")
+OLDEST_OPSET = 7  # where numpy-style broadcasting began and consumed_inputs was gone: what the lowerings assume
 
 
 def read_model(source: str | os.PathLike[str] | onnx.ModelProto) -> tuple[onnx.ModelProto, str, Path | None]:
@@ -82,9 +83,15 @@ def check_domains(model: onnx.ModelProto, where: str) -> None:
                             "from a non-standard domain; only the standard ONNX domain (ai.onnx) is supported")
     newest = onnx.defs.onnx_opset_version()
     for entry in model.opset_import:
-        if entry.domain in STANDARD_DOMAINS and not 1 <= entry.version <= newest:
-            raise PlanError(f"{where}: opset_import: ai.onnx version {entry.version} is unknown; the installed onnx "
-                            f"knows versions 1 to {newest}")
+        if entry.domain not in STANDARD_DOMAINS:
+            continue
+        if entry.version > newest:
+            raise PlanError(f"{where}: opset_import: ai.onnx version {entry.version} is newer than the installed onnx "
+                            f"knows (versions {OLDEST_OPSET} to {newest}); upgrade onnx, or export at an older opset")
+        if entry.version < OLDEST_OPSET:
+            # Older ops had other semantics (consumed_inputs, broadcast and axis attributes) that nothing here lowers.
+            raise PlanError(f"{where}: opset_import: ai.onnx version {entry.version} is older than {OLDEST_OPSET}, the "
+                            "oldest that can be planned; convert it with onnx.version_converter.convert_version")
 
 
 def sort_and_check_structure(model: onnx.ModelProto, where: str) -> None:
@@ -123,6 +130,8 @@ def sort_and_check_structure(model: onnx.ModelProto, where: str) -> None:
                 raise PlanError(f"{where}: node {_node_label(graph, index)} reads {name!r}, which no node, input or "
                                 "initializer provides")
             dag.add_edge(producer[name], index)
+    if not graph.output:
+        raise PlanError(f"{where}: the graph has no outputs, so there is nothing to compute")
     for value in graph.output:
         if value.name not in producer and value.name not in provided:
             raise PlanError(f"{where}: graph output {value.name!r} is produced by no node")

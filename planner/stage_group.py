@@ -18,7 +18,8 @@ from planner.staging import ProgramBuilder
 from planner.stmt import LoweredGraph, Statement
 from planner.tiling import Block, block_size
 from simulator.isa import Box
-from simulator.machine import MachineConfig
+from simulator.machine import MachineConfig, mac_dtype
+from simulator.systolic import tensor_cycles
 
 Placed = tuple[Box, str, list[int]]  # (box the buffer holds, buffer, the instructions that filled it)
 
@@ -176,10 +177,8 @@ def estimated_cycles(stmt: Statement, block: Block, machine: MachineConfig, dtyp
     share = block_size(stmt, block) / max(1, block_size(stmt, {}))
     if stmt.engine != "tensor":
         return max(1, math.ceil(stmt.elem_ops * share / machine.vector_engine.elements_per_cycle))
-    engine = machine.tensor_engine
-    m, n, k = mnk_of(stmt, block)
-    per_pass = math.ceil(m * engine.rows * engine.cols / engine.macs_per_cycle[dtype])
-    return engine.fill_cycles + engine.drain_cycles + math.ceil(k / engine.rows) * math.ceil(n / engine.cols) * per_pass
+    # The simulator's own formula, at the rate of the op's MAC dtype:
+    return tensor_cycles(mnk_of(stmt, block), machine.tensor_engine, mac_dtype(stmt.op_type, dtype))
 
 
 def _offset(box: Box, held: Box) -> tuple[int, ...]:

@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from planner.errors import PlanError, TileTooLarge
+from planner.stage_split import split_dim, stage_split_reduction
 from planner.staging import ProgramBuilder, boxes_meet
 from planner.stmt import Statement
 from planner.tiling import (
@@ -27,6 +28,9 @@ from planner.tiling import (
     tile_boxes,
 )
 from simulator.isa import Box
+
+# Ops laid out as convolutions (output channels are N on the systolic array).
+CONV_LIKE = frozenset({"Conv", "ConvTranspose", "QLinearConv", "ConvInteger"})
 
 MAX_SHRINKS = 16
 
@@ -73,8 +77,12 @@ def stage_statement(builder: ProgramBuilder, stmt: Statement, resident: Mapping[
     graph = builder.graph
     whole_reads, _ = tile_boxes(stmt, {})
     capacity = builder.machine.scratchpad.partition_bytes if budget is None else budget
+    spans = extents(stmt)
 
     def cost(block: Block) -> int:
+        if stmt.indirect and stmt.indirect.view and any(
+                block.get(dim, spans[dim]) != spans[dim] for dim in stmt.indirect.index_dims):
+            return capacity + 1  # indices read as a view must stay whole: the DMA reads them in row-major order
         return tile_cost(stmt, block, lambda t, shape: builder.partition_bytes(shape, graph.elem_bytes(t)),
                          frozenset(resident))
 
@@ -95,12 +103,18 @@ def stage_statement(builder: ProgramBuilder, stmt: Statement, resident: Mapping[
         return tiles, shapes, constant, need
 
     minimal = {dim: 1 for dim in output_dims(stmt)}
+    reduction = split_dim(builder, stmt)
+    # Not even one output element with the whole reduction fits: split the reduction, partial sums on chip.
+    splittable = reduction is not None and not resident.keys() & {*stmt.tensors_read, stmt.writes[0].tensor}
     target = capacity
     for _ in range(MAX_SHRINKS):
         tile = largest_tile(stmt, cost, target)
         if tile is None:
             middle = middle_block(stmt, minimal)
             if cost(middle) > capacity:  # one block alone is too large: no need to look at the others
+                if splittable and reduction is not None:
+                    stage_split_reduction(builder, stmt, capacity, reduction)
+                    return
                 raise _too_large(builder, stmt, middle, cost(middle), capacity, frozenset(resident))
             tile = minimal  # the last resort, whose border blocks may still need more
         tiles, shapes, constant, need = buffers_for(tile)
@@ -109,6 +123,9 @@ def stage_statement(builder: ProgramBuilder, stmt: Statement, resident: Mapping[
         if need <= capacity:
             break
         if tile == minimal:
+            if splittable and reduction is not None:
+                stage_split_reduction(builder, stmt, capacity, reduction)
+                return
             raise _too_large(builder, stmt, None, need, capacity, frozenset(resident))
         target -= need - capacity
     else:
@@ -162,10 +179,16 @@ def stage_statement(builder: ProgramBuilder, stmt: Statement, resident: Mapping[
         macs = stmt.macs - done_macs if last else stmt.macs * points // total_points
         elem_ops = stmt.elem_ops - done_ops if last else stmt.elem_ops * points // total_points
         done_macs, done_ops = done_macs + macs, done_ops + elem_ops
-        compute = builder.compute(stmt.node, "tensor" if stmt.engine == "tensor" else "vector",
-                                  {t: (box, buffer, at) for t, (box, buffer, at, _) in current.items()},
-                                  (out_tensor, out_box, out_buffer, out_at), deps, macs, elem_ops,
-                                  mnk_of(stmt, block))
+        if stmt.indirect is not None:  # a data-dependent Gather: the DMA engine moves the rows the indices name
+            (index_box, index_buffer, index_at, _), = current.values()
+            compute = builder.gather(stmt.node, stmt.indirect.table, stmt.indirect.axis,
+                                     (stmt.indirect.indices, index_box, index_buffer, index_at),
+                                     (out_tensor, out_box, out_buffer, out_at), deps, stmt.indirect.view)
+        else:
+            compute = builder.compute(stmt.node, "tensor" if stmt.engine == "tensor" else "vector",
+                                      {t: (box, buffer, at) for t, (box, buffer, at, _) in current.items()},
+                                      (out_tensor, out_box, out_buffer, out_at), deps, macs, elem_ops,
+                                      mnk_of(stmt, block))
         for tensor, (_, buffer, _, _) in current.items():
             if tensor in resident:
                 resident[tensor].readers.append(compute)
@@ -211,6 +234,6 @@ def mnk_of(stmt: Statement, block: Block) -> tuple[int, ...]:
     spans = extents(stmt)
     k = math.prod(hi - lo for dim, (lo, hi) in spans.items() if dim not in output_dims(stmt))
     out = {dim: hi - lo for dim, (lo, hi) in block.items()}
-    n = math.prod(out.get(dim, 1) for dim in ("g", "k") if dim in out) if stmt.op_type in ("Conv", "ConvTranspose") \
+    n = math.prod(out.get(dim, 1) for dim in ("g", "k") if dim in out) if stmt.op_type in CONV_LIKE \
         else out.get("n", 1)
     return (math.prod(out.values()) // n, n, k)

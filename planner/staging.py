@@ -20,6 +20,7 @@ from simulator.isa import (
     Box,
     Buffer,
     Compute,
+    DmaGather,
     DmaLoad,
     DmaStore,
     DramTensor,
@@ -33,6 +34,18 @@ from simulator.isa import (
 from simulator.machine import MachineConfig
 
 SPLIT_BYTES = 32 * 1024  # transfers larger than this are spread over the DMA queues
+
+
+@dataclass(frozen=True, slots=True)
+class ReductionSlice:
+    """How one Compute takes part in a split reduction (see `simulator.isa.Compute`): the input slices it runs on,
+    the input slots it leaves out (a bias, on all but the first slice), the buffer holding the running sum it adds
+    to (None on the first slice), and whether its output is still partial."""
+
+    slices: tuple[tuple[int, int, int, int], ...]
+    dropped: tuple[int, ...] = ()
+    running: str | None = None
+    partial: bool = True
 
 
 def boxes_meet(first: Box, second: Box) -> bool:
@@ -145,9 +158,9 @@ class ProgramBuilder:
 
     def compute(self, node_name: str, engine: str, reads: dict[str, tuple[Box, str, tuple[int, ...]]],
                 output: tuple[str, Box, str, tuple[int, ...]], deps: list[int], macs: int, elem_ops: int,
-                mnk: tuple[int, ...]) -> int:
+                mnk: tuple[int, ...], split: ReductionSlice | None = None) -> int:
         """One tile of a node: `reads` maps base tensors to (box, buffer, position in the buffer); `output` is
-        (tensor, box, buffer, position)."""
+        (tensor, box, buffer, position); `split` makes it one slice of a split reduction."""
         node = self.nodes[node_name]
         slots: list[Operand | Param | Unread | None] = []
         for name in node.inputs:
@@ -166,13 +179,42 @@ class ProgramBuilder:
                 self._tensors[base] = None  # declared, so the program names every tensor its slots mention
         tensor, box, buffer, out_at = output
         attrs = tuple(sorted((key, _plain(value)) for key, value in node.attrs.items()))
+        extra: dict[str, object] = {}
+        if split is not None:
+            for dropped in split.dropped:  # the bias joins the first slice only
+                slots[dropped] = None
+            extra = {"slices": split.slices, "partial": split.partial, "accumulate": None if split.running is None
+                     else Operand(tensor, box, split.running, (0,) * len(box.start))}
         index = self._emit(Compute, deps, engine=engine, node=node_name, op_type=node.op_type, attrs=attrs,
                            inputs=tuple(slots), output=Operand(tensor, box, buffer, out_at),
-                           output_index=node.outputs.index(tensor), macs=macs, elem_ops=elem_ops, mnk=mnk)
+                           output_index=node.outputs.index(tensor), macs=macs, elem_ops=elem_ops, mnk=mnk, **extra)
+        if split is not None and split.running is not None:
+            self._use(split.running, index)
         for _, read_buffer, _ in reads.values():
             self._use(read_buffer, index)
         self._use(buffer, index, writes=True)
         self._tensors[tensor] = None
+        return index
+
+    def gather(self, node_name: str, table: str, axis: int, indices: tuple[str, Box, str, tuple[int, ...]],
+               output: tuple[str, Box, str, tuple[int, ...]], deps: list[int], view: tuple[int, ...] = ()) -> int:
+        """An indirect DMA: the rows of `table` named by `indices` (tensor, box, buffer, position; read as `view`
+        when they are a reshaped view), for the output box (tensor, box, buffer, position) of a Gather; the window
+        is the output box's slab of every row."""
+        shape = self.graph.tensors[table].shape
+        out_tensor, out_box, out_buffer, out_at = output
+        index_rank = len(view or indices[1].start)
+        window = Box((*out_box.start[:axis], 0, *out_box.start[axis + index_rank:]),
+                     (*out_box.stop[:axis], shape[axis], *out_box.stop[axis + index_rank:]))
+        waits = [store for written, store in self._stores.get(table, []) if boxes_meet(written, window)]
+        self._tensors[table] = None
+        self._tensors[indices[0]] = None
+        self._tensors[out_tensor] = None
+        index = self._emit(DmaGather, deps + waits, queue=self._queue(), table=table, axis=axis, window=window,
+                           indices=Operand(*indices, view), output=Operand(out_tensor, out_box, out_buffer, out_at),
+                           op=node_name)
+        self._use(indices[2], index)
+        self._use(out_buffer, index, writes=True)
         return index
 
     def release(self, buffer: str, deps: list[int]) -> int:

@@ -29,6 +29,21 @@ class Access:
 
 
 @dataclass(frozen=True, slots=True, eq=False)
+class IndirectRead:
+    """Rows of `table` along `axis`, named at run time by the values of `indices`: a data-dependent Gather.
+
+    The statement reads `indices` through an ordinary affine access; which rows of the table a point reads is known
+    only when the program runs, so the table has no access relation. Staging loads the rows with an indirect DMA.
+    """
+
+    table: str
+    axis: int
+    indices: str
+    index_dims: tuple[str, ...] = ()  # the statement's dims that pick an index element
+    view: tuple[int, ...] = ()  # the indices' shape when they are a reshaped view of `indices` (tiles keep them whole)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
 class Statement:
     """One lowered op (or one part of it) in polyhedral form.
 
@@ -46,6 +61,7 @@ class Statement:
     macs: int
     elem_ops: int
     engine: str
+    indirect: IndirectRead | None = None  # set for a Gather whose indices are data
 
     def __post_init__(self) -> None:
         if self.engine not in ENGINES:

@@ -7,6 +7,7 @@ touches only the active transfers.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 from simulator.machine import MachineConfig
 
@@ -20,7 +21,7 @@ class Bandwidth:
     def __init__(self, machine: MachineConfig) -> None:
         self.dram_rate = float(machine.dram.bandwidth_bytes_per_cycle)
         self.engine_rate = float(machine.dma.engine_bandwidth_bytes_per_cycle)
-        self.moving: dict[int, list[float]] = {}   # id -> [remaining bytes, bytes per cycle, queue]
+        self.moving: dict[int, list[Any]] = {}   # id -> [remaining bytes, bytes per cycle, queue]
         self.per_queue = [0] * machine.dma.engines
         self.now = 0.0
         self.next_finish = math.inf
@@ -45,24 +46,29 @@ class Bandwidth:
         done = [i for i, (remaining, rate, _) in self.moving.items()
                 if i == self.soonest or remaining <= rate * slack]
         for i in done:
-            self.per_queue[int(self.moving.pop(i)[2])] -= 1
+            self.per_queue[self.moving.pop(i)[2]] -= 1
         self._share()
         return done
 
     def _share(self) -> None:
         # max-min fair water-filling; a transfer's cap is its queue's rate split among the queue's moving transfers,
         # so transfers with the smallest cap (the busiest queue) are served first
-        counts = sorted(((count, queue) for queue, count in enumerate(self.per_queue) if count), reverse=True)
+        per_queue = self.per_queue
+        counts = [(count, queue) for queue, count in enumerate(per_queue) if count]
+        if len(counts) > 1:
+            counts.sort(reverse=True)
         budget, left = self.dram_rate, sum(count for count, _ in counts)
-        rates = [0.0] * len(self.per_queue)
+        engine_rate = self.engine_rate
+        rates = [0.0] * len(per_queue)
         for count, queue in counts:
-            rate = min(self.engine_rate / count, budget / left)
+            rate = min(engine_rate / count, budget / left)
             rates[queue] = rate
             budget -= rate * count
             left -= count
         soonest, self.soonest = math.inf, -1
         for i, transfer in self.moving.items():
-            transfer[1] = rate = rates[int(transfer[2])]
-            if transfer[0] / rate < soonest:
-                soonest, self.soonest = transfer[0] / rate, i
+            transfer[1] = rate = rates[transfer[2]]
+            finish = transfer[0] / rate
+            if finish < soonest:
+                soonest, self.soonest = finish, i
         self.next_finish = self.now + soonest

@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections import defaultdict
 
 from simulator.hb import HappensBefore
-from simulator.isa import Box, Compute, DmaLoad, DmaStore, DramTensor, Instruction, Program, Release
+from simulator.isa import Box, Compute, DmaGather, DmaLoad, DmaStore, DramTensor, Instruction, Program, Release
 from simulator.machine import MachineConfig
 from simulator.regions import Region, RegionIndex, describe, shifted, subtract, uncovered, volume
 from simulator.residency import AddressMap, Contents, Lifetime, Segment, Users
@@ -92,6 +92,12 @@ class _Walk:
         elif isinstance(instruction, DmaLoad):
             self.load_from_dram(instruction)
             self.write(instruction, instruction.tensor, instruction.box, instruction.buffer, instruction.at)
+        elif isinstance(instruction, DmaGather):
+            indices = instruction.indices
+            self.read(instruction, indices.tensor, indices.box, indices.buffer, indices.at)
+            self.dram_ready(instruction, instruction.table, instruction.window)
+            output = instruction.output
+            self.write(instruction, output.tensor, output.box, output.buffer, output.at)
         elif isinstance(instruction, DmaStore):
             self.read(instruction, instruction.tensor, instruction.box, instruction.buffer, instruction.at)
             self.store_to_dram(instruction)
@@ -192,16 +198,19 @@ class _Walk:
         self.last_release[buffer] = release.id
 
     def load_from_dram(self, load: DmaLoad) -> None:
-        tensor = self.tensors[load.tensor]
+        self.dram_ready(load, load.tensor, load.box)
+
+    def dram_ready(self, load: DmaLoad | DmaGather, name: str, box: Box) -> None:
+        tensor = self.tensors[name]
         if tensor.role not in ("output", "intermediate"):
             return
-        wanted: Region = (load.box.start, load.box.stop)
+        wanted: Region = (box.start, box.stop)
         # Fast path: a store of exactly this box (the common case, a tile stored and loaded back whole).
-        if any(self.hb.before(store, load.id) for store in self.stored_boxes[load.tensor].get(wanted, ())):
+        if any(self.hb.before(store, load.id) for store in self.stored_boxes[name].get(wanted, ())):
             return
         ready: list[Region] = []
         late: list[int] = []
-        for store, common in self.stores[load.tensor].overlapping(wanted):
+        for store, common in self.stores[name].overlapping(wanted):
             if self.hb.before(store, load.id):
                 ready.append(common)
             else:
@@ -209,8 +218,8 @@ class _Walk:
         missing = uncovered(wanted, ready)
         if missing:
             hint = f"; {self.name(late[0])} writes part of it but does not happen-before the load" if late else ""
-            self.report(load.id, "dram-not-ready", f"{label(load)} reads {describe(load.tensor, missing[0])} of "
-                        f"{tensor.role} {load.tensor} from DRAM, but no store that happens-before it wrote that{hint}")
+            self.report(load.id, "dram-not-ready", f"{label(load)} reads {describe(name, missing[0])} of "
+                        f"{tensor.role} {name} from DRAM, but no store that happens-before it wrote that{hint}")
 
     def store_to_dram(self, store: DmaStore) -> None:
         region: Region = (store.box.start, store.box.stop)

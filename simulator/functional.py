@@ -29,6 +29,7 @@ import numpy as np
 from simulator.isa import (
     Box,
     Compute,
+    DmaGather,
     DmaLoad,
     DmaStore,
     DramTensor,
@@ -204,6 +205,11 @@ def _step(instruction: Instruction, opset: int, tensors: Mapping[str, DramTensor
             state[name][_slices(tensor, box)] = values
             stored.setdefault(name, np.zeros(tensor.shape, dtype=bool))[_slices(tensor, box)] = True
             checker.check(_describe(instruction), tensor, box, values)
+        case DmaGather():
+            rows = _gather(instruction, tensors, state, pad)
+            output = instruction.output
+            pad.write(pad.buffer(output.buffer), output.at, rows)
+            checker.check(_describe(instruction), _tensor(tensors, output.tensor), output.box, rows)
         case Compute():
             output = instruction.output
             if adversarial and all(operand.buffer != output.buffer for operand in instruction.operands):
@@ -211,10 +217,34 @@ def _step(instruction: Instruction, opset: int, tensors: Mapping[str, DramTensor
                 # only a bad allocation would share with an input). Writing in place is left alone.
                 pad.poison_region(pad.buffer(output.buffer), output.at, output.box.shape)
             tile = _compute(instruction, opset, tensors, pad)
+            if instruction.accumulate is not None:  # a later slice of a split reduction: add the running sum
+                running = instruction.accumulate
+                tile = tile + pad.read(pad.buffer(running.buffer), running.at, running.box.shape, tile.dtype)
             pad.write(pad.buffer(output.buffer), output.at, tile)
-            checker.check(_describe(instruction), tensors[output.tensor], output.box, tile)
+            if not instruction.partial:  # a partial sum is no value of the tensor yet
+                checker.check(_describe(instruction), tensors[output.tensor], output.box, tile)
         case Release(buffer=buffer):
             pad.release(pad.buffer(buffer))
+
+
+def _gather(gather: DmaGather, tensors: Mapping[str, DramTensor], state: dict[str, np.ndarray],
+            pad: Scratchpad) -> np.ndarray:
+    """The rows an indirect DMA moves: the index values read from the scratchpad bytes, each naming one row."""
+    indices, table = _tensor(tensors, gather.indices.tensor), _tensor(tensors, gather.table)
+    values = pad.read(pad.buffer(gather.indices.buffer), gather.indices.at, gather.indices.box.shape, indices.dtype)
+    values = values.reshape(gather.index_shape)
+    if np.dtype(indices.dtype).kind not in "iu":
+        raise FunctionalError(f"indices {indices.name} are {indices.dtype}, not integers")
+    if (poison := int(is_poison(values).sum())):
+        raise FunctionalMismatch(f"{_describe(gather)}: reads {poison} poison in {indices.name}"
+                                 f"{_format(gather.indices.box)}")
+    extent = table.shape[gather.axis]
+    if values.size and (values.min() < -extent or values.max() >= extent):
+        worst = int(values.min() if values.min() < -extent else values.max())
+        raise FunctionalMismatch(f"{_describe(gather)}: index {worst} is outside axis {gather.axis} of "
+                                 f"{table.name}{list(table.shape)}")
+    slab = state[table.name][_slices(table, gather.window)]
+    return np.take(slab, np.where(values < 0, values + extent, values), axis=gather.axis)
 
 
 def _compute(compute: Compute, opset: int, tensors: Mapping[str, DramTensor], pad: Scratchpad) -> np.ndarray:
@@ -232,7 +262,7 @@ def _compute(compute: Compute, opset: int, tensors: Mapping[str, DramTensor], pa
             buffer = pad.buffer(slot.buffer)
             region = pad.read(buffer, slot.at, slot.box.shape, tensor.dtype)
             if slot.box.shape == tensor.shape:  # the whole tensor: no filler needed
-                whole = np.ascontiguousarray(region)
+                whole = np.array(region, order="C")  # not ascontiguousarray, which makes a scalar 1-D
             else:
                 whole = _blank(tensor, pad.poison)
                 whole[_slices(tensor, slot.box)] = region
@@ -240,6 +270,11 @@ def _compute(compute: Compute, opset: int, tensors: Mapping[str, DramTensor], pa
                     count := pad.poisoned_count(buffer, slot.at, slot.box.shape, tensor.dtype)):
                 poisoned_ints.append(f"{count} poison in {tensor.name}{_format(slot.box)}")
         slots.append(_view(whole, slot.view, tensor))
+    for index, axis, start, stop in compute.slices:  # a slice of a split reduction: the op on that slice alone
+        sliced = slots[index]
+        if not isinstance(sliced, np.ndarray):
+            raise FunctionalError(f"slice of input {index}, which is not read from the scratchpad")
+        slots[index] = np.take(sliced, np.arange(start, stop), axis=axis)
     output = compute.output
     tensor = _tensor(tensors, output.tensor)
     shape = output.view or tensor.shape
@@ -283,7 +318,8 @@ class _Checker:
 
 
 def _check_given(program: Program, tensors: Mapping[str, DramTensor], dram: Mapping[str, np.ndarray]) -> None:
-    loaded = {i.tensor for i in program.instructions if isinstance(i, DmaLoad)}
+    loaded = {i.tensor for i in program.instructions if isinstance(i, DmaLoad)} | {
+        i.table for i in program.instructions if isinstance(i, DmaGather)}
     missing = sorted(name for name, t in tensors.items()
                      if t.role in ("input", "constant") and name in loaded and name not in dram)
     if missing:
@@ -335,6 +371,8 @@ def _describe(instruction: Instruction) -> str:
             return f"instruction {instruction.id} DmaLoad {instruction.tensor} -> {instruction.buffer}"
         case DmaStore():
             return f"instruction {instruction.id} DmaStore {instruction.buffer}"
+        case DmaGather():
+            return f"instruction {instruction.id} DmaGather {instruction.table} -> {instruction.output.buffer}"
         case Compute():
             return f"instruction {instruction.id} Compute {instruction.node} ({instruction.op_type})"
         case Release():

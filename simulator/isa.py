@@ -163,6 +163,60 @@ class DmaStore:
 
 
 @dataclass(frozen=True, slots=True)
+class DmaGather:
+    """Indirect DMA: rows of a DRAM table, named by index values that are already in the scratchpad, into a buffer.
+
+    `indices` is a box of an integer tensor held in a buffer; `window` is a box of `table` that spans the whole of
+    `axis` (the rows an index may name) and picks the slab of every row that is moved. For each index element j,
+    in row-major order of its box, the slab `table[window with axis = idx[j]]` lands in `output` (a box of the
+    gathered tensor in a buffer) at position j of its `axis .. axis + rank(indices)` axes, so the output box has the
+    shape `window.shape[:axis] + indices.box.shape + window.shape[axis + 1:]`. Indices with a `view` are a whole
+    tensor read as that shape (row-major), and the view's shape stands for the box's. A negative index counts from
+    the end of the axis, as in ONNX Gather; one outside the axis is a fault when the program runs.
+
+    >>> g = DmaGather(0, (), 0, "emb", 0, Box((0, 0), (100, 8)), Operand("ids", Box((0, 0), (1, 4)), "b", (0, 0)),
+    ...               Operand("y", Box((0, 0, 0), (1, 4, 8)), "o", (0, 0, 0)))
+    >>> g.rows, g.row_box.shape
+    (4, (1, 8))
+    """
+
+    id: int
+    deps: tuple[int, ...]
+    queue: int
+    table: str
+    axis: int
+    window: Box
+    indices: Operand
+    output: Operand
+    op: str = ""
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.axis < len(self.window.start):
+            raise ValueError(f"instruction {self.id}: axis {self.axis} is outside the window's rank")
+        expected = (*self.window.shape[:self.axis], *self.index_shape, *self.window.shape[self.axis + 1:])
+        if self.output.box.shape != expected:
+            raise ValueError(f"instruction {self.id}: output box {list(self.output.box.shape)} is not the gathered "
+                             f"shape {list(expected)}")
+
+    @property
+    def index_shape(self) -> tuple[int, ...]:
+        """The indices as the gather sees them: their view, when they are a reshaped view of a whole tensor."""
+        return self.indices.view or self.indices.box.shape
+
+    @property
+    def rows(self) -> int:
+        """Index elements, each naming one row."""
+        return self.indices.box.numel
+
+    @property
+    def row_box(self) -> Box:
+        """The slab of one row (of row 0, for its shape and runs)."""
+        axis = self.axis
+        return Box((*self.window.start[:axis], 0, *self.window.start[axis + 1:]),
+                   (*self.window.stop[:axis], 1, *self.window.stop[axis + 1:]))
+
+
+@dataclass(frozen=True, slots=True)
 class Compute:
     """One tile of one op: it writes `output` (a box of one of the op's outputs) from its input slots.
 
@@ -170,6 +224,13 @@ class Compute:
     Unread input, or None (an omitted optional input). `output_index` says which of the node's outputs is written.
     For tensor-engine tiles `mnk` gives the systolic shape: M rows streamed through, N output columns, K reduction
     length.
+
+    A reduction split into slices (a conv's input channels, a matmul's k) runs as one Compute per slice:
+    - `slices` lists (input slot, axis, start, stop): the op runs on those slices of its inputs only (a partial conv
+      over some input channels is itself a conv on them), axes counted in the shape the op sees;
+    - `accumulate` is the running partial sum, added to the result (None on the first slice);
+    - `partial` says the output is itself a partial sum, more slices to come: it holds accumulator precision
+      (its buffer's element size may exceed the tensor's) and is no final value.
     """
 
     id: int
@@ -184,6 +245,9 @@ class Compute:
     macs: int = 0
     elem_ops: int = 0
     mnk: tuple[int, ...] = ()
+    slices: tuple[tuple[int, int, int, int], ...] = ()
+    accumulate: Operand | None = None
+    partial: bool = False
 
     def __post_init__(self) -> None:
         if self.engine not in ENGINES:
@@ -191,7 +255,9 @@ class Compute:
 
     @property
     def operands(self) -> tuple[Operand, ...]:
-        return tuple(slot for slot in self.inputs if isinstance(slot, Operand))
+        """Every region the compute reads: its input operands, then the partial sum it adds to."""
+        found = tuple(slot for slot in self.inputs if isinstance(slot, Operand))
+        return (*found, self.accumulate) if self.accumulate is not None else found
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,7 +269,7 @@ class Release:
     buffer: str
 
 
-Instruction = DmaLoad | DmaStore | Compute | Release
+Instruction = DmaLoad | DmaStore | DmaGather | Compute | Release
 
 
 @dataclass(frozen=True, slots=True)

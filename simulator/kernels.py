@@ -23,6 +23,7 @@ Slot = np.ndarray | Param | None
 _A = onnx.AttributeProto
 _SCALARS: dict[int, type] = {_A.FLOAT: float, _A.INT: int, _A.STRING: str}
 _LISTS: dict[int, type] = {_A.FLOATS: float, _A.INTS: int, _A.STRINGS: str}
+_REQUIRED_OUTPUTS = {"DynamicQuantizeLinear": 3}  # outputs a node must name even when one is wanted
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,9 +123,10 @@ def _attribute(schema: defs.OpSchema, name: str, value: Any, output_dtype: str) 
 def _output_count(op_type: str, attrs: dict[str, Any], slots: Sequence[Slot], output_index: int,
                   output_shape: tuple[int, ...]) -> int:
     """How many outputs the node has. Trailing outputs are optional for every op but Split, whose count is its
-    semantics; the program does not carry it, so read it from wherever the node says it."""
+    semantics, and those in _REQUIRED_OUTPUTS. The program does not carry a Split's count, so read it from wherever
+    the node says it."""
     if op_type != "Split":
-        return output_index + 1
+        return max(output_index + 1, _REQUIRED_OUTPUTS.get(op_type, 0))
     split = slots[1] if len(slots) > 1 else None
     if "num_outputs" in attrs:
         return int(attrs["num_outputs"])

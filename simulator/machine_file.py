@@ -1,11 +1,12 @@
 """The machine file format: YAML presets and user files to `MachineConfig`, and back.
 
 The YAML schema, in the style of ZigZag and Timeloop hardware files: one section per component, every key required
-except `name` (default: the file's stem), no other key allowed. Values carry their units (see `simulator.units`); a
-bare number is in the base unit (bytes, Hz, B/cycle, cycles). Units: sizes in B, KiB, MiB, GiB (powers of 1024) or
-KB, MB, GB (powers of 1000); frequencies in Hz, kHz, MHz, GHz; bandwidths in B/cycle or a size per second (GB/s,
-GiB/s); times in cycles or s, ms, us, ns. Rates per second and times in seconds are converted with `clock`; a time is
-rounded up to whole cycles. A key given twice is an error, as is any key not below.
+except `name` (default: the file's stem) and the four marked optional, no other key allowed. Values carry their
+units (see `simulator.units`); a bare number is in the base unit (bytes, Hz, B/cycle, cycles). Units: sizes in B,
+KiB, MiB, GiB (powers of 1024) or KB, MB, GB (powers of 1000); frequencies in Hz, kHz, MHz, GHz; bandwidths in
+B/cycle or a size per second (GB/s, GiB/s); times in cycles or s, ms, us, ns. Rates per second and times in seconds
+are converted with `clock`; a time is rounded up to whole cycles. A key given twice is an error, as is any key not
+below.
 
     name: edge-npu
     clock: 1 GHz                  # frequency: the one clock every cycle below counts
@@ -20,14 +21,18 @@ rounded up to whole cycles. A key given twice is an error, as is any key not bel
       engines: 2                  # count of queues
       outstanding: 4              # count of transfers in flight per queue
       burst: 64 B                 # size
-      descriptor: 16 cycles       # time per contiguous run
+      descriptor: 16 cycles       # time per descriptor
       engine_bandwidth: 16 B/cycle
+      descriptor_dims: 3          # count; optional (1): one descriptor moves a strided box of up to this many dims
     tensor_engine:
       rows: 32                    # count
       cols: 32                    # count
       macs_per_cycle: {fp32: 256, bf16: 512, fp16: 512, int8: 1024}   # counts, for exactly these dtypes
       fill: 32 cycles             # time
       drain: 32 cycles            # time
+      load: 32 cycles             # time; optional (0): per fold, the stationary operand in or out
+      dataflow: ws                # optional (ws): ws (weight-stationary) or os (output-stationary)
+      stationary_buffers: 1       # optional (1): 2 overlaps the next fold's load with this one's stream
     vector_engine:
       elements_per_cycle: 32      # count
 
@@ -53,6 +58,7 @@ from simulator.machine import (
     DTYPES,
     DmaConfig,
     DramConfig,
+    EnergyConfig,
     MachineConfig,
     MachineError,
     ScratchpadConfig,
@@ -132,16 +138,29 @@ _SECTIONS: dict[str, tuple[Callable[..., object], dict[str, tuple[str, str]]]] =
                           "latency": ("latency_cycles", "time")}),
     "dma": (DmaConfig, {"engines": ("engines", "count"), "outstanding": ("outstanding", "count"),
                         "burst": ("burst_bytes", "size"), "descriptor": ("descriptor_cycles", "time"),
-                        "engine_bandwidth": ("engine_bandwidth_bytes_per_cycle", "bandwidth")}),
+                        "engine_bandwidth": ("engine_bandwidth_bytes_per_cycle", "bandwidth"),
+                        "descriptor_dims": ("descriptor_dims", "count")}),
     "tensor_engine": (TensorEngineConfig, {"rows": ("rows", "count"), "cols": ("cols", "count"),
                                            "macs_per_cycle": ("macs_per_cycle", "count by dtype"),
-                                           "fill": ("fill_cycles", "time"), "drain": ("drain_cycles", "time")}),
+                                           "fill": ("fill_cycles", "time"), "drain": ("drain_cycles", "time"),
+                                           "load": ("load_cycles", "time"), "dataflow": ("dataflow", "choice"),
+                                           "stationary_buffers": ("stationary_buffers", "count")}),
     "vector_engine": (VectorEngineConfig, {"elements_per_cycle": ("elements_per_cycle", "count")}),
+    "energy": (EnergyConfig, {"mac": ("mac_pj", "energy by dtype"), "vector_op": ("vector_op_pj", "energy"),
+                              "scratchpad_read": ("scratchpad_read_pj_per_byte", "energy"),
+                              "scratchpad_write": ("scratchpad_write_pj_per_byte", "energy"),
+                              "dram": ("dram_pj_per_byte", "energy"), "descriptor": ("descriptor_pj", "energy")}),
 }
 _FORMATS: dict[str, Callable[[Any], object]] = {
     "size": units.format_size, "count": int, "bandwidth": units.format_bandwidth, "time": units.format_cycles,
-    "count by dtype": lambda macs: {dtype: int(macs[dtype]) for dtype in DTYPES},
+    "count by dtype": lambda macs: {dtype: int(macs[dtype]) for dtype in DTYPES}, "choice": str,
+    "energy": lambda pj: f"{pj:g} pJ", "energy by dtype": lambda pj: {dtype: f"{pj[dtype]:g} pJ" for dtype in DTYPES},
 }
+# Sections a file may leave out (the dataclass defaults apply).
+_OPTIONAL_SECTIONS = ("energy",)
+# Keys a file may leave out, with the dataclass default (added after the first presets, so older files still load).
+_OPTIONAL: dict[str, tuple[str, ...]] = {"tensor_engine": ("load", "dataflow", "stationary_buffers"),
+                                         "dma": ("descriptor_dims",)}
 
 
 class _Section:
@@ -173,29 +192,62 @@ class _Section:
 
 
 def _build(document: object, default_name: str) -> MachineConfig:
-    top = _Section(document, "", ("name", "clock", *_SECTIONS), optional=("name",))
+    top = _Section(document, "", ("name", "clock", *_SECTIONS), optional=("name", *_OPTIONAL_SECTIONS))
     name = top.values.get("name", default_name)
     if not isinstance(name, str) or not name.strip():
         raise MachineError(f"name: expected a non-empty string, got {name!r}")
     clock_hz = top.get("clock", units.parse_frequency)
     require_positive("", clock=clock_hz)  # before it converts any rate or time
 
-    def by_dtype(value: object, path: str) -> dict[str, int]:
+    def by_dtype(value: object, path: str, parse: Callable[[object], Any] = units.parse_count) -> dict[str, Any]:
         macs = _Section(value, path, DTYPES)
-        return {dtype: macs.get(dtype, units.parse_count) for dtype in DTYPES}
+        return {dtype: macs.get(dtype, parse) for dtype in DTYPES}
 
     parsers: dict[str, Callable[[object], Any]] = {
         "size": units.parse_size, "count": units.parse_count,
         "bandwidth": lambda value: units.parse_bandwidth(value, clock_hz),
-        "time": lambda value: units.parse_cycles(value, clock_hz),
+        "time": lambda value: units.parse_cycles(value, clock_hz), "choice": _choice, "energy": _energy_pj,
     }
     parts: dict[str, Any] = {}
     for section_key, (make, fields) in _SECTIONS.items():
-        section = _Section(top.values[section_key], section_key, tuple(fields))
+        if section_key in _OPTIONAL_SECTIONS and section_key not in top.values:
+            continue
+        section = _Section(top.values[section_key], section_key, tuple(fields), _OPTIONAL.get(section_key, ()))
         parts[section_key] = make(**{
             attribute: by_dtype(section.values[key], section.key(key)) if kind == "count by dtype"
-            else section.get(key, parsers[kind]) for key, (attribute, kind) in fields.items()})
+            else by_dtype(section.values[key], section.key(key), _energy_pj) if kind == "energy by dtype"
+            else section.get(key, parsers[kind]) for key, (attribute, kind) in fields.items()
+            if key in section.values})
     return MachineConfig(name, clock_hz, **parts)
+
+
+_ENERGY_UNITS = {"fj": 1e-3, "pj": 1.0, "nj": 1e3}
+
+
+def _energy_pj(value: object) -> float:
+    """An energy in pJ: a bare number, or a number with fJ, pJ or nJ ("0.3 pJ", "1.3 nJ")."""
+    if isinstance(value, bool):
+        raise UnitError(f"expected an energy such as '0.3 pJ', got {value!r}")
+    if isinstance(value, (int, float)):
+        number, scale = float(value), 1.0
+    elif isinstance(value, str):
+        text = value.strip()
+        unit = text[-2:].lower() if text[-2:].lower() in _ENERGY_UNITS else ""
+        try:
+            number, scale = float(text[:len(text) - len(unit)]), _ENERGY_UNITS.get(unit, 1.0)
+        except ValueError:
+            raise UnitError(f"malformed energy {value!r} (use fJ, pJ or nJ)") from None
+    else:
+        raise UnitError(f"expected an energy such as '0.3 pJ', got {value!r}")
+    if not number * scale < float("inf") or number != number:
+        raise UnitError(f"malformed energy {value!r}")
+    return number * scale
+
+
+def _choice(value: object) -> str:
+    if not isinstance(value, str):
+        raise UnitError(f"expected a word, got {value!r}")
+    return value
 
 
 class _StrictLoader(yaml.SafeLoader):

@@ -29,6 +29,7 @@ from simulator.isa import (
     Box,
     Buffer,
     Compute,
+    DmaGather,
     DmaLoad,
     DmaStore,
     DramTensor,
@@ -43,7 +44,7 @@ from simulator.isa import (
 SCHEMA_VERSION = 1
 SCHEMA_FILE = "plan.schema.json"  # next to this module, shipped as package data
 
-_KINDS = {"load": DmaLoad, "store": DmaStore, "compute": Compute, "release": Release}
+_KINDS = {"load": DmaLoad, "store": DmaStore, "gather": DmaGather, "compute": Compute, "release": Release}
 _KIND_OF = {cls: kind for kind, cls in _KINDS.items()}
 
 
@@ -115,7 +116,7 @@ def _encode(value: Any) -> Any:
         return {"start": list(value.start), "stop": list(value.stop)}
     if isinstance(value, (Operand, Param, Unread)):
         return {"kind": type(value).__name__.lower(), **{k: _encode(getattr(value, k)) for k in value.__slots__}}
-    if isinstance(value, (DmaLoad, DmaStore, Compute, Release)):
+    if isinstance(value, (DmaLoad, DmaStore, DmaGather, Compute, Release)):
         return {"kind": _KIND_OF[type(value)], **{k: _encode(getattr(value, k)) for k in value.__slots__}}
     if hasattr(value, "__dataclass_fields__"):
         return {k: _encode(getattr(value, k)) for k in value.__slots__}
@@ -150,6 +151,12 @@ def _instruction(value: dict[str, Any]) -> Instruction:
     if kind == "store":
         return DmaStore(value["id"], deps, value["queue"], value["buffer"], tuple(value["at"]), value["tensor"],
                         _box(value["box"]), value["op"])
+    if kind == "gather":  # indirect DMA: {"kind": "gather", "table", "axis", "window", "indices", "output", ...}
+        indices, output = _slot(value["indices"]), _slot(value["output"])
+        if not isinstance(indices, Operand) or not isinstance(output, Operand):
+            raise ValueError(f"instruction {value['id']}: indices and output must be operands")
+        return DmaGather(value["id"], deps, value["queue"], value["table"], value["axis"], _box(value["window"]),
+                         indices, output, value["op"])
     if kind == "release":
         return Release(value["id"], deps, value["buffer"])
     output = _slot(value["output"])
@@ -157,7 +164,17 @@ def _instruction(value: dict[str, Any]) -> Instruction:
     return Compute(value["id"], deps, value["engine"], value["node"], value["op_type"],
                    tuple((key, _tuple(item)) for key, item in value["attrs"]),
                    tuple(_slot(slot) for slot in value["inputs"]), output, value["output_index"], value["macs"],
-                   value["elem_ops"], tuple(value["mnk"]))
+                   value["elem_ops"], tuple(value["mnk"]), tuple(tuple(s) for s in value.get("slices", ())),
+                   _accumulated(value.get("accumulate")), bool(value.get("partial", False)))
+
+
+def _accumulated(value: Any) -> Operand | None:
+    if value is None:
+        return None
+    slot = _slot(value)
+    if not isinstance(slot, Operand):
+        raise ValueError("accumulate must be an operand")
+    return slot
 
 
 def decode_program(document: dict[str, Any]) -> Program:

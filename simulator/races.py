@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from simulator.hb import HappensBefore
-from simulator.isa import Box, Compute, DmaLoad, DmaStore, DramTensor, Instruction, Program, Release
+from simulator.isa import Box, Compute, DmaGather, DmaLoad, DmaStore, DramTensor, Instruction, Program, Release
 from simulator.scratchpad import Scratchpad
 
 MAX_REVERSED = 256  # races reversed per order; each reversal costs a search of the graph for a cycle
@@ -63,6 +63,8 @@ def reads(instruction: Instruction) -> Iterator[Region]:
             yield operand.buffer, operand.at, operand.box.shape
     elif isinstance(instruction, DmaStore):
         yield instruction.buffer, instruction.at, instruction.box.shape
+    elif isinstance(instruction, DmaGather):  # the index values that name the rows
+        yield instruction.indices.buffer, instruction.indices.at, instruction.indices.box.shape
 
 
 def writes(instruction: Instruction, pad: Scratchpad) -> Iterator[Region]:
@@ -71,6 +73,8 @@ def writes(instruction: Instruction, pad: Scratchpad) -> Iterator[Region]:
         yield instruction.output.buffer, instruction.output.at, instruction.output.box.shape
     elif isinstance(instruction, DmaLoad):
         yield instruction.buffer, instruction.at, instruction.box.shape
+    elif isinstance(instruction, DmaGather):
+        yield instruction.output.buffer, instruction.output.at, instruction.output.box.shape
     elif isinstance(instruction, Release):
         buffer = pad.buffer(instruction.buffer)
         yield buffer.name, (0,) * len(buffer.shape), buffer.shape
@@ -99,6 +103,8 @@ def analyse(program: Program, pad: Scratchpad,
                 met[read_kind].update(np.unique(pad.cells(pad.buffer(name), at, shape, writer)).tolist())
             if isinstance(instruction, DmaLoad) and instruction.tensor in dram:
                 met[read_kind].update(np.unique(dram[instruction.tensor][_slices(instruction.box)]).tolist())
+            if isinstance(instruction, DmaGather) and instruction.table in dram:  # any row of its window
+                met[read_kind].update(np.unique(dram[instruction.table][_slices(instruction.window)]).tolist())
             for name, at, shape in writes(instruction, pad):
                 cells = pad.cells(pad.buffer(name), at, shape, writer)
                 if forward:

@@ -10,21 +10,23 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from simulator.isa import Compute, DmaLoad, DmaStore, Program, Release
+from simulator.isa import Compute, DmaGather, DmaLoad, DmaStore, Program, Release
 from simulator.machine import MachineConfig
 
 
 @dataclass(frozen=True, slots=True)
 class OpStats:
     """One op's share: `cycles` from the start of its first instruction to the end of its last (spans of different
-    ops may overlap), the payload bytes its loads read and its stores wrote, and the same rounded up to whole bursts
-    run by run (what they took of the DRAM bandwidth)."""
+    ops may overlap), the payload bytes its loads read and its stores wrote, the same rounded up to whole bursts run
+    by run (what they took of the DRAM bandwidth), and `compute_cycles`, the engine-busy cycles of its computes (their
+    summed durations)."""
 
     cycles: int
     dram_bytes_read: int
     dram_bytes_written: int
     dram_burst_bytes_read: int = 0
     dram_burst_bytes_written: int = 0
+    compute_cycles: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,9 +84,9 @@ def collect_stats(program: Program, machine: MachineConfig, start_cycles: Sequen
         resource, start, end = resources[i], start_cycles[i], end_cycles[i]
         if isinstance(instruction, Compute):
             busy[resource] += end - start
-        elif isinstance(instruction, (DmaLoad, DmaStore)):
+        elif isinstance(instruction, (DmaLoad, DmaStore, DmaGather)):
             transfers += 1
-            if isinstance(instruction, DmaLoad):
+            if isinstance(instruction, (DmaLoad, DmaGather)):
                 bytes_read += payload_bytes[i]
                 burst_read += burst_bytes[i]
             else:
@@ -142,7 +144,7 @@ def scratchpad_timeline(program: Program, machine: MachineConfig, start_cycles: 
             per_buffer.setdefault(instruction.buffer, []).append((end_cycles[i], 0))
         elif isinstance(instruction, DmaLoad):
             per_buffer.setdefault(instruction.buffer, []).append((start_cycles[i], 1))
-        elif isinstance(instruction, Compute):
+        elif isinstance(instruction, (Compute, DmaGather)):
             per_buffer.setdefault(instruction.output.buffer, []).append((start_cycles[i], 1))
     changes: list[tuple[int, int, int]] = []  # (cycle, 0 = free / 1 = take, bytes)
     for name, events in per_buffer.items():
@@ -168,12 +170,12 @@ def scratchpad_timeline(program: Program, machine: MachineConfig, start_cycles: 
 
 def _op_stats(program: Program, start_cycles: Sequence[int], end_cycles: Sequence[int],
               payload_bytes: Sequence[int], burst_bytes: Sequence[int]) -> dict[str, OpStats]:
-    # name -> [first start, last end, bytes read, bytes written, burst bytes read, burst bytes written]
+    # name -> [first start, last end, bytes read, bytes written, burst bytes read, burst bytes written, compute cycles]
     spans: dict[str, list[int]] = {}
     for i, instruction in enumerate(program.instructions):
         if isinstance(instruction, Compute):
             name, column = instruction.node, -1
-        elif isinstance(instruction, DmaLoad):
+        elif isinstance(instruction, (DmaLoad, DmaGather)):
             name, column = instruction.op, 2
         elif isinstance(instruction, DmaStore):
             name, column = instruction.op, 3
@@ -181,9 +183,11 @@ def _op_stats(program: Program, start_cycles: Sequence[int], end_cycles: Sequenc
             continue
         if not name:
             continue
-        span = spans.setdefault(name, [start_cycles[i], end_cycles[i], 0, 0, 0, 0])
+        span = spans.setdefault(name, [start_cycles[i], end_cycles[i], 0, 0, 0, 0, 0])
         span[0], span[1] = min(span[0], start_cycles[i]), max(span[1], end_cycles[i])
         if column > 0:
             span[column] += payload_bytes[i]
             span[column + 2] += burst_bytes[i]
+        else:
+            span[6] += end_cycles[i] - start_cycles[i]
     return {name: OpStats(end - start, *counts) for name, (start, end, *counts) in spans.items()}

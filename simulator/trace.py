@@ -10,9 +10,9 @@ from __future__ import annotations
 import heapq
 from typing import Any
 
-from simulator.isa import Compute, DmaLoad, DmaStore, Program, Release
+from simulator.isa import Compute, DmaGather, DmaLoad, DmaStore, Program, Release
 from simulator.stats import scratchpad_timeline
-from simulator.timing import SimResult, transfer_bytes
+from simulator.timing import SimResult, descriptors, gather_bytes, transfer_bytes
 
 _PID = 1
 
@@ -45,10 +45,19 @@ def chrome_trace(program: Program, result: SimResult) -> dict[str, Any]:
             name = instruction.node or instruction.op_type
             tid = track(resource)
             args: dict[str, Any] = {"id": i, "node": instruction.node, "op_type": instruction.op_type,
-                                    "cycles": end - start, "output": instruction.output.buffer}
+                                    "cycles": end - start, "compute_cycles": end - start,
+                                    "output": instruction.output.buffer}
             if instruction.mnk:
                 args["mnk"] = list(instruction.mnk)
             args |= {"macs": instruction.macs} if instruction.engine == "tensor" else {"elem_ops": instruction.elem_ops}
+        elif isinstance(instruction, DmaGather):
+            name = f"gather {instruction.table}"
+            tid = track(f"{resource}.{_slot(slots.setdefault(resource, []), start, end)}")
+            table = tensors[instruction.table]
+            runs, payload, burst = gather_bytes(table.shape, table.elem_bytes, instruction, machine.dma.burst_bytes)
+            args = {"id": i, "op": instruction.op, "tensor": instruction.table, "buffer": instruction.output.buffer,
+                    "rows": instruction.rows, "bytes": payload, "burst_bytes": burst, "runs": runs,
+                    "cycles": end - start}
         else:
             kind = "load" if isinstance(instruction, DmaLoad) else "store"
             name = f"{kind} {instruction.tensor}"
@@ -58,7 +67,9 @@ def chrome_trace(program: Program, result: SimResult) -> dict[str, Any]:
                                                   machine.dma.burst_bytes)
             args = {"id": i, "op": instruction.op, "tensor": instruction.tensor, "buffer": instruction.buffer,
                     "box": [list(instruction.box.start), list(instruction.box.stop)], "bytes": payload,
-                    "burst_bytes": burst, "runs": runs, "cycles": end - start}
+                    "burst_bytes": burst, "runs": runs,
+                    "descriptors": descriptors(tensor.shape, instruction.box, machine.dma.descriptor_dims),
+                    "cycles": end - start}
         events.append({"name": name, "cat": _category(instruction), "ph": "X", "ts": start, "dur": end - start,
                        "pid": _PID, "tid": tid, "args": args})
     for cycle, live_bytes in scratchpad_timeline(program, machine, result.start_cycles, result.end_cycles):
@@ -70,7 +81,8 @@ def chrome_trace(program: Program, result: SimResult) -> dict[str, Any]:
         metadata.append({"name": "thread_sort_index", "ph": "M", "pid": _PID, "tid": tid, "args": {"sort_index": tid}})
     return {"traceEvents": metadata + events,
             "otherData": {"time_unit": "cycles (shown as us)", "clock_hz": machine.clock_hz, "machine": machine.name,
-                          "total_cycles": result.stats.total_cycles}}
+                          "total_cycles": result.stats.total_cycles,
+                          "op_compute_cycles": {name: op.compute_cycles for name, op in result.stats.ops.items()}}}
 
 
 def _slot(busy: list[tuple[int, int]], start: int, end: int) -> int:
@@ -86,7 +98,9 @@ def _slot(busy: list[tuple[int, int]], start: int, end: int) -> int:
     return slot
 
 
-def _category(instruction: Compute | DmaLoad | DmaStore) -> str:
+def _category(instruction: Compute | DmaLoad | DmaStore | DmaGather) -> str:
     if isinstance(instruction, Compute):
         return instruction.engine
+    if isinstance(instruction, DmaGather):
+        return "gather"
     return "load" if isinstance(instruction, DmaLoad) else "store"

@@ -32,7 +32,7 @@ def verify(program: Program, machine: MachineConfig) -> list[Violation]:
     dataflow), then the model outputs left unstored. A store of a buffer nothing was loaded or computed into:
 
     >>> from simulator.isa import Box, Buffer, DmaStore, DramTensor, Program
-    >>> from simulator.machine import load_machine
+    >>> from simulator.machine_file import load_machine
     >>> y = DramTensor("Y", (4,), "float32", 4, "output")
     >>> store = DmaStore(0, (), 0, "buf", (0,), "Y", Box((0,), (4,)))
     >>> program = Program("m", "by-hand", "edge-npu", (y,), (Buffer("buf", 0, (4,), (0,), 4),), (store,), ("Y",))

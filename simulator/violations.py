@@ -7,7 +7,8 @@ Kinds, from the shape of the program to its dataflow:
 - queue: a DMA queue index outside the machine's engines
 - alignment: a buffer offset that is not a multiple of the scratchpad alignment
 - capacity: a buffer running past the end of its partitions (rows take ceil(rows / P) slots of a row each)
-- bounds: a box placed outside its buffer, a box outside its tensor, or ranks that differ
+- bounds: a box placed outside its buffer, a box outside its tensor, or ranks that differ; a gather whose window
+  does not span its axis, or whose indices are not integers
 - elem-bytes: a tensor and the buffer holding it disagree on the element size
 - read-only: a DmaStore into a model input or constant
 - not-resident: a read (Compute operand, DmaStore) of a buffer region that does not hold exactly that tensor box:
@@ -27,7 +28,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from simulator.isa import Compute, DmaLoad, DmaStore, Instruction
+from simulator.isa import Compute, DmaGather, DmaLoad, DmaStore, Instruction
 
 Kind = Literal["name", "bad-dep", "queue", "alignment", "capacity", "bounds", "elem-bytes", "read-only",
                "not-resident", "missing-dep", "write-hazard", "early-release", "overlap", "dram-not-ready",
@@ -52,6 +53,8 @@ def label(instruction: Instruction) -> str:
     """
     if isinstance(instruction, Compute):
         return f"compute {instruction.id} ({instruction.op_type} {instruction.node})"
+    if isinstance(instruction, DmaGather):
+        return f"gather {instruction.id}" + (f" ({instruction.op})" if instruction.op else "")
     if isinstance(instruction, DmaLoad | DmaStore):
         kind = "load" if isinstance(instruction, DmaLoad) else "store"
         return f"{kind} {instruction.id}" + (f" ({instruction.op})" if instruction.op else "")

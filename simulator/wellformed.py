@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from simulator.isa import Box, Buffer, Compute, DmaLoad, DmaStore, DramTensor, Instruction, Program, Unread
+from simulator.isa import Box, Buffer, Compute, DmaGather, DmaLoad, DmaStore, DramTensor, Instruction, Program, Unread
 from simulator.machine import MachineConfig
 from simulator.regions import describe
 from simulator.violations import Kind, Violation, label
@@ -32,7 +32,7 @@ class Wellformed:
 def check_wellformed(program: Program, machine: MachineConfig) -> Wellformed:
     """Names, buffers, ids and placements of a program, each on its own.
 
-    >>> from simulator.machine import load_machine
+    >>> from simulator.machine_file import load_machine
     >>> program = Program("m", "by-hand", "edge-npu", (), (Buffer("b", 4, (1,), (0,), 4),), ())
     >>> [v.message for v in check_wellformed(program, load_machine("edge-npu")).violations]
     ['buffer b: offset 4 is not a multiple of the 32-byte alignment']
@@ -88,7 +88,11 @@ def _instruction(instruction: Instruction, machine: MachineConfig, found: Wellfo
                 found.report(instruction.id, "name", f"{label(instruction)}: unknown tensor {slot.tensor}; "
                              f"tensors: {sorted(found.tensors)}")
         places = [*instruction.operands, instruction.output]
-        return all([_place(instruction, o.tensor, o.box, o.buffer, o.at, found) for o in places])
+        # a partial sum lives at accumulator precision: its buffer may have wider elements than its tensor
+        wide = {id(o) for o in (instruction.accumulate, instruction.output if instruction.partial else None) if o}
+        return all([_place(instruction, o.tensor, o.box, o.buffer, o.at, found, id(o) in wide) for o in places])
+    if isinstance(instruction, DmaGather):
+        return _gather(instruction, machine, found)
     if isinstance(instruction, DmaLoad | DmaStore):
         if not 0 <= instruction.queue < machine.dma.engines:
             found.report(instruction.id, "queue", f"{label(instruction)}: queue {instruction.queue} is not one of "
@@ -105,8 +109,41 @@ def _instruction(instruction: Instruction, machine: MachineConfig, found: Wellfo
     return True
 
 
+def _gather(gather: DmaGather, machine: MachineConfig, found: Wellformed) -> bool:
+    """An indirect DMA: its queue, integer indices, a window inside the table spanning the gathered axis, and its
+    two placements."""
+    if not 0 <= gather.queue < machine.dma.engines:
+        found.report(gather.id, "queue", f"{label(gather)}: queue {gather.queue} is not one of the machine's "
+                     f"{machine.dma.engines} DMA queues")
+    table, indices = found.tensors.get(gather.table), found.tensors.get(gather.indices.tensor)
+    if table is None:
+        found.report(gather.id, "name", f"{label(gather)}: unknown tensor {gather.table}; tensors: "
+                     f"{sorted(found.tensors)}")
+        return False
+    window = gather.window
+    if len(window.start) != len(table.shape) or min(window.start) < 0 or any(
+            stop > extent for stop, extent in zip(window.stop, table.shape, strict=True)):
+        found.report(gather.id, "bounds", f"{label(gather)}: window {list(window.start)}..{list(window.stop)} is "
+                     f"outside table {table.name}{list(table.shape)}")
+        return False
+    if (window.start[gather.axis], window.stop[gather.axis]) != (0, table.shape[gather.axis]):
+        found.report(gather.id, "bounds", f"{label(gather)}: window spans {window.start[gather.axis]}.."
+                     f"{window.stop[gather.axis]} of axis {gather.axis}, not every row of {table.name}")
+    if indices is not None and gather.indices.view and gather.indices.box.shape != indices.shape:
+        found.report(gather.id, "bounds", f"{label(gather)}: indices {indices.name} are read as the view "
+                     f"{list(gather.indices.view)}, so their box must be the whole tensor {list(indices.shape)}")
+    if indices is not None and indices.dtype not in ("int32", "int64"):
+        found.report(gather.id, "bounds", f"{label(gather)}: indices {indices.name} are {indices.dtype}, not int32 "
+                     "or int64")
+    if table.elem_bytes != found.tensors.get(gather.output.tensor, table).elem_bytes:
+        found.report(gather.id, "elem-bytes", f"{label(gather)}: table {table.name} and output "
+                     f"{gather.output.tensor} differ in element size")
+    places = [(o.tensor, o.box, o.buffer, o.at) for o in (gather.indices, gather.output)]
+    return all([_place(gather, *place, found) for place in places])
+
+
 def _place(instruction: Instruction, tensor_name: str, box: Box, buffer_name: str, at: tuple[int, ...],
-           found: Wellformed) -> bool:
+           found: Wellformed, wide: bool = False) -> bool:
     """Names, ranks, bounds and element sizes of one tensor box placed in a buffer; False if the walk cannot follow
     it."""
     tensor, buffer = found.tensors.get(tensor_name), found.buffers.get(buffer_name)
@@ -134,7 +171,7 @@ def _place(instruction: Instruction, tensor_name: str, box: Box, buffer_name: st
                                                                                     strict=True)):
         found.report(instruction.id, "bounds", f"{where()}: the box runs outside the tensor's shape "
                      f"{list(tensor.shape)}")
-    if tensor.elem_bytes != buffer.elem_bytes:
+    if tensor.elem_bytes != buffer.elem_bytes and not (wide and buffer.elem_bytes > tensor.elem_bytes):
         found.report(instruction.id, "elem-bytes", f"{where()}: the tensor has {tensor.elem_bytes}-byte elements, "
                      f"the buffer {buffer.elem_bytes}-byte ones")
     return True

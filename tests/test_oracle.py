@@ -1,7 +1,7 @@
 """The oracle check: are the checks strong enough to catch planner bugs, each on its own?
 
 Each mutation plants one class of planner bug into a valid plan of a generated model (one test per strategy in
-`tests.invariants.STRATEGIES`), keeping the program well formed (ids renumbered, deps pointing back). Every mutant
+`planner.testing.STRATEGIES`), keeping the program well formed (ids renumbered, deps pointing back). Every mutant
 goes through `verify` alone and through the functional simulation alone (`run_functional` against onnxruntime, two
 poisons and two orders), never one after the other, so that neither check's rate is the other's. Each must catch at
 least 95% of every class it can see; `verify` cannot see a wrong halo (a well-formed program that computes the wrong
@@ -26,12 +26,11 @@ from hypothesis import strategies as st
 
 from planner.alloc import align
 from planner.errors import PlanError
+from planner.testing import STRATEGIES, Case, explained, machines, onnx_models
 from simulator.functional import FunctionalError, FunctionalMismatch, run_functional
 from simulator.isa import Box, Buffer, Compute, DmaLoad, DmaStore, Instruction, Operand, Program, Release
 from simulator.machine import MachineConfig
 from simulator.verify import verify
-from tests.invariants import STRATEGIES, Case, explained
-from tests.strategies import machines, onnx_models
 
 CATCH_RATE = 0.95
 WINDOWED = ("Conv", "MaxPool", "AveragePool")

@@ -1,4 +1,4 @@
-"""Random models on random machines: every strategy's plans keep every invariant (`tests.invariants`).
+"""Random models on random machines: every strategy's plans keep every invariant (`planner.testing.invariants`).
 
 Each property runs the loaded profile's example count: 50, derandomized, under `ci` (the default); 2000 under
 `pytest --hypothesis-profile=thorough`, which also keeps failing examples in .hypothesis/ for the next run. A failure
@@ -9,18 +9,18 @@ from __future__ import annotations
 
 import pytest
 import yaml
-from hypothesis import event, given
+from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
-from simulator.machine import MachineConfig, machine_from_dict, machine_to_yaml
-from tests.invariants import STRATEGIES, check_invariants
-from tests.strategies import machines, onnx_models
+from planner.testing import STRATEGIES, Coverage, check_plan, fusion_cases, machines, onnx_models
+from simulator.machine import MachineConfig
+from simulator.machine_file import machine_from_dict, machine_to_yaml
 
 DTYPES = st.sampled_from([None, "bf16", "int8"])  # None plans floats at their own size (fp32)
 
 
 def checked(model, machine: MachineConfig, strategy: str, dtype: str | None) -> None:
-    program = check_invariants(model, machine, strategy, dtype)
+    program = check_plan(model, machine, strategy, dtype)
     event("planned" if program is not None else "refused: scratchpad too small")
 
 
@@ -42,3 +42,22 @@ def test_tight_scratchpads_tile_or_refuse_clearly(strategy: str, model, machine:
 def test_machine_yaml_round_trips(machine: MachineConfig) -> None:
     """The YAML a failing example prints reads back to the very machine that failed."""
     assert machine_from_dict(yaml.safe_load(machine_to_yaml(machine)), default_name="other") == machine
+
+
+FUSION_EXAMPLES = 10  # each plans, simulates and runs many tiles on real numbers: seconds apiece on 2 busy cores
+
+
+def test_fusion_cases_reach_multi_tile_groups() -> None:
+    """Conv chains on machines that force row tiles: the fused plans keep every invariant, and at least half of them
+    hold a fusion group of two or more tiles. `pytest -s` prints the coverage."""
+    coverage = Coverage()
+
+    @settings(max_examples=FUSION_EXAMPLES)
+    @given(fusion_cases())
+    def fused_plans(case) -> None:
+        model, machine = case
+        coverage.add(check_plan(model, machine, "fused"))
+
+    fused_plans()
+    print(f"\nfusion_cases: {coverage.report()}")
+    assert coverage.share("multi_tile_group") >= 0.5, coverage.report()

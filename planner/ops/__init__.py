@@ -10,10 +10,25 @@
 
 from __future__ import annotations
 
+import dataclasses
 from types import MappingProxyType
 
 from planner.graph import Graph
-from planner.ops import conv, elementwise, layout, matmul, movement, norm, pool, reduce, resize  # noqa: F401 (register)
+from planner.ops import (  # noqa: F401 (register)
+    conv,
+    elementwise,
+    gather,
+    layout,
+    logic,
+    matmul,
+    movement,
+    norm,
+    pool,
+    quant,
+    rearrange,
+    reduce,
+    resize,
+)
 from planner.ops.registry import LOWERINGS, Context, isl_names, supported_ops
 from planner.stmt import Access, Alias, LoweredGraph, Statement
 
@@ -36,7 +51,9 @@ def lower(graph: Graph) -> LoweredGraph:
             if isinstance(item, Alias):
                 aliases[item.tensor] = _through(item, aliases)
             else:
-                statements.append(_read_bases(item, aliases))
+                if item.indirect and item.indirect.table in aliases:
+                    raise context.error("a data-dependent Gather whose table is a reshaped view is not supported")
+                statements.append(_read_bases(item, aliases, graph))
     return LoweredGraph(graph, tuple(statements), MappingProxyType(aliases), MappingProxyType(spaces))
 
 
@@ -47,10 +64,14 @@ def _through(alias: Alias, aliases: dict[str, Alias]) -> Alias:
     return Alias(alias.tensor, inner.base, alias.relation.apply_range(inner.relation))
 
 
-def _read_bases(stmt: Statement, aliases: dict[str, Alias]) -> Statement:
+def _read_bases(stmt: Statement, aliases: dict[str, Alias], graph: Graph) -> Statement:
     if not any(access.tensor in aliases for access in stmt.reads):
         return stmt
     reads = tuple(Access(aliases[a.tensor].base, a.relation.apply_range(aliases[a.tensor].relation))
                   if a.tensor in aliases else a for a in stmt.reads)
+    indirect = stmt.indirect
+    if indirect and indirect.indices in aliases:  # the DMA reads the base's bytes in row-major order, as the view
+        view = graph.tensors[indirect.indices].shape
+        indirect = dataclasses.replace(indirect, indices=aliases[indirect.indices].base, view=view)
     return Statement(stmt.name, stmt.node, stmt.op_type, stmt.dims, stmt.domain, reads, stmt.writes, stmt.macs,
-                     stmt.elem_ops, stmt.engine)
+                     stmt.elem_ops, stmt.engine, indirect)

@@ -13,7 +13,8 @@ from planner.ops.registry import Context, register
 from planner.stmt import Statement
 
 UNARY = ("Sqrt", "Exp", "Neg", "Relu", "LeakyRelu", "Sigmoid", "Tanh", "Erf", "Gelu", "HardSigmoid", "HardSwish",
-         "Cast", "Clip")
+         "Cast", "Clip", "Softplus", "Mish", "Abs", "Log", "Reciprocal", "Floor", "Ceil", "Round", "Sign", "Elu",
+         "Selu", "Softsign", "Sin", "Cos", "IsNaN", "IsInf")
 BINARY = ("Add", "Sub", "Mul", "Div", "Pow")
 VARIADIC = ("Min", "Max", "Sum", "Mean")
 

@@ -102,3 +102,44 @@ def lower_lrn(node: Node, ctx: Context) -> list[Statement]:
     write = ctx.access(domain, dims, out, dims)
     return [Statement(ctx.stmt_name(), node.name, node.op_type, dims, domain, (read,), (write,), 0,
                       (size + 3) * math.prod(shape), "vector")]
+
+
+@register("InstanceNormalization")
+def lower_instance_norm(node: Node, ctx: Context) -> list[Statement]:
+    out = ctx.only_first_output()
+    dims, domain, shape = _elementwise_domain(ctx, out)
+    if len(shape) < 3:
+        raise ctx.error(f"input {shape} is not N x C x spatial")
+    reads = [ctx.access(domain, dims, ctx.input(0), row_index(dims, range(2, len(shape))))]
+    for param in (ctx.input(1), ctx.input(2)):
+        if ctx.shape(param) != (shape[1],):
+            raise ctx.error(f"input {param!r} has shape {ctx.shape(param)}, not ({shape[1]},) per channel")
+        reads.append(ctx.access(domain, dims, param, [dims[1]]))
+    write = ctx.access(domain, dims, out, dims)
+    return [Statement(ctx.stmt_name(), node.name, node.op_type, dims, domain, tuple(reads), (write,), 0,
+                      OPS_PER_ELEMENT["LayerNormalization"] * math.prod(shape), "vector")]
+
+
+@register("GroupNormalization")
+def lower_group_norm(node: Node, ctx: Context) -> list[Statement]:
+    """A point reads every element of its group: channels c with floor(c / (C / groups)) equal to its own."""
+    out = ctx.only_first_output()
+    dims, domain, shape = _elementwise_domain(ctx, out)
+    groups = int(node.attr("num_groups", 0))
+    if len(shape) < 2 or groups <= 0 or shape[1] % groups:
+        raise ctx.error(f"num_groups {groups} does not divide the {shape[1] if len(shape) > 1 else 0} channels")
+    per_group = shape[1] // groups
+    index = row_index(dims, range(1, len(shape)))
+    same_group = f"floor(j1 / {per_group}) = floor({dims[1]} / {per_group})"
+    reads = [ctx.access(domain, dims, ctx.input(0), index, extra=same_group)]
+    for param in (ctx.input(1), ctx.input(2)):
+        # opset 18 gives scale and bias per group; opset 21 per channel
+        if ctx.shape(param) == (shape[1],):
+            reads.append(ctx.access(domain, dims, param, [dims[1]]))
+        elif ctx.shape(param) == (groups,):
+            reads.append(ctx.access(domain, dims, param, [f"floor({dims[1]} / {per_group})"]))
+        else:
+            raise ctx.error(f"input {param!r} has shape {ctx.shape(param)}, not per channel or per group")
+    write = ctx.access(domain, dims, out, dims)
+    return [Statement(ctx.stmt_name(), node.name, node.op_type, dims, domain, tuple(reads), (write,), 0,
+                      OPS_PER_ELEMENT["LayerNormalization"] * math.prod(shape), "vector")]

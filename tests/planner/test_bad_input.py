@@ -112,13 +112,12 @@ GRAPH_CASES: dict[str, tuple[Callable[[], onnx.ModelProto], list[str]]] = {
         ["'fused'", "com.microsoft::FusedConv"]),
     "NonMaxSuppression": (
         lambda: make_model([helper.make_node("NonMaxSuppression", ["boxes", "scores"], ["selected"], name="nms")],
-                           {"boxes": [1, 10, 4], "scores": [1, 1, 10]}, {}),
+                           {"boxes": [1, 10, 4], "scores": [1, 1, 10]}, {"selected": ["n", 3]}),
         ["'nms'", "NonMaxSuppression"]),
-    "Gather on activations": (
-        lambda: make_model([helper.make_node("Gather", ["x", "rows"], ["y"], name="gather_rows", axis=0)],
-                           {"x": [8, 4]}, {"y": [2, 4]},
-                           (numpy_helper.from_array(np.array([1, 3], np.int64), "rows"),)),
-        ["'gather_rows'", "Gather is not supported", "Conv"]),
+    "unsupported op": (
+        lambda: make_model([helper.make_node("Einsum", ["x", "x"], ["y"], name="einsum", equation="ij,ij->i")],
+                           {"x": [8, 4]}, {"y": [8]}),
+        ["'einsum'", "Einsum is not supported", "Conv"]),
     "TopK": (
         lambda: make_model([helper.make_node("TopK", ["x", "k"], ["values", "indices"], name="top")], {"x": [1, 10]},
                            {"values": [1, 3]}, (numpy_helper.from_array(np.array([3], np.int64), "k"),)),
@@ -154,7 +153,7 @@ GRAPH_CASES: dict[str, tuple[Callable[[], onnx.ModelProto], list[str]]] = {
             else_branch=helper.make_graph([helper.make_node("Neg", ["x"], ["e"])], "else", [],
                                           [helper.make_tensor_value_info("e", FLOAT, [1, 4])]))],
             {"x": [1, 4]}, {"y": [1, 4]}, (numpy_helper.from_array(np.array(True), "always"),)),
-        ["'branch'", "If is not supported"]),
+        ["'branch'", "control flow is not supported"]),
     "unknown attribute (the checker)": (
         lambda: one_node(helper.make_node("Relu", ["x"], ["y"], name="relu_alpha", alpha=0.1)),
         ["'relu_alpha'", "alpha"]),
@@ -270,3 +269,98 @@ def test_in_memory_model_without_nodes_is_refused() -> None:
     empty = onnx.helper.make_model(onnx.helper.make_graph([], "empty", [], []))
     with pytest.raises(PlanError, match="empty: not an ONNX model"):
         load_graph(empty)
+
+
+# What a static plan cannot hold, each written the shortest way (ONNX text), each refused by a real `scratchplan plan`
+# process in one line that names what is at fault and says why, with no plan file left behind.
+UNPLANNABLE: dict[str, tuple[str, list[str]]] = {
+    "opset 1": ('''<ir_version: 3, opset_import: ["" : 1]> g (float[1,4] x) => (float[1,4] y) { y = Relu(x) }''',
+                ["version 1", "older than 7"]),
+    "opset 6": ('''<ir_version: 3, opset_import: ["" : 6]> g (float[1,4] x) => (float[1,4] y) { y = Relu(x) }''',
+                ["version 6", "older than 7"]),
+    "opset newer than onnx knows": (
+        '''<ir_version: 8, opset_import: ["" : 999]> g (float[1,4] x) => (float[1,4] y) { y = Relu(x) }''',
+        ["version 999", "newer than the installed onnx"]),
+    "string input": ('''<ir_version: 8, opset_import: ["" : 17]>
+        g (string[2] s, float[2] x) => (float[2] y, string[2] t) { t = Identity(s)  y = Relu(x) }''',
+                     ["input 's'", "string tensor"]),
+    "string computed": ('''<ir_version: 8, opset_import: ["" : 17]>
+        g (float[2] x) => (string[2] t) { r = Relu(x)  t = Cast<to = 8>(r) }''',
+                        ["'Cast_1' (Cast)", "output 't'", "string tensor"]),
+    "NonZero": ('''<ir_version: 8, opset_import: ["" : 17]> g (float[4] x) => (int64[1,N] y) { y = NonZero(x) }''',
+                ["'NonZero_0' (NonZero)", "no static shape", "number of nonzero elements of 'x'"]),
+    "TopK with k from data": ('''<ir_version: 8, opset_import: ["" : 17]>
+        g (float[1,10] x, int64[1] k) => (float[1,N] v, int64[1,N] i) { v, i = TopK(x, k) }''',
+                              ["'TopK_0' (TopK)", "no static shape", "value of 'k'", "known only when the model runs"]),
+    "Unique": ('''<ir_version: 8, opset_import: ["" : 17]> g (float[6] x) => (float[N] y) { y = Unique(x) }''',
+               ["'Unique_0' (Unique)", "number of distinct values"]),
+    "Compress": ('''<ir_version: 8, opset_import: ["" : 17]>
+        g (float[6] x, bool[6] c) => (float[N] y) { y = Compress<axis = 0>(x, c) }''',
+                 ["'Compress_0' (Compress)", "number of true values in the condition 'c'"]),
+    "NonMaxSuppression": ('''<ir_version: 8, opset_import: ["" : 17]>
+        g (float[1,10,4] boxes, float[1,1,10] scores) => (int64[N,3] kept) {
+            kept = NonMaxSuppression(boxes, scores) }''',
+                          ["'NonMaxSuppression_0' (NonMaxSuppression)", "boxes of 'boxes' that survive"]),
+    "Reshape to a shape from data": ('''<ir_version: 8, opset_import: ["" : 17]>
+        g (float[2,6] x, float[2] s) => (float[N,M] y) { si = Cast<to = 7>(s)  y = Reshape(x, si) }''',
+                                     ["'Reshape_1' (Reshape)", "value of 'si'"]),
+    "Loop": ('''<ir_version: 8, opset_import: ["" : 17]> g (float[2] x, int64 n) => (float[2] y) {
+        t = Constant<value = bool {1}>()
+        y = Loop(n, t, x) <body = b (int64 i, bool c, float[2] v) => (bool co, float[2] vo) {
+            co = Identity(c)  vo = Relu(v) }>
+        }''', ["'Loop_1' (Loop)", "control flow"]),
+    "If": ('''<ir_version: 8, opset_import: ["" : 17]> g (float[2] x, bool c) => (float[2] y) {
+        y = If(c) <then_branch = t () => (float[2] a) { a = Relu(x) },
+                   else_branch = e () => (float[2] b) { b = Neg(x) }>
+        }''', ["'If_0' (If)", "control flow"]),
+}
+
+
+SUBPROCESS_KINDS = ("opset 1", "string computed", "TopK with k from data", "Loop")  # one of each kind
+
+
+def _plan_argv(model: Path, plan: Path) -> list[str]:
+    return ["plan", str(model), "--machine", "edge-npu", "-o", str(plan)]
+
+
+def _check_one_line(case: str, model: Path, plan: Path, status: int, stdout: str, stderr: str) -> None:
+    assert (status, stdout) == (EXIT_BAD_INPUT, ""), stderr
+    assert stderr.startswith(f"scratchplan: error: {model}: ") and stderr.count("\n") == 1, stderr
+    assert "Traceback" not in stderr and "Warning" not in stderr
+    for part in UNPLANNABLE[case][1]:
+        assert part in stderr
+    assert not plan.exists()
+
+
+@pytest.mark.parametrize("case", UNPLANNABLE)
+def test_unplannable_model_is_one_line_exit_2_and_no_plan_file(tmp_path: Path, capfd: pytest.CaptureFixture[str],
+                                                              case: str) -> None:
+    model, plan = tmp_path / "case.onnx", tmp_path / "case.plan.json"
+    model.write_bytes(onnx.parser.parse_model(UNPLANNABLE[case][0]).SerializeToString())
+    status = main(_plan_argv(model, plan))
+    out, err = capfd.readouterr()  # file descriptors: what onnx's or onnxruntime's C++ code prints is caught too
+    _check_one_line(case, model, plan, status, out, err)
+
+
+@pytest.fixture(scope="module")
+def unplannable_processes(tmp_path_factory: pytest.TempPathFactory,
+                          ) -> dict[str, tuple[Path, Path, subprocess.Popen[str]]]:
+    """A real `scratchplan plan` process for one case of each kind, all started at once (each spends seconds
+    importing)."""
+    folder = tmp_path_factory.mktemp("unplannable")
+    runs = {}
+    for index, name in enumerate(SUBPROCESS_KINDS):
+        model, plan = folder / f"case{index}.onnx", folder / f"case{index}.plan.json"
+        model.write_bytes(onnx.parser.parse_model(UNPLANNABLE[name][0]).SerializeToString())
+        runs[name] = (model, plan, subprocess.Popen([sys.executable, "-m", "planner.cli", *_plan_argv(model, plan)],
+                                                    cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                                    text=True))
+    return runs
+
+
+@pytest.mark.parametrize("case", SUBPROCESS_KINDS)
+def test_unplannable_model_in_a_real_process(unplannable_processes: dict[str, tuple[Path, Path, subprocess.Popen[str]]],
+                                             case: str) -> None:
+    model, plan, process = unplannable_processes[case]
+    stdout, stderr = process.communicate(timeout=300)
+    _check_one_line(case, model, plan, process.returncode, stdout, stderr)

@@ -18,7 +18,8 @@ from planner.graph import load_graph
 from planner.ops import lower
 from planner.stmt import LoweredGraph
 from simulator.functional import run_functional
-from simulator.machine import MachineConfig, load_machine
+from simulator.machine import MachineConfig
+from simulator.machine_file import load_machine
 from simulator.plan_file import program_to_json
 from simulator.timing import simulate
 from simulator.verify import verify

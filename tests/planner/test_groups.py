@@ -38,7 +38,8 @@ from planner.schedule import Residency
 from planner.stmt import LoweredGraph
 from simulator.functional import run_functional
 from simulator.isa import Compute, DmaLoad, DmaStore, Program
-from simulator.machine import MachineConfig, load_machine
+from simulator.machine import MachineConfig
+from simulator.machine_file import load_machine
 from simulator.timing import simulate
 from simulator.verify import verify
 

@@ -20,7 +20,7 @@ from planner.ops.elementwise import BINARY, UNARY, VARIADIC
 from planner.stmt import LoweredGraph, Statement
 from tests.planner.footprint_oracle import assert_matches, brute_force, extents
 
-OPSETS = {"Gelu": 20, "HardSwish": 14}
+OPSETS = {"Gelu": 20, "HardSwish": 14, "Mish": 18}
 
 
 def one_node(op_type: str, inputs: Sequence[tuple[str, Sequence[int]]], attrs: Mapping | None = None,
@@ -527,5 +527,10 @@ def test_every_required_op_has_a_lowering() -> None:
                 "Max", "Sum", "Mean", "BatchNormalization", "LayerNormalization", "LRN", "Softmax", "MaxPool",
                 "AveragePool", "GlobalAveragePool", "GlobalMaxPool", "ReduceMean", "ReduceSum", "Concat", "Split",
                 "Slice", "Pad", "Resize", "Upsample", "Transpose", "Cast", "Reshape", "Flatten", "Squeeze",
-                "Unsqueeze", "Identity", "Dropout"}
+                "Unsqueeze", "Identity", "Dropout",
+                # for real exports (issue 9)
+                "Gather", "GatherElements", "GatherND", "Expand", "Where", "Equal", "Less", "Greater", "LessOrEqual",
+                "GreaterOrEqual", "Not", "And", "Or", "Xor", "Range", "Trilu", "Tile", "Softplus", "Mish", "ReduceMax",
+                "ReduceMin", "ReduceProd", "ReduceL2", "ArgMax", "InstanceNormalization", "GroupNormalization",
+                "DepthToSpace", "SpaceToDepth"}
     assert required <= set(supported_ops())

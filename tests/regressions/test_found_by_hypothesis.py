@@ -13,10 +13,11 @@ import pytest
 import yaml
 
 from planner.baseline import plan_baseline
+from planner.testing import Case, check_plan, check_program
 from simulator.functional import FunctionalMismatch
 from simulator.isa import Compute
-from simulator.machine import MachineConfig, machine_from_dict
-from tests.invariants import Case, check_invariants, check_program
+from simulator.machine import MachineConfig
+from simulator.machine_file import machine_from_dict
 from tests.test_oracle import shrink_halo
 
 # A slow, plain machine: one partition, no alignment, one DMA queue; each test sets the scratchpad.
@@ -46,7 +47,7 @@ def model(text: str) -> onnx.ModelProto:
     "g (float[2,3] x) => (float[2,3] r, float[6] y) <int64[1] shape = {6}> { r = Relu (x)\n y = Reshape (x, shape) }",
 ], ids=["only-a-view", "also-read"])
 def test_output_that_is_a_view_of_an_input(text: str) -> None:
-    check_invariants(model(text), machine())
+    check_plan(model(text), machine(), "baseline")
 
 
 # planner/staging.py (compute): the tensor of an Unread slot was not declared in the program when no instruction
@@ -55,7 +56,7 @@ def test_conv_whose_windows_read_only_padding() -> None:
     text = """g (float[1,1,1,1] x) => (float[1,1,1,1] y) <float[1,1,1,1] w = {0.5}> {
         y = Conv <kernel_shape = [1, 1], pads = [0, 1, 0, 0], strides = [1, 2]> (x, w)
     }"""
-    check_invariants(model(text), machine())
+    check_plan(model(text), machine(), "baseline")
 
 
 # planner/tiling.py (largest_tile) costed only the middle block, which padding can clip below a border block's
@@ -65,7 +66,7 @@ def test_border_tile_that_reads_more_than_the_middle_one() -> None:
     text = """g (float[1,1,1,1] x) => (float[1,1,1,2] y) <float[1,1,1,1] w = {0.5}> {
         y = Conv <kernel_shape = [1, 1], pads = [0, 1, 0, 0]> (x, w)
     }"""
-    check_invariants(model(text), machine("255 B", alignment="64 B"))
+    check_plan(model(text), machine("255 B", alignment="64 B"), "baseline")
 
 
 # planner/stage_op.py (load_tile) evicted the slot loaded first. Along L the tiles read x[.., 1:2], x[.., 0:3],
@@ -75,7 +76,7 @@ def test_tile_box_that_comes_back() -> None:
     text = """g (float[2,1,3] x) => (float[2,1,3] y) <float[1,1,2] w = {0.5, -0.25}> {
         y = Conv <dilations = [2], kernel_shape = [2], pads = [1, 1]> (x, w)
     }"""
-    check_invariants(model(text), machine("40 B"))
+    check_plan(model(text), machine("40 B"), "baseline")
 
 
 # planner/inspect.py (totals) counted every input an op reads in full: stride 2 with a 1 x 1 kernel reads row 0 of x
@@ -84,7 +85,7 @@ def test_strided_conv_that_skips_input_rows() -> None:
     text = """g (float[1,1,2,1] x) => (float[1,1,1,1] y) <float[1,1,1,1] w = {0.5}> {
         y = Conv <kernel_shape = [1, 1], strides = [2, 1]> (x, w)
     }"""
-    check_invariants(model(text), machine())
+    check_plan(model(text), machine(), "baseline")
 
 
 # simulator/functional.py (_compute) filled unloaded input with NaN, but onnxruntime's MaxPool skips a NaN that is
@@ -94,9 +95,9 @@ def test_maxpool_tile_missing_its_first_halo_row_is_caught() -> None:
     case = Case.of(model("g (float[1,1,4,4] x) => (float[1,1,3,3] y) { y = MaxPool <kernel_shape = [2, 2]> (x) }"))
     tight = machine("64 B")  # tiles of 1 x 2 outputs reading 2 x 3 inputs
     program = plan_baseline(case.lowered, tight)
-    check_program(program, case, tight)
+    check_program(program, tight, case)
     first = next(i for i in program.instructions if isinstance(i, Compute))
     mutant = shrink_halo(program, first.id, 2, "start")  # the first tile loses input row 0, which its windows read
     assert mutant is not None
     with pytest.raises(FunctionalMismatch):
-        check_program(mutant, case, tight)
+        check_program(mutant, tight, case)

@@ -25,11 +25,8 @@ from simulator.machine import (
     ScratchpadConfig,
     TensorEngineConfig,
     VectorEngineConfig,
-    load_machine,
-    machine_from_dict,
-    machine_to_yaml,
-    preset_names,
 )
+from simulator.machine_file import load_machine, machine_from_dict, machine_to_yaml, preset_names
 
 PRESET_DIR = Path(machine_module.__file__).parent / "presets"
 KiB, MiB, GiB = 2**10, 2**20, 2**30
@@ -224,6 +221,13 @@ DELETE = object()
     ("tensor_engine.macs_per_cycle.int8", 0, "edge.yaml: tensor_engine.macs_per_cycle.int8: must be positive"),
     ("vector_engine.elements_per_cycle", 0, "edge.yaml: vector_engine.elements_per_cycle: must be positive"),
     ("dram.latency", "-5 cycles", "edge.yaml: dram.latency: must not be negative, got -5"),
+    ("tensor_engine.dataflow", "is", "edge.yaml: tensor_engine.dataflow: 'is' is not one of ws, os"),
+    ("tensor_engine.dataflow", 3, "edge.yaml: tensor_engine.dataflow: expected a word, got 3"),
+    ("tensor_engine.stationary_buffers", 3, "edge.yaml: tensor_engine.stationary_buffers: must be 1 or 2, got 3"),
+    ("energy.dram", "5 GB", "edge.yaml: energy.dram: malformed energy '5 GB' (use fJ, pJ or nJ)"),
+    ("energy.mac.int8", "-1 pJ", "edge.yaml: energy.mac.int8: must not be negative, got -1.0"),
+    ("dma.descriptor_dims", 0, "edge.yaml: dma.descriptor_dims: must be positive, got 0"),
+    ("tensor_engine.load", "-1 cycles", "edge.yaml: tensor_engine.load: must not be negative, got -1"),
     # constraints between fields
     ("scratchpad.alignment", "48 B", "edge.yaml: scratchpad.alignment: 48 B is not a power of two"),
     ("scratchpad.capacity", "16 B", "edge.yaml: scratchpad.capacity: 16 B cannot give each of 32 partitions a byte"),
@@ -240,7 +244,7 @@ def test_bad_key(key: str, value: Any, start: str, tmp_path: Path, monkeypatch: 
     ("clock: [1 GHz\n", "edge.yaml: not valid YAML: "),
     ("clock: 1 GHz\n  scratchpad: 3\n", "edge.yaml: not valid YAML: "),
     ("- 1\n- 2\n", "edge.yaml: expected a mapping with keys name, clock, scratchpad, dram, dma, tensor_engine, "
-                   "vector_engine, got [1, 2]"),
+                   "vector_engine, energy, got [1, 2]"),
     ("", "edge.yaml: expected a mapping with keys name, clock"),
     ("just words\n", "edge.yaml: expected a mapping with keys name, clock"),
     ("clock: 1 GHz\nclock: 2 GHz\n", "edge.yaml: not valid YAML: duplicate key 'clock' at line 2"),
@@ -302,3 +306,18 @@ def test_docstring_examples(module: Any) -> None:
 def test_simulator_does_not_import_planner() -> None:
     code = "import sys, simulator.machine; sys.exit(any(m.split('.')[0] == 'planner' for m in sys.modules))"
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+def test_systolic_keys_are_optional_with_the_old_behaviour(tmp_path: Path) -> None:
+    document = edge_document()
+    for key in ("load", "dataflow", "stationary_buffers"):
+        del document["tensor_engine"][key]
+    del document["dma"]["descriptor_dims"]
+    del document["energy"]
+    (tmp_path / "old.yaml").write_text(yaml.safe_dump(document))
+    engine = load_machine(tmp_path / "old.yaml").tensor_engine
+    assert (engine.load_cycles, engine.dataflow, engine.stationary_buffers) == (0, "ws", 1)
+    assert load_machine(tmp_path / "old.yaml").dma.descriptor_dims == 1
+    assert load_machine("edge-npu").dma.descriptor_dims == 3
+    assert load_machine(tmp_path / "old.yaml").energy.dram_pj_per_byte == 162.5  # Horowitz's, the default
+    assert load_machine("tpu-v1-like").tensor_engine.stationary_buffers == 2

@@ -17,12 +17,21 @@ from simulator.isa import Box, Buffer, Compute, DmaLoad, DmaStore, DramTensor, I
 from simulator.machine import (
     DmaConfig,
     DramConfig,
+    EnergyConfig,
     MachineConfig,
     ScratchpadConfig,
     TensorEngineConfig,
     VectorEngineConfig,
 )
-from simulator.timing import SimResult, TimingError, compute_cycles, contiguous_runs, simulate, transfer_bytes
+from simulator.timing import (
+    SimResult,
+    TimingError,
+    compute_cycles,
+    contiguous_runs,
+    descriptors,
+    simulate,
+    transfer_bytes,
+)
 from simulator.trace import chrome_trace
 
 
@@ -97,6 +106,7 @@ def check_schedule(program: Program, machine: MachineConfig, result: SimResult) 
     starts, ends, dma = result.start_cycles, result.end_cycles, machine.dma
     tensors = {t.name: t for t in program.tensors}
     engine_free = {"tensor": 0, "vector": 0}
+    engine_ended: dict[str, int] = {}  # engine -> end of its previous compute
     queue_history: dict[int, list[int]] = {}  # queue -> ids in program order
     bound = min(machine.dram.bandwidth_bytes_per_cycle, dma.engine_bandwidth_bytes_per_cycle)
     for i, instruction in enumerate(program.instructions):
@@ -106,23 +116,26 @@ def check_schedule(program: Program, machine: MachineConfig, result: SimResult) 
             assert starts[i] == ends[i] == ready
         elif isinstance(instruction, Compute):
             assert starts[i] == max(ready, engine_free[instruction.engine])
-            assert ends[i] - starts[i] == compute_cycles(instruction, machine, program.dtype)
-            engine_free[instruction.engine] = ends[i]
+            warm = (machine.tensor_engine.stationary_buffers == 2 and engine_ended.get(instruction.engine) == starts[i]
+                    and ready + machine.tensor_engine.load_cycles <= starts[i])
+            assert ends[i] - starts[i] == compute_cycles(instruction, machine, program.dtype, warm=warm)
+            engine_free[instruction.engine] = engine_ended[instruction.engine] = ends[i]
         else:
             tensor = tensors[instruction.tensor]
-            runs, _, burst = transfer_bytes(tensor.shape, tensor.elem_bytes, instruction.box, dma.burst_bytes)
+            _, _, burst = transfer_bytes(tensor.shape, tensor.elem_bytes, instruction.box, dma.burst_bytes)
             earlier = queue_history.setdefault(instruction.queue, [])
             earliest = ready
             if earlier:
                 previous = program.instructions[earlier[-1]]
                 assert isinstance(previous, (DmaLoad, DmaStore))
                 previous_tensor = tensors[previous.tensor]
-                previous_runs = contiguous_runs(previous_tensor.shape, previous.box)
-                earliest = max(earliest, starts[earlier[-1]] + previous_runs * dma.descriptor_cycles)
+                previous_count = descriptors(previous_tensor.shape, previous.box, dma.descriptor_dims)
+                earliest = max(earliest, starts[earlier[-1]] + previous_count * dma.descriptor_cycles)
             if len(earlier) >= dma.outstanding:  # the outstanding-th latest end among earlier transfers frees a slot
                 earliest = max(earliest, sorted((ends[j] for j in earlier), reverse=True)[dma.outstanding - 1])
             assert starts[i] == earliest, f"instruction {i} starts at {starts[i]}, could at {earliest}"
-            assert ends[i] - starts[i] >= runs * dma.descriptor_cycles + machine.dram.latency_cycles + burst / bound
+            count = descriptors(tensor.shape, instruction.box, dma.descriptor_dims)
+            assert ends[i] - starts[i] >= count * dma.descriptor_cycles + machine.dram.latency_cycles + burst / bound
             earlier.append(i)
     assert result.stats.total_cycles == max(ends, default=0)
 
@@ -219,11 +232,11 @@ def test_delaying_a_transfer_can_speed_up_the_program_under_contention() -> None
 
 
 @pytest.mark.parametrize(("mnk", "cycles"), [
-    ((5, 4, 4), 5 + 10),           # one pass; 5 rows at 8 / 16 = 0.5 rows per cycle
-    ((5, 9, 4), 5 + 3 * 10),       # N > cols: 3 column passes
-    ((5, 4, 9), 5 + 3 * 10),       # K > rows: 3 row passes
-    ((3, 5, 6), 5 + 2 * 2 * 6),    # both: 4 passes of ceil(3 * 16 / 8) = 6 cycles
-    ((7, 1, 1), 5 + 14),           # a partial pass costs the whole array: ceil(7 * 16 / 8)
+    ((5, 4, 4), 5 + 10),           # one fold; 5 rows at 8 / 16 = 0.5 rows per cycle
+    ((5, 9, 4), 3 * (5 + 10)),     # N > cols: 3 column folds, each paying fill and drain
+    ((5, 4, 9), 3 * (5 + 10)),     # K > rows: 3 row folds
+    ((3, 5, 6), 2 * 2 * (5 + 6)),  # both: 4 folds of ceil(3 * 16 / 8) = 6 cycles
+    ((7, 1, 1), 5 + 14),           # a partial fold costs the whole array: ceil(7 * 16 / 8)
 ])
 def test_tensor_engine_follows_the_systolic_formula(mnk: tuple[int, int, int], cycles: int) -> None:
     machine = make_machine(rows=4, cols=4, fp32_macs=8, fill=3, drain=2)
@@ -374,11 +387,23 @@ def test_per_op_spans_and_bytes_in_order_of_first_appearance() -> None:
     assert list(stats.ops) == ["conv", "relu"]
     assert stats.to_dict()["ops"] == {  # burst of 1 byte: burst-rounded bytes are the payload
         "conv": {"cycles": 12, "dram_bytes_read": 64, "dram_bytes_written": 0, "dram_burst_bytes_read": 64,
-                 "dram_burst_bytes_written": 0},
+                 "dram_burst_bytes_written": 0, "compute_cycles": 4},
         "relu": {"cycles": 5, "dram_bytes_read": 0, "dram_bytes_written": 16, "dram_burst_bytes_read": 0,
-                 "dram_burst_bytes_written": 16}}
+                 "dram_burst_bytes_written": 16, "compute_cycles": 3}}
     assert (stats.dram_bytes_read, stats.dram_bytes_written, stats.dma_transfers) == (128, 16, 3)
     json.dumps(stats.to_dict())
+
+
+def test_per_op_compute_cycles_sum_the_engine_busy_time_of_the_op() -> None:
+    machine = make_machine(rows=4, cols=4, fp32_macs=16, vector=1)
+    b = Builder()
+    out = b.buffer("o", (4,))
+    b.compute("tensor", out, node="mm", mnk=(8, 8, 4))     # 2 folds of 8 cycles
+    b.compute("vector", out, node="relu", elem_ops=5)       # in parallel, on the other engine
+    b.compute("tensor", out, node="mm", mnk=(4, 4, 4))     # 1 fold of 4
+    stats = run(b.program(), machine).stats
+    assert (stats.ops["mm"].compute_cycles, stats.ops["relu"].compute_cycles) == (20, 5)
+    assert stats.ops["mm"].compute_cycles == stats.busy_cycles["tensor"]
 
 
 # --- trace -------------------------------------------------------------------------------------------------------
@@ -547,9 +572,10 @@ def recurrence(program: Program, machine: MachineConfig) -> list[int]:
             engine_free[i.engine] = ends[-1]
         else:
             tensor = tensors[i.tensor]
-            runs, _, burst = transfer_bytes(tensor.shape, tensor.elem_bytes, i.box, machine.dma.burst_bytes)
+            _, _, burst = transfer_bytes(tensor.shape, tensor.elem_bytes, i.box, machine.dma.burst_bytes)
             start = max(ready, queue_free.get(i.queue, 0))
-            ends.append(start + runs * machine.dma.descriptor_cycles + machine.dram.latency_cycles
+            count = descriptors(tensor.shape, i.box, machine.dma.descriptor_dims)
+            ends.append(start + count * machine.dma.descriptor_cycles + machine.dram.latency_cycles
                         + math.ceil(burst / machine.dma.engine_bandwidth_bytes_per_cycle))
             queue_free[i.queue] = ends[-1]
     return ends
@@ -569,3 +595,117 @@ def test_without_contention_timing_is_the_recurrence_and_deps_only_slow_down(
     instructions[later] = replace(instructions[later], deps=(*instructions[later].deps, earlier))
     slower = run(replace(program, instructions=tuple(instructions)), machine)
     assert all(a >= b for a, b in zip(slower.end_cycles, result.end_cycles, strict=True))
+
+
+# --- the systolic array, per dataflow, from first principles ------------------------------------------------------
+
+
+def systolic_machine(dataflow: str = "ws", buffers: int = 1) -> MachineConfig:
+    """SCALE-Sim's 32 x 32 int8 array: load R, fill R - 1, drain C - 1 per fold (its `2R + C + T - 2`)."""
+    machine = make_machine(rows=32, cols=32, fp32_macs=256, fill=31, drain=31)
+    return replace(machine, tensor_engine=replace(machine.tensor_engine, load_cycles=32, dataflow=dataflow,
+                                                  stationary_buffers=buffers))
+
+
+def one_tile(mnk: tuple[int, int, int], machine: MachineConfig, tiles: int = 1) -> int:
+    b = Builder()
+    out = b.buffer("o", (4,))
+    for _ in range(tiles):
+        b.compute("tensor", out, mnk=mnk)
+    return run(b.program("int8"), machine).stats.busy_cycles["tensor"]
+
+
+def test_weight_stationary_pays_load_fill_and_drain_per_fold() -> None:
+    # 3x3 conv 64 -> 64 at 56x56: M = 3136 pixels, N = 64 channels, K = 576; K on 18 row folds, N on 2 column folds
+    assert one_tile((3136, 64, 576), systolic_machine()) == 18 * 2 * (32 + 31 + 3136 + 31) == 116_280
+    # SCALE-Sim 3.0 (WS, CALC) reports 116,279 for this layer; the ideal is 3136 * 64 * 576 / 1024 = 112,896
+    # the baseline's tile of 4 output channels uses 4 of 32 columns: 18 folds each, 16 tiles
+    assert one_tile((3136, 4, 576), systolic_machine(), tiles=16) == 16 * 18 * (94 + 3136)
+
+
+def test_output_stationary_maps_pixels_on_rows_and_streams_the_reduction() -> None:
+    # M = 3136 on 98 row folds, N = 64 on 2 column folds, K = 576 streamed; load is now the outputs shifting out
+    assert one_tile((3136, 64, 576), systolic_machine("os")) == 98 * 2 * (94 + 576)
+    # a deep reduction with few pixels suits OS: 7x7 pixels, 512 channels, K = 4608
+    assert one_tile((49, 512, 4608), systolic_machine("os")) == 2 * 16 * (94 + 4608)
+    assert one_tile((49, 512, 4608), systolic_machine("ws")) == 144 * 16 * (94 + 49)
+
+
+def test_two_stationary_buffers_hide_each_next_load_under_the_stream() -> None:
+    ws2 = systolic_machine("ws", buffers=2)
+    # one cold tile: one load, fill and drain, then 36 folds of max(T = 3136, load = 32)
+    assert one_tile((3136, 64, 576), ws2) == 94 + 36 * 3136
+    # a short stream cannot hide the next load: each fold waits for it
+    assert one_tile((16, 32, 64), ws2) == 94 + 2 * 32
+    # back to back, the second tile is warm: its load and fill hid under the first, only its drain shows
+    assert one_tile((3136, 64, 576), ws2, tiles=2) == (94 + 36 * 3136) + (31 + 36 * 3136)
+
+
+def test_warm_needs_the_operands_ready_a_load_ahead() -> None:
+    ws2 = systolic_machine("ws", buffers=2)
+    b = Builder()
+    b.tensor("w", (64,))
+    out = b.buffer("o", (4,))
+    first = b.compute("tensor", out, mnk=(3136, 32, 32))                       # 94 + 3136 = 3230
+    late = b.load("w", b.buffer("w", (64,)), deps=(first,))                    # lands after the first tile ends
+    b.compute("tensor", out, deps=(late,), mnk=(3136, 32, 32))                 # so it starts cold
+    result = run(b.program("int8"), ws2)
+    assert result.end_cycles[2] - result.start_cycles[2] == 94 + 3136
+
+
+
+# --- DMA descriptors of several strided dimensions -------------------------------------------------------------
+
+
+@st.composite
+def shapes_and_boxes(draw: st.DrawFn) -> tuple[tuple[int, ...], Box]:
+    shape = tuple(draw(st.lists(st.integers(1, 5), min_size=1, max_size=5)))
+    start = tuple(draw(st.integers(0, extent - 1)) for extent in shape)
+    stop = tuple(draw(st.integers(a + 1, extent)) for a, extent in zip(start, shape, strict=True))
+    return shape, Box(start, stop)
+
+
+@given(shapes_and_boxes(), st.integers(1, 6))
+def test_descriptors_cover_the_runs_with_boxes_of_at_most_so_many_dims(case: tuple[tuple[int, ...], Box],
+                                                                       dims: int) -> None:
+    shape, box = case
+    runs = contiguous_runs(shape, box)
+    assert descriptors(shape, box, 1) == runs
+    assert 1 <= descriptors(shape, box, dims) <= descriptors(shape, box, max(1, dims - 1)) <= runs
+    assert descriptors(shape, box, len(shape)) == 1  # a box of n axes is at most n strided dims
+    # each descriptor moves whole runs, so the runs split evenly among the descriptors
+    assert runs % descriptors(shape, box, dims) == 0
+
+
+def test_descriptor_dims_cut_the_descriptor_stage() -> None:
+    b = Builder()
+    b.tensor("x", (8, 8, 8))
+    b.load("x", b.buffer("a", (4, 4, 4)), box=Box((0, 0, 0), (4, 4, 4)))  # 16 runs of 4: a 3-D box
+    for dims, cycles in ((1, 16 * 10), (2, 4 * 10), (3, 10)):
+        machine = make_machine(descriptor=10, engine_bandwidth=4.0, dram_bandwidth=4.0)
+        machine = replace(machine, dma=replace(machine.dma, descriptor_dims=dims))
+        assert run(b.program(), machine).stats.total_cycles == cycles + 64 * 4 // 4
+
+
+# --- energy ------------------------------------------------------------------------------------------------------
+
+
+def test_energy_counts_each_access_once_at_its_per_access_energy() -> None:
+    machine = make_machine(burst=64, descriptor=1)
+    machine = replace(machine, energy=EnergyConfig({"fp32": 4.0, "bf16": 2.0, "fp16": 2.0, "int8": 1.0}, 0.5,
+                                                   scratchpad_read_pj_per_byte=3.0,
+                                                   scratchpad_write_pj_per_byte=5.0, dram_pj_per_byte=100.0,
+                                                   descriptor_pj=7.0))
+    b = Builder()
+    b.tensor("x", (4, 8))                                       # fp32: 4 bytes each
+    b.tensor("y", (4, 8))
+    load = b.load("x", b.buffer("a", (4, 8)), box=Box((0, 0), (4, 4)))    # 4 runs of 16 B: 4 bursts, 4 descriptors
+    mm = b.compute("tensor", b.buffer("o", (4, 8)), deps=(load,), macs=10, inputs=("a",))
+    relu = b.compute("vector", "o", deps=(mm,), elem_ops=6, inputs=("o",))
+    b.store("o", "y", deps=(relu,))                             # whole: one run of 128 B, 2 bursts, 1 descriptor
+    energy = run(b.program(), machine).energy
+    # the Builder's operands span their whole buffer: a and o are 4 x 8 fp32, 128 B each
+    assert energy.to_dict() == {"total": energy.total_pj, "mac": 40.0, "vector": 3.0,
+                                "scratchpad_read": 3.0 * (128 + 128 + 128), "scratchpad_write": 5.0 * (64 + 128 + 128),
+                                "dram": 100.0 * (4 * 64 + 2 * 64), "descriptors": 7.0 * (4 + 1)}
+    assert energy.total_pj == 40 + 3 + 3 * 384 + 5 * 320 + 100 * 384 + 35

@@ -1,17 +1,20 @@
 """What every plan of every strategy must satisfy, checked on one model and one machine.
 
-`check_invariants(model, machine, strategy)` plans the model and asserts that the plan
+`check_plan(model, machine, strategy=...)` plans the model and `check_program(program, machine, model)` checks any
+program of it (a plan file your own scheduler wrote included). The oracles, each independent of the planner:
 
-- is legal: `simulator.verify` finds no violation;
-- computes what onnxruntime computes, tile by tile (`run_functional` against `reference_values`);
-- moves at least the compulsory bytes, and no more than the baseline does (strategies other than the baseline);
-- takes at least the roofline cycles, and never more scratchpad than the machine has;
-- reads back from its JSON as the same program, and comes out byte-identical when planned again from scratch;
-- or, when the scratchpad is too small, fails with the clear PlanError that names an op and the bytes it needs, and
-  a machine with four times the scratchpad then plans it legally or refuses it the same way.
+- `simulator.verify` finds no violation (every read of resident data, no overlapping live buffers, capacity);
+- the functional simulation computes what onnxruntime computes, tile by tile;
+- DRAM traffic is at least the compulsory bytes counted straight from the ONNX model (`onnx_compulsory`: weights
+  and inputs that some op reads whole, outputs that must be written), and at least the isl-counted compulsory;
+- cycles are at least the roofline, and the scratchpad peak at most the capacity;
+- the program does no more than the model's work, except where it computes elements twice (recompute, counted
+  apart by `planner.testing.coverage.recomputed_elements`).
 
-Any failure carries the model as ONNX text and the machine as YAML, so a shrunk example can be rerun by hand.
-Adding a strategy to the properties is one line in STRATEGIES.
+Consistency checks that are not oracles: the plan JSON reads back to the same program, planning twice gives the
+same plan, and the fused strategy moves no more than the baseline (true by construction: the baseline's program is
+among its candidates). A refusal must name an op and the bytes, and four times the scratchpad must then plan
+legally or be refused the same way. Any failure carries the model as ONNX text and the machine as YAML.
 """
 
 from __future__ import annotations
@@ -21,8 +24,8 @@ import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
+from typing import Any
 
-import islpy as isl
 import numpy as np
 import onnx
 import onnx.printer
@@ -36,9 +39,12 @@ from planner.fused import plan_fused
 from planner.graph import Graph, load_graph
 from planner.ops import lower
 from planner.stmt import LoweredGraph
+from planner.testing.compulsory import onnx_compulsory
+from planner.testing.coverage import recomputed_elements
 from simulator.functional import run_functional
-from simulator.isa import Program
-from simulator.machine import MachineConfig, machine_to_yaml
+from simulator.isa import Compute, Program
+from simulator.machine import MachineConfig
+from simulator.machine_file import machine_to_yaml
 from simulator.plan_file import program_from_json, program_to_json
 from simulator.stats import SimStats
 from simulator.timing import simulate
@@ -51,7 +57,8 @@ GROWTH = 4  # a refused model is planned again on a scratchpad this many times l
 def describe(model: onnx.ModelProto, machine: MachineConfig, dtype: str | None = None) -> str:
     """The model as ONNX text and the machine as YAML: what it takes to rerun a failing example by hand."""
     return (f"--- model (onnx.parser.parse_model) ---\n{onnx.printer.to_text(model)}\n"
-            f"--- machine (simulator.machine.machine_from_dict(yaml.safe_load(...))) ---\n{machine_to_yaml(machine)}"
+            f"--- machine (simulator.machine_file.machine_from_dict(yaml.safe_load(...))) ---\n"
+            f"{machine_to_yaml(machine)}"
             + (f"--- planning dtype: {dtype} ---\n" if dtype else ""))
 
 
@@ -86,8 +93,8 @@ def traffic_bytes(stats: SimStats) -> int:
     return stats.dram_bytes_read + stats.dram_bytes_written
 
 
-def check_invariants(model: onnx.ModelProto, machine: MachineConfig, strategy: str = "baseline",
-                     dtype: str | None = None) -> Program | None:
+def check_plan(model: onnx.ModelProto, machine: MachineConfig, strategy: str = "fused",
+               dtype: str | None = None) -> Program | None:
     """Plan `model` on `machine` with the named strategy (and planning dtype) and assert every invariant; the program,
     or None when the scratchpad was rightly too small."""
     with explained(model, machine, dtype):
@@ -98,8 +105,8 @@ def check_invariants(model: onnx.ModelProto, machine: MachineConfig, strategy: s
         except PlanError as error:
             check_too_small(error, case, machine, strategy)
             return None
-        stats = check_program(program, case, machine)
-        if strategy != "baseline":
+        stats = check_program(program, machine, case)
+        if strategy != "baseline":  # a consistency check, not an oracle: fused has the baseline among its candidates
             try:
                 baseline = simulate(plan_baseline(case.lowered, machine), machine).stats
             except PlanError:
@@ -113,8 +120,11 @@ def check_invariants(model: onnx.ModelProto, machine: MachineConfig, strategy: s
         return program
 
 
-def check_program(program: Program, case: Case, machine: MachineConfig) -> SimStats:
-    """Every invariant of one program of `case` on `machine`; returns its simulated stats."""
+def check_program(program: Program, machine: MachineConfig, model: onnx.ModelProto | Case,
+                  dtype: str | None = None) -> SimStats:
+    """Every invariant of one program of `model` (a ModelProto, or a Case already built) on `machine`; returns its
+    simulated stats."""
+    case = model if isinstance(model, Case) else Case.of(model, dtype)
     violations = verify(program, machine)
     assert violations == [], f"verify: {len(violations)} violations, first: {violations[0].message}"
     run_functional(program, machine, case.dram, reference=case.reference)  # raises on the first tile that differs
@@ -125,8 +135,12 @@ def check_program(program: Program, case: Case, machine: MachineConfig) -> SimSt
             f"traffic {traffic_bytes(stats):,} bytes is below the compulsory {limits.compulsory_bytes:,}")
         assert limits.roofline_cycles <= stats.total_cycles, (
             f"{stats.total_cycles:,} cycles is below the roofline {limits.roofline_cycles:,}")
-        if limits is not needed:
-            assert program_bounds(program, machine) == limits, "the plan file's bounds differ from the model's"
+    check_work(program, case, machine)
+    read_bytes, written_bytes = onnx_compulsory(case.model, case.graph.planning_dtype)
+    assert stats.dram_bytes_read >= read_bytes, (
+        f"reads {stats.dram_bytes_read:,} bytes; the ONNX model's weights and inputs read whole are {read_bytes:,}")
+    assert stats.dram_bytes_written >= written_bytes, (
+        f"writes {stats.dram_bytes_written:,} bytes; the ONNX model's outputs are {written_bytes:,}")
     usable = machine.scratchpad.partitions * machine.scratchpad.partition_bytes  # the remainder is never used
     assert stats.peak_scratchpad_bytes <= usable, (
         f"peak scratchpad {stats.peak_scratchpad_bytes:,} bytes exceeds the {usable:,} usable")
@@ -134,11 +148,28 @@ def check_program(program: Program, case: Case, machine: MachineConfig) -> SimSt
     return stats
 
 
+def check_work(program: Program, case: Case, machine: MachineConfig) -> None:
+    """The plan file records the model's compulsory bytes, and its computes do no more than the model's work (up to
+    one element per compute rounded up) unless some elements are computed twice (recompute, which may add work).
+    Less is allowed: a fusion group computes only the rows its sink needs, so rows no output depends on (the last
+    row of an odd extent under a 2x2 pool) are never computed."""
+    recorded, model = program_bounds(program, machine), bounds(case.lowered, machine)
+    assert recorded.compulsory_bytes == model.compulsory_bytes, "the plan file's compulsory bytes differ from the model"
+    if recomputed_elements(program):
+        return
+    computes = [i for i in program.instructions if isinstance(i, Compute)]
+    for on_tensor, work in ((True, "macs"), (False, "elem_ops")):
+        done = sum(getattr(c, work) for c in computes if (c.engine == "tensor") == on_tensor)
+        needed = sum(getattr(s, work) for s in case.lowered.statements if (s.engine == "tensor") == on_tensor)
+        assert done <= needed + len(computes), f"the program does {done:,} {work} with nothing recomputed, the " \
+                                               f"model {needed:,}"
+
+
 def footprint_bounds(lowered: LoweredGraph, machine: MachineConfig) -> Bounds:
     """The bounds with compulsory traffic counted from isl footprints: the elements of each input and constant that
     some op reads, and every element of every output. A legal plan moves at least this much."""
     graph = lowered.graph
-    read: dict[str, isl.Set] = {}
+    read: dict[str, Any] = {}  # tensor -> isl set of the elements some op reads
     for stmt in lowered.statements:
         for tensor, elements in poly.footprint(stmt).items():
             if graph.tensors[tensor].kind != "activation":
@@ -167,7 +198,7 @@ def check_too_small(error: PlanError, case: Case, machine: MachineConfig, strate
     except PlanError as again:
         check_refusal(again, case)
         return
-    check_program(program, case, bigger)
+    check_program(program, bigger, case)
 
 
 def check_refusal(error: PlanError, case: Case) -> None:

@@ -1,19 +1,8 @@
-"""Hypothesis strategies: valid ONNX models (random DAGs of the supported ops) and machine descriptions.
+"""The layers `planner.testing.onnx_models` grows graphs from: each builds one op on a tensor that exists (and maybe
+another), with attributes drawn to fit its shape, or returns None when it does not fit.
 
-`onnx_models()` grows a graph layer by layer. Each layer is one op family (conv, pool, Gemm, a residual add, a
-concat, a reshape...) applied to one or two tensors that already exist, with attributes drawn to fit their shapes, so
-every model passes the ONNX checker and shape inference, has static float32 shapes, and runs on onnxruntime in
-milliseconds (at most MAX_ELEMENTS elements per tensor). Tensors nothing reads become the graph outputs, and
-sometimes a tensor that is read as well. Weights are initializers filled from a seed that hypothesis draws. The first
-layer kind is Relu and inputs are picked newest first, so a shrunk model is a short chain of simple ops.
-
-`machines()` draws a MachineConfig whose scratchpad runs from a few bytes per partition (too small for any tile) to
-far more than any of these models needs; it shrinks towards the roomy end.
-
-    >>> from hypothesis import find
-    >>> model = find(onnx_models(), lambda m: len(m.graph.node) >= 2)
-    >>> [node.op_type for node in model.graph.node]
-    ['Relu', 'Relu']
+A model under construction is a `_Graph`: nodes, initializers and the shape of every activation so far; output shapes
+come from ONNX shape inference, so every model passes the checker.
 """
 
 from __future__ import annotations
@@ -27,15 +16,6 @@ import numpy as np
 import onnx
 from hypothesis import strategies as st
 from onnx import TensorProto, helper, numpy_helper, shape_inference
-
-from simulator.machine import (
-    DmaConfig,
-    DramConfig,
-    MachineConfig,
-    ScratchpadConfig,
-    TensorEngineConfig,
-    VectorEngineConfig,
-)
 
 OPSET = 17
 IR_VERSION = 8
@@ -342,94 +322,3 @@ LAYERS: dict[str, _Kind] = {  # Relu first: hypothesis shrinks a layer towards t
 }
 
 
-@st.composite
-def input_shapes(draw: Draw, ranks: Sequence[int] = (4, 2, 3, 1)) -> tuple[int, ...]:
-    """N x C x H x W most often (shrinks there), else N x C x L, a matrix or a vector."""
-    rank = draw(st.sampled_from(ranks))
-    if rank == 1:
-        return (draw(st.integers(1, 64)),)
-    shape = [draw(st.integers(1, 2)), draw(st.integers(1, 8))]
-    shape += [draw(st.integers(1, 12)) for _ in range(rank - 2)]
-    while math.prod(shape) > MAX_ELEMENTS // 2:  # room for a layer or two to grow it (Pad, Concat)
-        shape[-1] = -(-shape[-1] // 2)
-    return tuple(shape)
-
-
-@st.composite
-def onnx_models(draw: Draw, max_layers: int = MAX_LAYERS, layers: Sequence[str] | None = None, min_layers: int = 1,
-                input_ranks: Sequence[int] = (4, 2, 3, 1)) -> onnx.ModelProto:
-    """A valid opset-17 float32 model: one or two graph inputs of a rank in `input_ranks`, then `min_layers` to
-    `max_layers` layers (kinds from `layers`, default all of LAYERS), each reading the newest fitting tensor unless
-    hypothesis picks an older one."""
-    kinds = [LAYERS[name] for name in (layers or LAYERS) for _ in range(LAYERS[name].weight)]
-    g = _Graph(np.random.default_rng(draw(st.integers(0, 2**32 - 1))))
-    shape = draw(input_shapes(input_ranks))
-    g.inputs = ["x"] + (["x_other"] if draw(st.booleans()) else [])
-    g.shapes.update({name: shape for name in g.inputs})
-    for _ in range(draw(st.integers(min_layers, max_layers))):
-        kind = draw(st.sampled_from(kinds))
-        candidates = [t for t in reversed(g.shapes) if len(g.shapes[t]) in kind.ranks]
-        if not candidates:
-            continue
-        x = candidates[draw(st.integers(0, len(candidates) - 1))]
-        nodes, initializers = len(g.nodes), len(g.initializers)
-        if kind.build(draw, g, x) is None:
-            del g.nodes[nodes:], g.initializers[initializers:]
-    if not g.nodes:
-        assert g.add("Relu", ["x"]) is not None
-    read = {name for node in g.nodes for name in node.input}
-    made = [name for node in g.nodes for name in node.output]
-    also = [name for name in made if name in read]  # an intermediate a model also returns, as exporters allow
-    extra = draw(st.lists(st.sampled_from(also), unique=True, max_size=2)) if also else []
-    return _model(g, [name for name in made if name not in read or name in extra])
-
-
-def _model(g: _Graph, outputs: list[str]) -> onnx.ModelProto:
-    read = {name for node in g.nodes for name in node.input}
-    inputs = [name for name in g.inputs if name in read]
-    graph = helper.make_graph(
-        g.nodes, "hypothesis",
-        [helper.make_tensor_value_info(name, TensorProto.FLOAT, g.shapes[name]) for name in inputs],
-        [helper.make_tensor_value_info(name, TensorProto.FLOAT, g.shapes[name]) for name in outputs],
-        g.initializers)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], ir_version=IR_VERSION)
-    onnx.checker.check_model(model, full_check=True)
-    return model
-
-
-# -- machines -------------------------------------------------------------------------------------------------------
-
-def _log_uniform(low_exponent: int, high_exponent: int) -> st.SearchStrategy[int]:
-    """An integer spread evenly over orders of magnitude, 2**low .. 2**high; it shrinks towards 2**high, the roomy
-    end, so a shrunk example keeps a small scratchpad only when the failure needs it."""
-    return st.integers(0, high_exponent - low_exponent).flatmap(
-        lambda drop: st.integers(0, 2 ** (high_exponent - drop - 1) - 1).map(lambda d: 2 ** (high_exponent - drop) - d))
-
-
-_RATES = st.one_of(st.sampled_from([1.0, 4.0, 16.0, 64.0]), st.floats(0.25, 512.0, allow_nan=False))
-
-
-@st.composite
-def machines(draw: Draw, partition_bytes: st.SearchStrategy[int] | None = None) -> MachineConfig:
-    """A machine: the scratchpad from 5 bytes per partition (no tile fits) to 64 KiB per partition (every model
-    here fits whole), in 1 to 32 partitions with 1 to 64 B alignment; DRAM, DMA and engines of any plausible size."""
-    partitions = draw(st.sampled_from([1, 2, 4, 8, 16, 32]))
-    per_partition = draw(partition_bytes if partition_bytes is not None else _log_uniform(3, 16))
-    capacity = per_partition * partitions + draw(st.integers(0, partitions - 1))  # the remainder goes unused
-    alignment = draw(st.sampled_from([1, 2, 4, 8, 16, 32, 64]))
-    rows, cols = draw(st.integers(4, 64)), draw(st.integers(4, 64))
-    fp32 = draw(st.integers(1, rows * cols))
-    return MachineConfig(
-        name="hypothesis", clock_hz=1e9,
-        scratchpad=ScratchpadConfig(capacity, partitions, alignment),
-        dram=DramConfig(bandwidth_bytes_per_cycle=draw(_RATES), latency_cycles=draw(st.integers(0, 1000))),
-        dma=DmaConfig(engines=draw(st.integers(1, 4)), outstanding=draw(st.integers(1, 4)),
-                      burst_bytes=draw(st.sampled_from([1, 2, 4, 8, 16, 32, 64, 128, 256, 512])),
-                      descriptor_cycles=draw(st.integers(0, 32)),
-                      engine_bandwidth_bytes_per_cycle=draw(_RATES)),
-        tensor_engine=TensorEngineConfig(rows=rows, cols=cols,
-                                         macs_per_cycle={"fp32": fp32, "bf16": 2 * fp32, "fp16": 2 * fp32,
-                                                         "int8": 4 * fp32},
-                                         fill_cycles=draw(st.integers(0, 64)), drain_cycles=draw(st.integers(0, 64))),
-        vector_engine=VectorEngineConfig(elements_per_cycle=draw(st.integers(1, 128))),
-    )

@@ -1,0 +1,47 @@
+"""How long `planner.api.evaluate` takes in-process: the first call, the same model again, and new variants.
+
+    python benchmarks/api_speed.py [--variants N]
+
+The model is the zoo's three-conv CNN at 32x32 (`cnn`) on edge-npu. "same model again" hits the report cache (a
+report is a pure function of the model bytes, machine and strategy); "new variant" is what a NAS loop pays per
+candidate: a CNN with other channel widths, loaded, lowered, planned and simulated from scratch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import models
+from planner import api
+
+
+def _timed(call) -> float:
+    start = time.perf_counter()
+    call()
+    return (time.perf_counter() - start) * 1000
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--variants", type=int, default=5)
+    args = parser.parse_args()
+    rows = [("first call (imports warm, caches cold)", [_timed(lambda: api.evaluate("cnn", "edge-npu"))])]
+    rows.append(("same model again (cached report)", [_timed(lambda: api.evaluate("cnn", "edge-npu"))
+                                                       for _ in range(20)]))
+    proto = models.build("cnn")
+    api.evaluate(proto, "edge-npu")
+    rows.append(("same ModelProto again (hash + cached report)", [_timed(lambda: api.evaluate(proto, "edge-npu"))
+                                                                   for _ in range(10)]))
+    variants = [models.build("cnn", channels=(8 + 4 * i, 16 + 8 * i, 32 + 16 * i)) for i in range(args.variants)]
+    rows.append(("new variant (other channel widths)", [_timed(lambda v=v: api.evaluate(v, "edge-npu"))
+                                                         for v in variants]))
+    print("| evaluate, cnn 3x32x32 on edge-npu | calls | median ms | min ms | max ms |")
+    print("|---|---:|---:|---:|---:|")
+    for name, times in rows:
+        print(f"| {name} | {len(times)} | {statistics.median(times):.1f} | {min(times):.1f} | {max(times):.1f} |")
+
+
+if __name__ == "__main__":
+    main()

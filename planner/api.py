@@ -1,0 +1,307 @@
+"""The Python face of scratchplan: load a model, plan it, simulate the program, check it, or all at once.
+
+`model` is an `.onnx` path, an `onnx.ModelProto` or a zoo name (`resnet50`, `resnet50-small`); `machine` is a preset
+name, a machine YAML path or a `MachineConfig`. Bad input raises `PlanError` with the one line the CLI prints. Every
+figure comes from simulating the emitted program; the planner's own estimates are never reported.
+
+    >>> report = evaluate("cnn-small", "edge-npu")
+    >>> report.compulsory_bytes <= report.dram_bytes and report.roofline_cycles <= report.cycles
+    True
+
+A NAS loop is a loop over `evaluate` (see the README); what is pure is cached (lowering per model, and whole reports
+per model, machine and strategy), so asking twice costs a dictionary look-up.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import hashlib
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import onnx
+
+from planner.baseline import plan_baseline
+from planner.bounds import Bounds, bounds, program_bounds
+from planner.check import reference_values
+from planner.errors import PlanError
+from planner.fused import plan_fused
+from planner.graph import Graph, load_graph
+from planner.ops import lower
+from planner.stmt import LoweredGraph
+from simulator.functional import FunctionalError, FunctionalMismatch, run_functional
+from simulator.isa import Program
+from simulator.machine import MachineConfig, MachineError
+from simulator.machine_file import load_machine
+from simulator.plan_file import ProgramError, program_from_json
+from simulator.timing import SimResult, TimingError
+from simulator.timing import simulate as simulate_program
+from simulator.units import parse_size
+from simulator.verify import verify
+
+__all__ = ["STRATEGIES", "CheckFailed", "Model", "OpReport", "PlanError", "Report", "check", "evaluate", "load",
+           "load_program", "machine", "plan", "simulate"]
+
+STRATEGIES = {"fused": plan_fused, "baseline": plan_baseline}
+OBJECTIVES = ("traffic",)  # what the fused strategy minimises today: DRAM bytes moved
+ModelLike = str | os.PathLike[str] | onnx.ModelProto
+MachineLike = str | os.PathLike[str] | MachineConfig
+
+
+class CheckFailed(Exception):
+    """`check` found the plan illegal or its numbers wrong (the CLI's exit status 3)."""
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Model:
+    """A loaded model: its Graph and lowering, and what it came from (a path or a built zoo model), which `check`
+    needs to run onnxruntime on it."""
+
+    graph: Graph
+    lowered: LoweredGraph
+    source: str | onnx.ModelProto
+    batch: int | None = None
+    input_shapes: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.graph.name
+
+
+@dataclass(frozen=True, slots=True)
+class OpReport:
+    """One op's share of a simulated program (`cycles` is its span, first start to last end; spans may overlap)."""
+
+    name: str
+    cycles: int
+    compute_cycles: int  # engine-busy cycles of its computes
+    dram_bytes_read: int
+    dram_bytes_written: int
+    dram_burst_bytes_read: int  # the same rounded up to whole bursts, run by run
+    dram_burst_bytes_written: int
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    """The simulated figures of one plan beside its bounds; `best_unfused_bytes` is None for a plan file alone."""
+
+    model: str
+    machine: str
+    strategy: str
+    cycles: int
+    dram_bytes_read: int
+    dram_bytes_written: int
+    dram_burst_bytes: int
+    dram_burst_bytes_read: int
+    dram_burst_bytes_written: int
+    dma_transfers: int
+    peak_scratchpad_bytes: int
+    stall_cycles: int
+    busy_cycles: Mapping[str, int]
+    instructions: int
+    compulsory_bytes: int
+    roofline_cycles: int
+    ops: tuple[OpReport, ...]
+    energy_pj: Mapping[str, float]
+    best_unfused_bytes: int | None = None
+
+    @property
+    def dram_bytes(self) -> int:
+        """Payload bytes moved both ways."""
+        return self.dram_bytes_read + self.dram_bytes_written
+
+    def to_dict(self) -> dict[str, Any]:
+        """The `simulate --json` document."""
+        document: dict[str, Any] = {
+            "strategy": self.strategy, "machine": self.machine, "model": self.model, "total_cycles": self.cycles,
+            "dram_bytes_read": self.dram_bytes_read, "dram_bytes_written": self.dram_bytes_written,
+            "dram_burst_bytes": self.dram_burst_bytes, "dram_burst_bytes_read": self.dram_burst_bytes_read,
+            "dram_burst_bytes_written": self.dram_burst_bytes_written, "dma_transfers": self.dma_transfers,
+            "peak_scratchpad_bytes": self.peak_scratchpad_bytes, "compulsory_bytes": self.compulsory_bytes,
+            "roofline_cycles": self.roofline_cycles, "stall_cycles": self.stall_cycles,
+            "busy_cycles": dict(self.busy_cycles), "instructions": self.instructions,
+            "best_unfused_bytes": self.best_unfused_bytes, "energy_pj": dict(self.energy_pj),
+            "ops": [{"name": op.name, "cycles": op.cycles, "compute_cycles": op.compute_cycles,
+                     "dram_bytes_read": op.dram_bytes_read, "dram_bytes_written": op.dram_bytes_written,
+                     "dram_burst_bytes_read": op.dram_burst_bytes_read,
+                     "dram_burst_bytes_written": op.dram_burst_bytes_written} for op in self.ops]}
+        return document
+
+
+def machine(spec: MachineLike, *, scratchpad: str | int | None = None) -> MachineConfig:
+    """A MachineConfig from a preset name, a YAML path or a MachineConfig; `scratchpad` ("64KiB", bytes) overrides
+    its capacity.
+
+    >>> machine("edge-npu", scratchpad="64KiB").scratchpad.capacity_bytes
+    65536
+    """
+    if isinstance(spec, MachineConfig):
+        if scratchpad is None:
+            return spec
+        try:
+            capacity = parse_size(scratchpad)
+            return dataclasses.replace(spec, scratchpad=dataclasses.replace(spec.scratchpad, capacity_bytes=capacity))
+        except (MachineError, ValueError) as exc:
+            raise PlanError(f"--scratchpad {scratchpad}: {exc}") from None
+    try:
+        return load_machine(spec, scratchpad=scratchpad)
+    except MachineError as exc:
+        raise PlanError(f"--machine {spec}: {exc}") from None
+
+
+def load(model: ModelLike | Model, *, batch: int | None = None, input_shapes: Mapping[str, tuple[int, ...]] | None
+         = None, dtype: str | None = None) -> Model:
+    """Load and lower a model (cached per model bytes and options: a NAS loop loads each variant once).
+
+    >>> load("mlp-small").graph.inputs
+    ('input',)
+    """
+    if isinstance(model, Model):
+        return model
+    shapes = tuple(sorted((input_shapes or {}).items()))
+    if isinstance(model, onnx.ModelProto):
+        data = model.SerializeToString()
+        return _load_proto(hashlib.sha256(data).hexdigest(), data, batch, shapes, dtype)
+    path = os.fspath(model)
+    try:
+        stat = os.stat(path)
+        version = (stat.st_mtime_ns, stat.st_size)  # a file rewritten in place is loaded again
+    except OSError:
+        version = (0, 0)
+    return _load_named(path, version, batch, shapes, dtype)
+
+
+def load_program(path: str | os.PathLike[str]) -> Program:
+    """Read a plan file (JSON); a missing or malformed file is a PlanError naming it."""
+    try:
+        return program_from_json(Path(path).read_text())
+    except OSError as exc:
+        raise PlanError(f"{path}: {exc.strerror}") from None
+    except ProgramError as exc:
+        raise PlanError(f"{path}: {exc}") from None
+
+
+def plan(model: ModelLike | Model, machine_spec: MachineLike, *, strategy: str = "fused",
+         objective: str = "traffic") -> Program:
+    """The program of `strategy` for the model on the machine.
+
+    >>> plan("mlp-small", "edge-npu", strategy="baseline").strategy
+    'baseline'
+    """
+    if strategy not in STRATEGIES:
+        raise PlanError(f"strategy {strategy!r}: unknown; choose one of {', '.join(sorted(STRATEGIES))}")
+    if objective not in OBJECTIVES:
+        raise PlanError(f"objective {objective!r}: unknown; choose one of {', '.join(OBJECTIVES)}")
+    return STRATEGIES[strategy](load(model).lowered, machine(machine_spec))
+
+
+def simulate(program: Program, machine_spec: MachineLike) -> SimResult:
+    """Time the program on the machine (`simulator.timing.simulate`); a program it cannot run is a PlanError."""
+    try:
+        return simulate_program(program, machine(machine_spec))
+    except TimingError as exc:
+        raise PlanError(f"{program.model}: {exc}") from None
+
+
+def check(model: ModelLike | Model, program: Program, machine_spec: MachineLike) -> None:
+    """Verify the program statically, then run it on real numbers against onnxruntime; CheckFailed names the first
+    fault."""
+    loaded, config = load(model), machine(machine_spec)
+    violations = verify(program, config)
+    if violations:
+        raise CheckFailed(f"verify: {violations[0].message} ({len(violations)} violations)")
+    dram, reference = reference_values(loaded.graph, loaded.source, batch=loaded.batch,
+                                       input_shapes=loaded.input_shapes)
+    try:
+        run_functional(program, config, dram, reference=reference)
+    except (FunctionalMismatch, FunctionalError) as exc:
+        raise CheckFailed(f"functional: {exc}") from None
+
+
+def evaluate(model: ModelLike | Model, machine_spec: MachineLike, *, strategy: str = "fused",
+             scratchpad: str | int | None = None, batch: int | None = None,
+             input_shapes: Mapping[str, tuple[int, ...]] | None = None, dtype: str | None = None) -> Report:
+    """Plan, simulate, and report the figures beside the bounds (cached: the same question gets the same report).
+
+    >>> evaluate("mlp-small", "edge-npu", strategy="baseline").strategy
+    'baseline'
+    """
+    loaded = load(model, batch=batch, input_shapes=input_shapes, dtype=dtype)
+    config = machine(machine_spec, scratchpad=scratchpad)
+    return _evaluate(loaded, _machine_yaml(config), config, strategy)
+
+
+def report_of(program: Program, config: MachineConfig, result: SimResult, limits: Bounds) -> Report:
+    """A Report of an already simulated program."""
+    stats = result.stats
+    return Report(
+        model=program.model, machine=config.name, strategy=program.strategy, cycles=stats.total_cycles,
+        dram_bytes_read=stats.dram_bytes_read, dram_bytes_written=stats.dram_bytes_written,
+        dram_burst_bytes=stats.dram_burst_bytes, dram_burst_bytes_read=stats.dram_burst_bytes_read,
+        dram_burst_bytes_written=stats.dram_burst_bytes_written, dma_transfers=stats.dma_transfers,
+        peak_scratchpad_bytes=stats.peak_scratchpad_bytes, stall_cycles=stats.stall_cycles,
+        busy_cycles=dict(stats.busy_cycles), instructions=len(program.instructions),
+        compulsory_bytes=limits.compulsory_bytes, roofline_cycles=limits.roofline_cycles,
+        best_unfused_bytes=limits.best_unfused_bytes, energy_pj=result.energy.to_dict(),
+        ops=tuple(OpReport(name, op.cycles, op.compute_cycles, op.dram_bytes_read, op.dram_bytes_written,
+                           op.dram_burst_bytes_read, op.dram_burst_bytes_written) for name, op in stats.ops.items()))
+
+
+def model_bounds(model: Model | None, program: Program, config: MachineConfig) -> Bounds:
+    """The model's bounds, or for a plan file alone the ones recorded in it."""
+    if model is None:
+        return program_bounds(program, config)
+    return bounds(model.lowered, config, with_best_unfused=True)
+
+
+# -- caches: everything below is a pure function of its (hashable) arguments ------------------------------------------
+
+_REPORTS: dict[tuple[int, str, str], tuple[Model, Report]] = {}
+_REPORTS_KEPT = 256
+
+
+def _evaluate(loaded: Model, machine_key: str, config: MachineConfig, strategy: str) -> Report:
+    # `loaded` is the cached Model of its bytes (same bytes, same object); the entry keeps it alive, so its id is not
+    # reused while the entry exists
+    key = (id(loaded), machine_key, strategy)
+    entry = _REPORTS.get(key)
+    if entry is None or entry[0] is not loaded:
+        program = plan(loaded, config, strategy=strategy)
+        if len(_REPORTS) >= _REPORTS_KEPT:
+            _REPORTS.pop(next(iter(_REPORTS)))
+        entry = _REPORTS[key] = (loaded, report_of(program, config, simulate(program, config),
+                                                   bounds(loaded.lowered, config, with_best_unfused=True)))
+    return entry[1]
+
+
+def _machine_yaml(config: MachineConfig) -> str:
+    from simulator.machine_file import machine_to_yaml
+
+    return machine_to_yaml(config)
+
+
+@functools.lru_cache(maxsize=32)
+def _load_proto(digest: str, data: bytes, batch: int | None, shapes: tuple[tuple[str, tuple[int, ...]], ...],
+                dtype: str | None) -> Model:
+    proto = onnx.ModelProto()
+    proto.ParseFromString(data)
+    graph = load_graph(proto, batch=batch, input_shapes=dict(shapes), dtype=dtype)
+    return Model(graph, lower(graph), proto, batch, dict(shapes))
+
+
+@functools.lru_cache(maxsize=32)
+def _load_named(name: str, version: tuple[int, int], batch: int | None, shapes: tuple[tuple[str, tuple[int, ...]], ...],
+                dtype: str | None) -> Model:
+    source: str | onnx.ModelProto = name
+    if not Path(name).exists():
+        import models  # only when asked for: building a zoo model needs nothing else from the planner
+
+        base, small = (name[:-len("-small")], True) if name.endswith("-small") else (name, False)
+        if base in models.ZOO:
+            source = models.build(base, small=small, batch=batch or 1)
+    graph = load_graph(source, batch=batch, input_shapes=dict(shapes), dtype=dtype)
+    return Model(graph, lower(graph), source, batch, dict(shapes))

@@ -1,0 +1,253 @@
+"""The best unfused plan's traffic: for each op alone, the fewest DRAM bytes over every tiling and loop order that fits
+the scratchpad (the per-layer optimum a mapper like ZigZag searches), with each intermediate written once and read once
+by each consumer. A fused plan should be at or below it; an unfused one (the baseline) is at or above it.
+
+The space searched, per op:
+- a tile is a block of the output dims and, for the tensor-engine ops, of the reduction's channel dim (Conv's input
+  channels, MatMul's and Gemm's k), with partial sums kept on chip at accumulator precision; the output is written
+  once;
+- tile sizes ceil(extent / n) for n in 1..8, every power of two (so every halving the baseline takes is in it)
+  and the extent (tiles of one point);
+- every loop order of the split output dims, the reduction innermost (so partial sums never leave the chip);
+- an input is read again only when its box changes from one tile to the next;
+- a tiling fits when one buffer per tensor (the largest box it takes) fits a partition, aligned as the allocator
+  aligns: the least any staging of that tiling needs, so double buffering only ever costs more.
+
+Two prunings keep it fast and exact within that space: along a dim whose every index is affine without gaps, only
+tiles that cannot grow and still fit are priced (a larger tile there never reads more); a dim some view reads through
+floor divisions gets the halvings and divisors only, every one of them priced.
+
+Boxes come from closed forms isl gives once per op (`poly.tile_box_functions`); candidates are priced by arithmetic.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import itertools
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from planner import poly
+from planner.alloc import buffer_bytes
+from planner.stmt import LoweredGraph, Statement
+from planner.tiling import extents, output_dims
+from simulator.machine import MachineConfig
+
+# The reduction dims a tile may split, per op: partial sums over a slice of them are themselves that op on the slice.
+REDUCTION_SPLITS = {"Conv": ("c",), "MatMul": ("k",), "Gemm": ("k",)}
+ACCUMULATOR_BYTES = 4  # partial sums in fp32 for float planning dtypes, int32 for int8
+MAX_ORDERED = 4  # beyond this many split output dims, the loop order is the domain's
+
+
+@dataclass(frozen=True, slots=True)
+class OpBound:
+    """The cheapest tiling of one statement: its DRAM bytes, tile sizes and loop order (outermost first)."""
+
+    node: str
+    statement: str
+    dram_bytes: int
+    tile: tuple[tuple[str, int], ...]
+    order: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class BestUnfused:
+    ops: tuple[OpBound, ...]
+
+    @property
+    def dram_bytes(self) -> int:
+        return sum(op.dram_bytes for op in self.ops)
+
+
+def best_unfused(lowered: LoweredGraph, machine: MachineConfig) -> BestUnfused:
+    """Per statement, the fewest DRAM bytes of any tiling that fits; see the module docstring for the space.
+
+    >>> # best_unfused(lower(load_graph(models.build("cnn", small=True))), load_machine("edge-npu")).dram_bytes
+    """
+    found: dict[tuple[object, ...], OpBound] = {}  # repeated layers are priced once
+    ops = []
+    for stmt in lowered.statements:
+        key = (poly.structure_key(stmt), tuple(lowered.graph.elem_bytes(t) for t in
+                                               (*stmt.tensors_read, *(a.tensor for a in stmt.writes))))
+        if key not in found:
+            found[key] = op_bound(lowered, stmt, machine)
+        ops.append(dataclasses.replace(found[key], node=stmt.node, statement=stmt.name))
+    return BestUnfused(tuple(ops))
+
+
+def tileable_dims(stmt: Statement) -> tuple[str, ...]:
+    """Output dims, then the reduction dims the op may split, that span more than one point."""
+    spans = extents(stmt)
+    reductions = tuple(d for d in REDUCTION_SPLITS.get(stmt.op_type, ()) if d in stmt.dims
+                       and d not in output_dims(stmt))
+    return tuple(d for d in (*output_dims(stmt), *reductions) if spans[d][1] - spans[d][0] > 1)
+
+
+def candidate_sizes(extent: int) -> tuple[int, ...]:
+    """Tile sizes along a dim of `extent` points, ascending.
+
+    >>> candidate_sizes(20)
+    (1, 2, 3, 4, 5, 7, 10, 20)
+    """
+    counts = {*range(1, 9), extent, *(1 << i for i in range(extent.bit_length() + 1))}
+    return tuple(sorted({-(-extent // n) for n in counts if n <= extent}))
+
+
+def halvings_and_divisors(extent: int) -> tuple[int, ...]:
+    """Sizes ceil(extent / 2^i) and the divisors of extent, ascending.
+
+    >>> halvings_and_divisors(12)
+    (1, 2, 3, 4, 6, 12)
+    """
+    halvings = {-(-extent // (1 << i)) for i in range(extent.bit_length() + 1)}
+    return tuple(sorted(halvings | {d for d in range(1, extent + 1) if extent % d == 0}))
+
+
+def op_bound(lowered: LoweredGraph, stmt: Statement, machine: MachineConfig) -> OpBound:
+    """The cheapest tiling of one statement that fits; a statement no tiling fits is priced at its smallest tile
+    (the bound then says what a plan would move if it could stage the op at all)."""
+    graph = lowered.graph
+    dims = tileable_dims(stmt)
+    reductions = tuple(d for d in dims if d not in output_dims(stmt))
+    reads, writes = poly.tile_box_functions(stmt, dims)
+    spans = extents(stmt)
+    (output, _), = writes.items()
+    sp = machine.scratchpad
+
+    @functools.cache
+    def component(tensor: str, axes: tuple[int, ...], key: tuple[tuple[str, int], ...]) -> tuple[int, tuple[int, ...]]:
+        """Sum over the tiles of `key`'s dims of the product of these axes' extents, and each axis's largest."""
+        table = writes[tensor] if tensor == output else reads[tensor]
+        grids = [[(lo, min(lo + size, spans[d][1])) for lo in range(spans[d][0], spans[d][1], size)]
+                 for d, size in key]
+        total, largest = 0, [0] * len(axes)
+        for bounds in itertools.product(*grids):
+            at = dict(zip((d for d, _ in key), bounds, strict=True))
+            product = 1
+            for position, axis in enumerate(axes):
+                bound = table[axis]
+                arguments = [v for d in bound.dims for v in at[d]]
+                extent = max(0, bound.stop(*arguments) - bound.start(*arguments))
+                largest[position] = max(largest[position], extent)
+                product *= extent
+            total += product
+        return total, tuple(largest)
+
+    tables = {**reads, output: writes[output]}
+    groups = {tensor: _axis_groups(table) for tensor, table in tables.items()}
+    moved_by = {tensor: frozenset(d for bound in table for d in bound.dims) for tensor, table in tables.items()}
+
+    def boxes(tensor: str, tile: dict[str, int]) -> tuple[int, tuple[int, ...], frozenset[str]]:
+        """Elements summed over the distinct boxes of the tiling, the largest box's shape, and the split dims it
+        moves with."""
+        total, shape = 1, [0] * len(tables[tensor])
+        for moved, axes in groups[tensor]:
+            count, largest = component(tensor, axes, tuple((d, tile[d]) for d in moved))
+            total *= count
+            for axis, extent in zip(axes, largest, strict=True):
+                shape[axis] = extent
+        return total, tuple(shape), frozenset(d for d in moved_by[tensor] if tile[d] < spans[d][1] - spans[d][0])
+
+    @functools.cache
+    def room(shape: tuple[int, ...], elem_bytes: int) -> int:
+        return 0 if 0 in shape else buffer_bytes(shape, elem_bytes, sp)
+
+    def need(tile: dict[str, int]) -> int:
+        split_reduction = any(tile[d] < spans[d][1] - spans[d][0] for d in reductions)
+        return sum(room(boxes(tensor, tile)[1], ACCUMULATOR_BYTES if tensor == output and split_reduction
+                        else graph.elem_bytes(tensor)) for tensor in tables)
+
+    def price(tile: dict[str, int]) -> tuple[int, tuple[str, ...]]:
+        counts = {d: -(-(spans[d][1] - spans[d][0]) // tile[d]) for d in dims}
+        split = [d for d in dims if counts[d] > 1 and d not in reductions]
+        inner = [d for d in reductions if counts[d] > 1]
+        orders = itertools.permutations(split) if len(split) <= MAX_ORDERED else [tuple(split)]
+        priced = {tensor: boxes(tensor, tile) for tensor in (*reads, output)}
+        best: tuple[int, tuple[str, ...]] | None = None
+        for order in orders:
+            loops = [*order, *inner]
+            total = priced[output][0] * graph.elem_bytes(output)
+            for tensor in reads:
+                elements, _, moves = priced[tensor]
+                innermost = max((loops.index(d) for d in moves), default=-1)
+                reloads = math.prod(counts[d] for d in loops[:innermost] if d not in moves)
+                total += reloads * elements * graph.elem_bytes(tensor)
+            if best is None or total < best[0]:
+                best = (total, tuple(loops))
+        assert best is not None
+        return best
+
+    # A dim whose every box is affine never gains from a smaller tile, so only tiles that cannot grow along it are
+    # priced; a dim some view reads through floor divisions (a flattened tensor) may, so all of its sizes are.
+    monotone = frozenset(d for d in dims if all(bound.affine for table in (*reads.values(), *writes.values())
+                                                for bound in table if d in bound.dims))
+    # A dim that is not monotone gets the halvings and the divisors only: the baseline's sizes, and the sizes whose
+    # tiles line up with a view's rows.
+    sizes = {d: candidate_sizes(spans[d][1] - spans[d][0]) if d in monotone else
+             halvings_and_divisors(spans[d][1] - spans[d][0]) for d in dims}
+    best: tuple[int, dict[str, int], tuple[str, ...]] | None = None
+    smallest = {d: 1 for d in dims}
+    for tile in _fitting_tiles(dims, sizes, lambda t: need(t) <= sp.partition_bytes, monotone,
+                                 frozenset(reductions)):
+        total, order = price(tile)
+        if best is None or total < best[0]:
+            best = (total, tile, order)
+    if best is None:
+        total, order = price(smallest)
+        best = (total, smallest, order)
+    return OpBound(stmt.node, stmt.name, best[0], tuple(best[1].items()), best[2])
+
+
+def _axis_groups(table: tuple[poly.AxisBounds, ...]) -> tuple[tuple[tuple[str, ...], tuple[int, ...]], ...]:
+    """A tensor's axes, grouped so that no dim moves axes of two groups: the dims of a group, and its axes. The sum
+    of box sizes over all tiles is then the product of the groups' sums."""
+    groups: list[tuple[set[str], list[int]]] = []
+    for axis, bound in enumerate(table):
+        joined = [g for g in groups if g[0] & set(bound.dims)]
+        merged = (set(bound.dims).union(*(g[0] for g in joined)), sorted([axis, *(a for g in joined for a in g[1])]))
+        groups = [g for g in groups if g not in joined] + [merged]
+    return tuple((tuple(sorted(moved)), tuple(axes)) for moved, axes in groups)
+
+
+def _fitting_tiles(dims: tuple[str, ...], sizes: dict[str, tuple[int, ...]], fits: Callable[[dict[str, int]], bool],
+                   monotone: frozenset[str], whole_first: frozenset[str]) -> Iterator[dict[str, int]]:
+    """Every tile whose buffers fit and that cannot grow along a `monotone` dim and still fit, found dim by dim: a
+    dim's sizes are tried ascending with the later dims at their smallest, and the search stops at the first that
+    does not fit (a larger tile never needs less room, but for the whole of a `whole_first` dim)."""
+
+    def grows(tile: dict[str, int]) -> bool:
+        for dim in monotone:
+            larger = [size for size in sizes[dim] if size > tile[dim]]
+            if larger and fits({**tile, dim: larger[0]}):
+                return True
+        return False
+
+    def room_for(prefix: dict[str, int], later: tuple[str, ...]) -> bool:
+        """Whether some completion of the prefix may fit: the later dims at their smallest, or a later reduction
+        whole (no accumulator)."""
+        smallest = {**prefix, **{d: sizes[d][0] for d in later}}
+        return fits(smallest) or any(fits({**smallest, d: sizes[d][-1]}) for d in later if d in whole_first)
+
+    def extend(prefix: dict[str, int], rest: tuple[str, ...]) -> Iterator[dict[str, int]]:
+        if not rest:
+            if not grows(prefix):
+                yield dict(prefix)
+            return
+        dim, later = rest[0], rest[1:]
+        fitting = []
+        for size in sizes[dim]:
+            if not room_for({**prefix, dim: size}, later):
+                break
+            fitting.append(size)
+        # A whole reduction needs no accumulator, so it may fit where a split one does not.
+        if dim in whole_first and sizes[dim][-1] not in fitting and room_for({**prefix, dim: sizes[dim][-1]}, later):
+            fitting.append(sizes[dim][-1])
+        if not later and dim in monotone:
+            fitting = fitting[-1:]
+        for size in fitting:
+            yield from extend({**prefix, dim: size}, later)
+
+    if dims or fits({}):
+        yield from extend({}, dims)

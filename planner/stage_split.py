@@ -1,0 +1,130 @@
+"""Staging one tensor-engine op whose smallest whole-reduction tile does not fit: the reduction is split.
+
+Conv (one group) splits its input channels, MatMul and Gemm their k. For each output tile, the slices of the reduction
+run in turn: each loads its slice of the inputs (double-buffered, so the next slice loads while this one computes),
+computes a partial sum on that slice alone and adds the running sum, which stays on chip at accumulator precision
+(`ACCUMULATOR_BYTES` per element). The last slice writes the finished tile in the output's own precision, which is
+stored once. Weights are streamed: a block of them is loaded per (output tile, slice).
+"""
+
+from __future__ import annotations
+
+import math
+
+from planner.best_unfused import ACCUMULATOR_BYTES
+from planner.errors import PlanError
+from planner.staging import ProgramBuilder, ReductionSlice
+from planner.stmt import Statement
+from planner.tiling import Block, block_size, blocks, extents, output_dims, tile_boxes
+
+
+def split_dim(builder: ProgramBuilder, stmt: Statement) -> str | None:
+    """The reduction dim this op can split, or None (other ops, grouped convs)."""
+    node = builder.nodes[stmt.node]
+    if stmt.op_type == "Conv" and int(node.attrs.get("group", 1)) == 1:
+        return "c"
+    if stmt.op_type in ("MatMul", "Gemm"):
+        return "k"
+    return None
+
+
+def _slices(builder: ProgramBuilder, stmt: Statement, start: int, stop: int) -> tuple[tuple[int, int, int, int], ...]:
+    """(input slot, axis, start, stop) of each input the reduction runs along, in the shapes the op sees."""
+    node = builder.nodes[stmt.node]
+    graph = builder.graph
+    if stmt.op_type == "Conv":
+        return ((0, 1, start, stop), (1, 1, start, stop))
+    if stmt.op_type == "Gemm":
+        return ((0, 0 if node.attrs.get("transA", 0) else 1, start, stop),
+                (1, 1 if node.attrs.get("transB", 0) else 0, start, stop))
+    b_rank = len(graph.tensors[node.inputs[1]].shape)
+    return ((0, len(graph.tensors[node.inputs[0]].shape) - 1, start, stop), (1, 0 if b_rank == 1 else b_rank - 2,
+                                                                               start, stop))
+
+
+def stage_split_reduction(builder: ProgramBuilder, stmt: Statement, capacity: int, reduction: str) -> None:
+    """Emit the op's output tiles, each as a sequence of reduction slices; PlanError when not even one output element
+    over one reduction step fits."""
+    graph = builder.graph
+    out_tensor = stmt.writes[0].tensor
+    spans = extents(stmt)
+    dims = (*output_dims(stmt), reduction)
+
+    def need(block: Block) -> int:
+        reads, writes = tile_boxes(stmt, block)
+        total = sum(2 * builder.partition_bytes(box.shape, graph.elem_bytes(t)) for t, box in reads.items())
+        (out_box,) = writes.values()
+        return total + builder.partition_bytes(out_box.shape, ACCUMULATOR_BYTES) + \
+            builder.partition_bytes(out_box.shape, graph.elem_bytes(out_tensor))
+
+    def middle(tile: dict[str, int]) -> Block:
+        found = {}
+        for dim, size in tile.items():
+            lo, hi = spans[dim]
+            start = lo + max(0, (hi - lo - size) // 2)
+            found[dim] = (start, min(start + size, hi))
+        return found
+
+    tile = {dim: spans[dim][1] - spans[dim][0] for dim in dims}
+    tile[reduction] = max(1, tile[reduction] // 2)  # a split at all: the whole reduction did not fit
+    while need(middle(tile)) > capacity:
+        candidates = [dim for dim, size in tile.items() if size > 1]
+        if not candidates:
+            raise PlanError(f"{graph.source}: op {stmt.node!r} ({stmt.op_type}): one output element over one "
+                            f"reduction step needs {need(middle(tile)):,} bytes per partition, but the scratchpad "
+                            f"has {capacity:,}")
+        tile = min(({**tile, dim: -(-tile[dim] // 2)} for dim in candidates),
+                   key=lambda t: (need(middle(t)), -sum(t.values())))
+    outer = list(blocks(stmt, {d: tile[d] for d in output_dims(stmt)}))
+    lo, hi = spans[reduction]
+    steps = [(start, min(start + tile[reduction], hi)) for start in range(lo, hi, tile[reduction])]
+    tiles = [(block, step, *tile_boxes(stmt, {**block, reduction: step})) for block in outer for step in steps]
+    shapes: dict[str, tuple[int, ...]] = {}
+    for _, _, reads, writes in tiles:
+        for tensor, box in [*reads.items(), *writes.items()]:
+            old = shapes.get(tensor, box.shape)
+            shapes[tensor] = tuple(max(a, b) for a, b in zip(old, box.shape, strict=True))
+    if sum(2 * builder.partition_bytes(s, graph.elem_bytes(t)) for t, s in shapes.items() if t != out_tensor) + \
+            builder.partition_bytes(shapes[out_tensor], ACCUMULATOR_BYTES) + \
+            builder.partition_bytes(shapes[out_tensor], graph.elem_bytes(out_tensor)) > capacity:
+        raise PlanError(f"{graph.source}: op {stmt.node!r} ({stmt.op_type}): no split of its reduction fits its "
+                        f"buffers in {capacity:,} bytes per partition")
+    slots = {t: [builder.buffer(f"{stmt.name}.{t}.{s}", shape, graph.elem_bytes(t)) for s in range(2)]
+             for t, shape in shapes.items() if t != out_tensor}
+    running = builder.buffer(f"{stmt.name}.partial", shapes[out_tensor], ACCUMULATOR_BYTES)
+    finished = builder.buffer(f"{stmt.name}.{out_tensor}", shapes[out_tensor], graph.elem_bytes(out_tensor))
+    node = builder.nodes[stmt.node]
+    bias_slot = 2 if len(node.inputs) > 2 and node.inputs[2] else None
+    last_reader: dict[str, list[int]] = {}
+    total_points = block_size(stmt, {}) or 1
+    done_macs = 0
+    for index, (block, (start, stop), reads, writes) in enumerate(tiles):
+        placed, deps = {}, []
+        for tensor, box in reads.items():
+            buffer = slots[tensor][index % 2]
+            loads = builder.load(tensor, box, buffer, list(last_reader.get(buffer, [])), stmt.node)
+            placed[tensor] = (box, buffer, (0,) * len(box.start))
+            deps += loads
+        (_, out_box), = writes.items()
+        first, last = start == lo, stop == hi
+        target = finished if last else running
+        deps += last_reader.get(target, []) + last_reader.get(running, [])
+        points = block_size(stmt, {**block, reduction: (start, stop)})
+        macs = stmt.macs - done_macs if index == len(tiles) - 1 else stmt.macs * points // total_points
+        done_macs += macs
+        out = {dim: hi_ - lo_ for dim, (lo_, hi_) in block.items()}
+        n = math.prod(out.get(d, 1) for d in ("g", "k")) if stmt.op_type == "Conv" else out.get("n", 1)
+        k = points // max(1, math.prod(out.values()))
+        split = ReductionSlice(_slices(builder, stmt, start, stop), () if first or bias_slot is None else (bias_slot,),
+                               None if first else running, partial=not last)
+        compute = builder.compute(stmt.node, "tensor", placed, (out_tensor, out_box, target, (0,) * len(out_box.start)),
+                                  deps, macs, 0, (math.prod(out.values()) // max(n, 1), n, k), split)
+        for _, buffer, _ in placed.values():
+            last_reader[buffer] = [compute]
+        last_reader[running] = [compute]
+        if last:
+            last_reader[finished] = builder.store(finished, out_tensor, out_box, [compute], stmt.node)
+    for buffer in [*(b for pair in slots.values() for b in pair), running, finished]:
+        if buffer in last_reader:
+            builder.release(buffer, last_reader[buffer])
+

@@ -1,0 +1,102 @@
+"""What a plan exercises, read off the program: fusion groups of several tiles, recompute, cache, residency.
+
+The property tests count these over their examples and print the shares (`pytest -s`), so that a strategy which
+stops reaching fusion is seen, not assumed.
+"""
+
+from __future__ import annotations
+
+import collections
+import math
+import re
+from dataclasses import dataclass
+
+from simulator.isa import Box, Compute, Program
+
+FEATURES = ("group", "multi_tile_group", "recompute", "cache", "residency")
+_TILE = re.compile(r"^(group\d+)\.tile(\d+)\.")
+
+
+@dataclass(frozen=True, slots=True)
+class Features:
+    """What one program does; `recomputed_elements` counts output elements computed more than once."""
+
+    groups: int
+    multi_tile_groups: int
+    recomputed_elements: int
+    cached_intermediates: int
+    resident_tensors: int
+
+    def has(self, feature: str) -> bool:
+        return {"group": self.groups, "multi_tile_group": self.multi_tile_groups,
+                "recompute": self.recomputed_elements, "cache": self.cached_intermediates,
+                "residency": self.resident_tensors}[feature] > 0
+
+
+def features(program: Program) -> Features:
+    """The features of a program, from its buffer names (staging names a group's buffers `group<N>.`, a tile's
+    `group<N>.tile<K>.`, a resident tensor's `resident.`) and its computes' output boxes.
+
+    >>> features(Program("m", "fused", "x", (), (), ())).groups
+    0
+    """
+    constants = {t.name for t in program.tensors if t.role == "constant"}
+    tiles: dict[str, set[str]] = collections.defaultdict(set)
+    cached = resident = 0
+    for buffer in program.buffers:
+        name = buffer.name
+        match = _TILE.match(name)
+        if match:
+            tiles[match.group(1)].add(match.group(2))
+        elif name.startswith("group") and "." in name:
+            group, tensor = name.split(".", 1)
+            tiles.setdefault(group, set())  # a group whose every buffer is whole still counts
+            cached += tensor not in constants
+        elif name.startswith("resident."):
+            resident += 1
+    return Features(len(tiles), sum(len(ts) > 1 for ts in tiles.values()), recomputed_elements(program), cached,
+                    resident)
+
+
+def recomputed_elements(program: Program) -> int:
+    """Elements computed more than once: per tensor, the elements of all its computes' output boxes beyond the
+    hull those boxes span. Tiles of a group cover rows side by side, so the excess is exactly their overlap (the
+    recomputed halo); a plan that computes each element once has none.
+
+    >>> recomputed_elements(Program("m", "fused", "x", (), (), ()))
+    0
+    """
+    boxes: dict[str, list[Box]] = collections.defaultdict(list)
+    for instruction in program.instructions:
+        if isinstance(instruction, Compute):
+            boxes[instruction.output.tensor].append(instruction.output.box)
+    total = 0
+    for pieces in boxes.values():
+        rank = len(pieces[0].start)
+        hull = math.prod(max(b.stop[i] for b in pieces) - min(b.start[i] for b in pieces) for i in range(rank))
+        total += max(0, sum(b.numel for b in pieces) - hull)
+    return total
+
+
+class Coverage:
+    """Counts of features over examples; `report()` is the line the property test prints."""
+
+    def __init__(self) -> None:
+        self.examples = 0
+        self.planned = 0
+        self.counts: collections.Counter[str] = collections.Counter()
+
+    def add(self, program: Program | None) -> None:
+        self.examples += 1
+        if program is None:
+            return
+        self.planned += 1
+        found = features(program)
+        self.counts.update(feature for feature in FEATURES if found.has(feature))
+
+    def share(self, feature: str) -> float:
+        return self.counts[feature] / max(1, self.planned)
+
+    def report(self) -> str:
+        shares = ", ".join(f"{feature} {self.share(feature):.0%}" for feature in FEATURES)
+        return f"coverage over {self.planned} planned of {self.examples} examples: {shares}"
