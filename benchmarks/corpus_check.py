@@ -46,8 +46,9 @@ def evaluate(path: Path, machine_name: str = "edge-npu", scratchpads: tuple[str,
              check: bool = True) -> dict[str, Any]:
     """One file's row: {"imports": error line or None, "macs", "plans": {scratchpad: {...}}}; stderr it prints
     (warnings included) is kept in "stderr", since bad input must be one line there."""
+    from planner import api
+    from planner.api import CheckFailed
     from planner.bounds import bounds
-    from planner.commands import CheckFailed, Planned, check_program
     from planner.errors import PlanError
     from planner.fused import plan_fused
     from planner.graph import load_graph
@@ -84,8 +85,7 @@ def evaluate(path: Path, machine_name: str = "edge-npu", scratchpads: tuple[str,
                 plan["x_compulsory"] = round((stats.dram_bytes_read + stats.dram_bytes_written)
                                              / limits.compulsory_bytes, 3)
                 if check:
-                    args = argparse.Namespace(model=str(path), batch=None, input_shapes=shapes)
-                    check_program(args, Planned(program, limits, graph, str(path)), machine)
+                    api.check(api.load(str(path), input_shapes=shapes), program, machine)
                     plan["check"] = "pass"
             except (PlanError, CheckFailed) as exc:
                 plan["error"] = f"{type(exc).__name__}: {exc}".splitlines()[0]

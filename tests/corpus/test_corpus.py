@@ -11,7 +11,6 @@ an op or a pass is a strict xfail naming the message, so it flips to a failure t
 
 from __future__ import annotations
 
-import argparse
 import functools
 import json
 import os
@@ -21,8 +20,8 @@ from typing import Any
 
 import pytest
 
+from planner import api
 from planner.bounds import bounds
-from planner.commands import Planned, check_program
 from planner.errors import PlanError
 from planner.fused import plan_fused
 from planner.graph import load_graph
@@ -143,8 +142,7 @@ def test_fused_plan_passes_check_on_edge_npu(path: Path, scratchpad: str) -> Non
     limits = bounds(lowered, machine)
     stats = simulate(program, machine).stats
     assert stats.dram_bytes_read + stats.dram_bytes_written >= limits.compulsory_bytes, "traffic below its bound"
-    args = argparse.Namespace(model=str(path), batch=None, input_shapes=input_shapes(path))
-    check_program(args, Planned(program, limits, lowered.graph, str(path)), machine)
+    api.check(api.load(str(path), input_shapes=input_shapes(path)), program, machine)
 
 
 def test_checked_in_files_cover_each_exporter_style() -> None:

@@ -22,10 +22,9 @@ from planner.errors import PlanError, TileTooLarge
 from planner.graph import load_graph
 from planner.ops import lower
 from planner.stmt import LoweredGraph, Statement
+from planner.testing import STRATEGIES, machines, onnx_models
 from planner.tiling import extents, output_dims  # which dims a tile splits: the planner's notion, not a footprint
 from simulator.machine import MachineConfig
-from tests.invariants import STRATEGIES
-from tests.strategies import machines, onnx_models
 
 Block = dict[str, tuple[int, int]]
 
