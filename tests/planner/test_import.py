@@ -8,7 +8,6 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -312,6 +311,7 @@ HUGE_MODELS = {
 LOW_MEMORY_SCRIPT = """
 import resource, sys
 resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))  # 2 GiB of address space in all
+resource.setrlimit(resource.RLIMIT_CPU, (20, 20))  # CPU seconds, not wall time: a hang dies, a busy machine does not
 import onnx.parser
 from planner.graph import load_graph
 from planner.ops import lower
@@ -331,9 +331,7 @@ def run_python(script: str, *args: str, stdin: str = "") -> str:
 
 @pytest.mark.parametrize("text", HUGE_MODELS.values(), ids=HUGE_MODELS.keys())
 def test_huge_shapes_plan_without_allocating(text: str) -> None:
-    start = time.perf_counter()
     macs, largest_tensor = map(int, run_python(LOW_MEMORY_SCRIPT, stdin=text).split())
-    assert time.perf_counter() - start < 20  # generous: only a hang or an allocation of the tensors would take long
     assert largest_tensor >= 10**10 and macs >= 0
 
 
