@@ -26,6 +26,7 @@ SEED = 0
 # Ops that want a positive argument (Sqrt, Log, Pow of a real exponent, Reciprocal...): a model input they read is
 # drawn from [0.5, 2), every other float input from a standard normal.
 POSITIVE_ARGUMENT = {"Sqrt": (0,), "Log": (0,), "Pow": (0,), "Reciprocal": (0,), "Div": (1,)}
+VIEW_OPS = frozenset({"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity"})  # the same values, reshaped
 INDEX_INPUT = {"Gather": 1, "GatherElements": 1, "GatherND": 1}  # data is input 0; indices must fall inside it
 INTEGER_RANGE = 1 << 15  # other integer inputs: uniform in [-2**15, 2**15), clipped to the dtype
 
@@ -62,14 +63,20 @@ def _positive_inputs(graph: Graph) -> set[str]:
 
 def _index_extents(graph: Graph) -> dict[str, int]:
     """Integer model inputs used as Gather-like indices: the smallest extent of the data along the gathered axis."""
+    producer = {output: node for node in graph.nodes for output in node.outputs}
     extents: dict[str, int] = {}
     for node in graph.nodes:
         slot = INDEX_INPUT.get(node.op_type)
-        if slot is None or len(node.inputs) <= slot or node.inputs[slot] not in graph.inputs:
+        if slot is None or len(node.inputs) <= slot:
+            continue
+        ids = node.inputs[slot]
+        while ids in producer and producer[ids].op_type in VIEW_OPS:  # GPT-2 gathers input_ids.view(...)
+            ids = producer[ids].inputs[0]
+        if ids not in graph.inputs:
             continue
         data = graph.tensors[node.inputs[0]].shape
         extent = data[int(node.attrs.get("axis", 0)) % len(data)] if data else 1
-        extents[node.inputs[slot]] = min(extent, extents.get(node.inputs[slot], extent))
+        extents[ids] = min(extent, extents.get(ids, extent))
     return extents
 
 

@@ -28,3 +28,16 @@ class TileTooLarge(PlanError):
         assert bytes_per_partition > capacity_bytes, "a refusal must not claim what fits does not"
         self.node, self.op_type, self.block, self.in_place = node, op_type, block, in_place
         self.bytes_per_partition, self.capacity_bytes = bytes_per_partition, capacity_bytes
+
+
+class SplitTooLarge(PlanError):
+    """Even a split reduction does not fit: one output element over one reduction step, its inputs double-buffered
+    beside a partial sum at accumulator precision, needs `bytes_per_partition` > `capacity_bytes`; `block` is that
+    step (dim -> (start, stop), the reduction dim included)."""
+
+    def __init__(self, message: str, *, node: str, op_type: str, block: dict[str, tuple[int, int]],
+                 bytes_per_partition: int, capacity_bytes: int) -> None:
+        super().__init__(message)
+        assert bytes_per_partition > capacity_bytes, "a refusal must not claim what fits does not"
+        self.node, self.op_type, self.block = node, op_type, block
+        self.bytes_per_partition, self.capacity_bytes = bytes_per_partition, capacity_bytes

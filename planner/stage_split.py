@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 
 from planner.best_unfused import ACCUMULATOR_BYTES
-from planner.errors import PlanError
+from planner.errors import PlanError, SplitTooLarge
 from planner.staging import ProgramBuilder, ReductionSlice
 from planner.stmt import Statement
 from planner.tiling import Block, block_size, blocks, extents, output_dims, tile_boxes
@@ -70,9 +70,11 @@ def stage_split_reduction(builder: ProgramBuilder, stmt: Statement, capacity: in
     while need(middle(tile)) > capacity:
         candidates = [dim for dim, size in tile.items() if size > 1]
         if not candidates:
-            raise PlanError(f"{graph.source}: op {stmt.node!r} ({stmt.op_type}): one output element over one "
-                            f"reduction step needs {need(middle(tile)):,} bytes per partition, but the scratchpad "
-                            f"has {capacity:,}")
+            step = middle(tile)
+            raise SplitTooLarge(f"{graph.source}: op {stmt.node!r} ({stmt.op_type}): one output element over one "
+                                f"reduction step needs {need(step):,} bytes per partition, but the scratchpad "
+                                f"has {capacity:,}", node=stmt.node, op_type=stmt.op_type, block=step,
+                                bytes_per_partition=need(step), capacity_bytes=capacity)
         tile = min(({**tile, dim: -(-tile[dim] // 2)} for dim in candidates),
                    key=lambda t: (need(middle(t)), -sum(t.values())))
     outer = list(blocks(stmt, {d: tile[d] for d in output_dims(stmt)}))

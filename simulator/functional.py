@@ -302,10 +302,12 @@ class _Checker:
                  rtol: float | None, atol: float | None) -> None:
         self.reference: dict[str, np.ndarray] = {}
         for name, values in (reference or {}).items():
-            if name in tensors and np.shape(values) != tensors[name].shape:
+            if name in tensors and np.size(values) != int(np.prod(tensors[name].shape)):
                 raise FunctionalError(f"reference {name} has shape {list(np.shape(values))}; the program's tensor "
                                       f"is {list(tensors[name].shape)}")
-            self.reference[name] = np.asarray(values)
+            # the same elements in the same order: a scalar reference for a [1] tensor is the same values
+            self.reference[name] = np.asarray(values).reshape(tensors[name].shape) if name in tensors \
+                else np.asarray(values)
         self.rtol, self.atol = rtol, atol
 
     def check(self, where: str, tensor: DramTensor, box: Box, got: np.ndarray) -> None:
@@ -328,14 +330,15 @@ def _check_given(program: Program, tensors: Mapping[str, DramTensor], dram: Mapp
         if name in tensors:
             tensor = tensors[name]
             given = np.asarray(given)
-            if given.shape != tensor.shape or not np.can_cast(given.dtype, tensor.dtype, "same_kind"):
+            # the same elements in the same order: a scalar given for a [1] tensor is the same bytes
+            if given.size != int(np.prod(tensor.shape)) or not np.can_cast(given.dtype, tensor.dtype, "same_kind"):
                 raise FunctionalError(f"values for {name} are {given.dtype}{list(given.shape)}; the program's tensor "
                                       f"is {tensor.dtype}{list(tensor.shape)}")
 
 
 def _initial_dram(tensors: Mapping[str, DramTensor], dram: Mapping[str, np.ndarray],
                   poison: Poison) -> dict[str, np.ndarray]:
-    return {name: np.asarray(dram[name]).astype(tensor.dtype, copy=True) if name in dram
+    return {name: np.asarray(dram[name]).astype(tensor.dtype, copy=True).reshape(tensor.shape) if name in dram
             else poisoned(tensor.shape, tensor.dtype, poison) for name, tensor in tensors.items()}
 
 

@@ -32,14 +32,16 @@ def lowered_small(name: str) -> tuple[LoweredGraph, object]:
 
 
 def barely_large_enough(lowered: LoweredGraph, machine: MachineConfig) -> MachineConfig:
-    """The smallest scratchpad (to 1/16 of a partition's worth) on which the baseline still plans."""
+    """The smallest scratchpad (to 1/16 of a partition's worth, and at least a quarter of `machine`'s) on which the
+    baseline still plans. The floor: with reduction splits the baseline plans on any scratchpad that holds one
+    minimal tile, and a plan of one-element tiles tests nothing more but takes minutes."""
     partitions = machine.scratchpad.partitions
 
     def with_capacity(capacity: int) -> MachineConfig:
         return dataclasses.replace(machine, scratchpad=dataclasses.replace(machine.scratchpad,
                                                                            capacity_bytes=capacity))
 
-    low, high = partitions * 64, machine.scratchpad.capacity_bytes
+    low, high = max(partitions * 64, machine.scratchpad.capacity_bytes // 4), machine.scratchpad.capacity_bytes
     while high - low > partitions * 64:
         middle = (low + high) // 2 // partitions * partitions
         try:
