@@ -1,6 +1,7 @@
 """Run a Program on real numbers, in a real byte array, and check every tile against a reference.
 
-DRAM holds one array per tensor, in the model's dtype; what the caller does not give starts as poison. The scratchpad
+DRAM holds each tensor's bytes in its DRAM layout, moved descriptor by descriptor (`simulator.dram`), in the model's
+dtype; what the caller does not give starts as poison. The scratchpad
 is bytes (`simulator.scratchpad`). The program runs twice, so that it is an oracle on its own, apart from `verify`:
 
 - **two poisons**: run 0 with poison pattern 0, run 1 with pattern 1, which differs from it in every poisoned
@@ -26,6 +27,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from simulator.dram import DramImage, check_given, initial_dram
 from simulator.isa import (
     Box,
     Compute,
@@ -43,6 +45,7 @@ from simulator.isa import (
 from simulator.kernels import run_op
 from simulator.machine import MachineConfig
 from simulator.races import analyse, orders, writes
+from simulator.reference import Checker, FunctionalMismatch, compare_outputs
 from simulator.scratchpad import (
     POISONS,
     FunctionalError,
@@ -50,18 +53,10 @@ from simulator.scratchpad import (
     Scratchpad,
     is_poison,
     poison_value,
-    poisoned,
     scale_factor,
 )
 
 __all__ = ["FunctionalError", "FunctionalMismatch", "compare_outputs", "poison_value", "run_functional"]
-
-_TOLERANCES = {"float16": (1e-2, 1e-3), "float32": (1e-4, 1e-5), "float64": (1e-4, 1e-5)}  # (rtol, atol)
-
-
-class FunctionalMismatch(AssertionError):
-    """A tile, a stored box or an output that differs from the reference, or an op fed poison."""
-
 
 def run_functional(program: Program, machine: MachineConfig, dram: Mapping[str, np.ndarray], *,
                    reference: Mapping[str, np.ndarray] | None = None, rtol: float | None = None,
@@ -76,8 +71,8 @@ def run_functional(program: Program, machine: MachineConfig, dram: Mapping[str, 
     tests/simulator/test_functional.py.
     """
     tensors = {tensor.name: tensor for tensor in program.tensors}
-    _check_given(program, tensors, dram)
-    checker = _Checker(tensors, reference, rtol, atol)
+    check_given(program, tensors, dram)
+    checker = Checker(tensors, reference, rtol, atol)
     geometry = _scratchpad(program, machine, POISONS[0])
     try:
         races, readers = analyse(program, geometry, tensors)
@@ -92,7 +87,7 @@ def run_functional(program: Program, machine: MachineConfig, dram: Mapping[str, 
     runs = []
     for number, (poison, order) in enumerate(((POISONS[0], plan.exposing), (POISONS[1], plan.keeping))):
         adversarial = number == 0
-        state = _initial_dram(tensors, dram, poison)
+        state = initial_dram(tensors, dram, poison, machine.dma.descriptor_dims)
         pad = _scratchpad(program, machine, poison)
         stored: dict[str, np.ndarray] = {}
         done: set[int] = set()
@@ -112,22 +107,23 @@ def run_functional(program: Program, machine: MachineConfig, dram: Mapping[str, 
                 raise FunctionalError(f"{_describe(instruction)}: {exc}") from None
         for name in program.outputs:
             try:
-                checker.check(f"output {name}", _tensor(tensors, name), Box.whole(tensors[name].shape), state[name])
+                checker.check(f"output {name}", _tensor(tensors, name), Box.whole(tensors[name].shape),
+                              state[name].logical())
             except FunctionalMismatch as exc:
                 raise FunctionalMismatch(f"{exc}; run {number}{hint}") from None
-        runs.append((state, stored))
+        runs.append(({name: image.logical() for name, image in state.items()}, stored))  # back in ONNX order
     _compare_runs(program, tensors, runs, hint)
     return runs[0][0]
 
 
-def _in_flight(writer: Instruction, pad: Scratchpad, state: dict[str, np.ndarray], tensors: Mapping[str, DramTensor],
+def _in_flight(writer: Instruction, pad: Scratchpad, state: dict[str, DramImage], tensors: Mapping[str, DramTensor],
                poison: Poison) -> None:
     """Poison what `writer` is about to write, in the scratchpad or in DRAM."""
     for name, at, shape in writes(writer, pad):
         pad.poison_region(pad.buffer(name), at, shape)
     if isinstance(writer, DmaStore) and writer.tensor in tensors:
         tensor = tensors[writer.tensor]
-        state[writer.tensor][_slices(tensor, writer.box)] = poison.fill(writer.box.shape, tensor.dtype)
+        state[writer.tensor].write(writer.box, poison.fill(writer.box.shape, tensor.dtype))
 
 
 def _scratchpad(program: Program, machine: MachineConfig, poison: Poison) -> Scratchpad:
@@ -158,51 +154,16 @@ def _same(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.asarray(a == b)
 
 
-def compare_outputs(got: np.ndarray, expected: np.ndarray, dtype: np.dtype | str, *, rtol: float | None = None,
-                    atol: float | None = None) -> str | None:
-    """None when `got` matches `expected` (floats within the dtype's tolerance, a NaN never, even where NaN is
-    expected: the reference inputs keep every op inside its domain; everything else exactly), else one line saying
-    how far off it is.
-
-    >>> compare_outputs(np.array([1.0, 2.0], np.float32), np.array([1.0, 2.0]), "float32") is None
-    True
-    >>> compare_outputs(np.array([np.nan, 2.5, 2.0]), np.array([1.0, 2.0, 2.0]), "float32")
-    '2 of 3 elements differ (1 NaN); max abs error 0.5 at [1]'
-    """
-    dtype = np.dtype(dtype)
-    got, expected = np.asarray(got), np.asarray(expected)
-    if got.shape != expected.shape:
-        return f"shape {list(got.shape)} where {list(expected.shape)} was expected"
-    got64, expected64 = got.astype(np.float64), expected.astype(np.float64)
-    if dtype.kind == "f":
-        default_rtol, default_atol = _TOLERANCES.get(dtype.name, _TOLERANCES["float32"])
-        bad = ~np.isclose(got64, expected64, rtol=default_rtol if rtol is None else rtol,
-                          atol=default_atol if atol is None else atol, equal_nan=False)
-    else:
-        bad = got != expected
-    if not bad.any():
-        return None
-    details = [f"{count} {what}" for count, what in (
-        (int((bad & is_poison(got)).sum()), "poison"), (int(np.isnan(got64).sum()), "NaN"),
-        (int(np.isnan(expected64).sum()), "NaN in the reference itself")) if count]
-    parts = [f"{int(bad.sum())} of {got.size} elements differ" + (f" ({', '.join(details)})" if details else "")]
-    finite = bad & np.isfinite(got64) & np.isfinite(expected64)
-    error = np.where(finite, np.abs(got64 - expected64), -1.0)
-    if error.max() >= 0:
-        worst = [int(i) for i in np.unravel_index(int(error.argmax()), error.shape)]
-        parts.append(f"max abs error {error.max():.3g} at {worst}")
-    return "; ".join(parts)
-
-
-def _step(instruction: Instruction, opset: int, tensors: Mapping[str, DramTensor], state: dict[str, np.ndarray],
-          pad: Scratchpad, checker: _Checker, adversarial: bool, stored: dict[str, np.ndarray]) -> None:
+def _step(instruction: Instruction, opset: int, tensors: Mapping[str, DramTensor], state: dict[str, DramImage],
+          pad: Scratchpad, checker: Checker, adversarial: bool, stored: dict[str, np.ndarray]) -> None:
     match instruction:
         case DmaLoad(tensor=name, box=box, buffer=buffer, at=at):
-            pad.write(pad.buffer(buffer), at, state[name][_slices(_tensor(tensors, name), box)])
+            _tensor(tensors, name)
+            pad.write(pad.buffer(buffer), at, state[name].read(box))
         case DmaStore(buffer=buffer, at=at, tensor=name, box=box):
             tensor = _tensor(tensors, name)
             values = pad.read(pad.buffer(buffer), at, box.shape, tensor.dtype)
-            state[name][_slices(tensor, box)] = values
+            state[name].write(box, values)
             stored.setdefault(name, np.zeros(tensor.shape, dtype=bool))[_slices(tensor, box)] = True
             checker.check(_describe(instruction), tensor, box, values)
         case DmaGather():
@@ -227,7 +188,7 @@ def _step(instruction: Instruction, opset: int, tensors: Mapping[str, DramTensor
             pad.release(pad.buffer(buffer))
 
 
-def _gather(gather: DmaGather, tensors: Mapping[str, DramTensor], state: dict[str, np.ndarray],
+def _gather(gather: DmaGather, tensors: Mapping[str, DramTensor], state: dict[str, DramImage],
             pad: Scratchpad) -> np.ndarray:
     """The rows an indirect DMA moves: the index values read from the scratchpad bytes, each naming one row."""
     indices, table = _tensor(tensors, gather.indices.tensor), _tensor(tensors, gather.table)
@@ -243,7 +204,7 @@ def _gather(gather: DmaGather, tensors: Mapping[str, DramTensor], state: dict[st
         worst = int(values.min() if values.min() < -extent else values.max())
         raise FunctionalMismatch(f"{_describe(gather)}: index {worst} is outside axis {gather.axis} of "
                                  f"{table.name}{list(table.shape)}")
-    slab = state[table.name][_slices(table, gather.window)]
+    slab = state[table.name].read(gather.window)
     return np.take(slab, np.where(values < 0, values + extent, values), axis=gather.axis)
 
 
@@ -295,51 +256,6 @@ def _blank(tensor: DramTensor, poison: Poison) -> np.ndarray:
     if np.dtype(tensor.dtype).kind == "f":
         return poison.fill(tensor.shape, tensor.dtype)
     return np.full(tensor.shape, poison.filler(tensor.dtype)[0], dtype=tensor.dtype)
-
-
-class _Checker:
-    def __init__(self, tensors: Mapping[str, DramTensor], reference: Mapping[str, np.ndarray] | None,
-                 rtol: float | None, atol: float | None) -> None:
-        self.reference: dict[str, np.ndarray] = {}
-        for name, values in (reference or {}).items():
-            if name in tensors and np.size(values) != int(np.prod(tensors[name].shape)):
-                raise FunctionalError(f"reference {name} has shape {list(np.shape(values))}; the program's tensor "
-                                      f"is {list(tensors[name].shape)}")
-            # the same elements in the same order: a scalar reference for a [1] tensor is the same values
-            self.reference[name] = np.asarray(values).reshape(tensors[name].shape) if name in tensors \
-                else np.asarray(values)
-        self.rtol, self.atol = rtol, atol
-
-    def check(self, where: str, tensor: DramTensor, box: Box, got: np.ndarray) -> None:
-        if tensor.name not in self.reference:
-            return
-        expected = self.reference[tensor.name][_slices(tensor, box)]
-        problem = compare_outputs(got, expected, tensor.dtype, rtol=self.rtol, atol=self.atol)
-        if problem:
-            raise FunctionalMismatch(f"{where} -> {tensor.name}{_format(box)}: {problem}")
-
-
-def _check_given(program: Program, tensors: Mapping[str, DramTensor], dram: Mapping[str, np.ndarray]) -> None:
-    loaded = {i.tensor for i in program.instructions if isinstance(i, DmaLoad)} | {
-        i.table for i in program.instructions if isinstance(i, DmaGather)}
-    missing = sorted(name for name, t in tensors.items()
-                     if t.role in ("input", "constant") and name in loaded and name not in dram)
-    if missing:
-        raise FunctionalError(f"no values given for {missing}, which the program loads")
-    for name, given in dram.items():
-        if name in tensors:
-            tensor = tensors[name]
-            given = np.asarray(given)
-            # the same elements in the same order: a scalar given for a [1] tensor is the same bytes
-            if given.size != int(np.prod(tensor.shape)) or not np.can_cast(given.dtype, tensor.dtype, "same_kind"):
-                raise FunctionalError(f"values for {name} are {given.dtype}{list(given.shape)}; the program's tensor "
-                                      f"is {tensor.dtype}{list(tensor.shape)}")
-
-
-def _initial_dram(tensors: Mapping[str, DramTensor], dram: Mapping[str, np.ndarray],
-                  poison: Poison) -> dict[str, np.ndarray]:
-    return {name: np.asarray(dram[name]).astype(tensor.dtype, copy=True).reshape(tensor.shape) if name in dram
-            else poisoned(tensor.shape, tensor.dtype, poison) for name, tensor in tensors.items()}
 
 
 def _view(whole: np.ndarray, view: tuple[int, ...], tensor: DramTensor) -> np.ndarray:

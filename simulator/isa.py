@@ -20,6 +20,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from simulator.layout import DramLayout
+
 ENGINES = ("tensor", "vector")
 TENSOR_ROLES = ("input", "constant", "output", "intermediate")
 
@@ -54,17 +56,22 @@ class Box:
 
 @dataclass(frozen=True, slots=True)
 class DramTensor:
-    """A tensor in DRAM. `dtype` is the numpy dtype of its values; `elem_bytes` its element size as planned."""
+    """A tensor in DRAM. `dtype` is the numpy dtype of its values; `elem_bytes` its element size as planned;
+    `layout` the order of its elements in DRAM (`simulator.layout`), None for ONNX's row-major order. Boxes of it are
+    always in its logical (ONNX) coordinates, whatever its layout."""
 
     name: str
     shape: tuple[int, ...]
     dtype: str
     elem_bytes: int
     role: str
+    layout: DramLayout | None = None
 
     def __post_init__(self) -> None:
         if self.role not in TENSOR_ROLES:
             raise ValueError(f"tensor {self.name}: role {self.role!r} is not one of {TENSOR_ROLES}")
+        if self.layout is not None and (problem := self.layout.check(self.shape)):
+            raise ValueError(f"tensor {self.name}: {problem}")
 
     @property
     def nbytes(self) -> int:

@@ -40,6 +40,7 @@ from simulator.isa import (
     Release,
     Unread,
 )
+from simulator.layout import DramLayout
 
 SCHEMA_VERSION = 1
 SCHEMA_FILE = "plan.schema.json"  # next to this module, shipped as package data
@@ -118,6 +119,8 @@ def _encode(value: Any) -> Any:
         return {"kind": type(value).__name__.lower(), **{k: _encode(getattr(value, k)) for k in value.__slots__}}
     if isinstance(value, (DmaLoad, DmaStore, DmaGather, Compute, Release)):
         return {"kind": _KIND_OF[type(value)], **{k: _encode(getattr(value, k)) for k in value.__slots__}}
+    if isinstance(value, DramTensor) and value.layout is None:  # ONNX's layout: the key is left out
+        return {k: _encode(getattr(value, k)) for k in value.__slots__ if k != "layout"}
     if hasattr(value, "__dataclass_fields__"):
         return {k: _encode(getattr(value, k)) for k in value.__slots__}
     if isinstance(value, tuple):
@@ -196,7 +199,9 @@ def decode_program(document: dict[str, Any]) -> Program:
 
 
 def _tensor(t: dict[str, Any]) -> DramTensor:
-    return DramTensor(t["name"], tuple(t["shape"]), t["dtype"], t["elem_bytes"], t["role"])
+    layout = t.get("layout")
+    return DramTensor(t["name"], tuple(t["shape"]), t["dtype"], t["elem_bytes"], t["role"],
+                      None if layout is None else DramLayout(tuple(layout["order"]), tuple(layout["block"])))
 
 
 def _buffer(b: dict[str, Any]) -> Buffer:

@@ -46,6 +46,7 @@ from dataclasses import dataclass
 
 from simulator import systolic
 from simulator.bandwidth import EPS_ABS, EPS_REL, Bandwidth
+from simulator.dma import transfer as dma_transfer
 from simulator.energy import Energy, program_energy
 from simulator.isa import Box, Compute, DmaGather, DmaLoad, DmaStore, Operand, Program, Release
 from simulator.machine import MachineConfig, mac_dtype
@@ -230,6 +231,15 @@ def _prepare(program: Program, machine: MachineConfig) -> _Plan:
                                   f"inside tensor {tensor.name} of shape {list(shape)}")
             if instruction.buffer not in buffers:
                 raise unknown_buffer(instruction.id, instruction.buffer)
+            if tensor.layout is not None:  # a DRAM layout the planner chose: its pieces' runs (simulator.dma)
+                moved = dma_transfer(tensor, box, burst_size, descriptor_dims)
+                resources.append(_FIRST_QUEUE + instruction.queue)
+                fixed_cycles.append(moved.descriptors * descriptor_cycles)
+                warm_cycles.append(moved.descriptors * descriptor_cycles)
+                burst_bytes.append(moved.burst_bytes)
+                payload_bytes.append(moved.payload_bytes)
+                counts.append(moved.descriptors)
+                continue
             extents = [b - a for a, b in zip(box.start, box.stop, strict=True)]
             axis = len(shape) - 1  # contiguous_runs, inline
             while axis > 0 and extents[axis] == shape[axis]:

@@ -10,9 +10,10 @@ from __future__ import annotations
 import heapq
 from typing import Any
 
+from simulator.dma import transfer
 from simulator.isa import Compute, DmaGather, DmaLoad, DmaStore, Program, Release
 from simulator.stats import scratchpad_timeline
-from simulator.timing import SimResult, descriptors, gather_bytes, transfer_bytes
+from simulator.timing import SimResult, gather_bytes
 
 _PID = 1
 
@@ -63,12 +64,10 @@ def chrome_trace(program: Program, result: SimResult) -> dict[str, Any]:
             name = f"{kind} {instruction.tensor}"
             tid = track(f"{resource}.{_slot(slots.setdefault(resource, []), start, end)}")
             tensor = tensors[instruction.tensor]
-            runs, payload, burst = transfer_bytes(tensor.shape, tensor.elem_bytes, instruction.box,
-                                                  machine.dma.burst_bytes)
+            moved = transfer(tensor, instruction.box, machine.dma.burst_bytes, machine.dma.descriptor_dims)
             args = {"id": i, "op": instruction.op, "tensor": instruction.tensor, "buffer": instruction.buffer,
-                    "box": [list(instruction.box.start), list(instruction.box.stop)], "bytes": payload,
-                    "burst_bytes": burst, "runs": runs,
-                    "descriptors": descriptors(tensor.shape, instruction.box, machine.dma.descriptor_dims),
+                    "box": [list(instruction.box.start), list(instruction.box.stop)], "bytes": moved.payload_bytes,
+                    "burst_bytes": moved.burst_bytes, "runs": moved.runs, "descriptors": moved.descriptors,
                     "cycles": end - start}
         events.append({"name": name, "cat": _category(instruction), "ph": "X", "ts": start, "dur": end - start,
                        "pid": _PID, "tid": tid, "args": args})

@@ -2,13 +2,16 @@
 
 A buffer must be aligned and fit its partitions; every name must be declared once; every tensor box placed in a
 buffer must match ranks, lie inside both the tensor and the buffer, and agree on the element size; every DMA must use
-one of the machine's queues. Instructions whose names or ranks are wrong are left out of the dataflow walk.
+one of the machine's queues, and under a tensor's DRAM layout its descriptors (`simulator.dma`, up to the machine's
+`dma.descriptor_dims` dims each) must land inside the tensor and move exactly its box.
+Instructions whose names or ranks are wrong are left out of the dataflow walk.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from simulator.dma import descriptor_faults
 from simulator.isa import Box, Buffer, Compute, DmaGather, DmaLoad, DmaStore, DramTensor, Instruction, Program, Unread
 from simulator.machine import MachineConfig
 from simulator.regions import describe
@@ -101,7 +104,13 @@ def _instruction(instruction: Instruction, machine: MachineConfig, found: Wellfo
         if isinstance(instruction, DmaStore) and tensor is not None and tensor.role in ("input", "constant"):
             found.report(instruction.id, "read-only", f"{label(instruction)} writes into {tensor.role} "
                          f"{tensor.name}, which the program may only read")
-        return _place(instruction, instruction.tensor, instruction.box, instruction.buffer, instruction.at, found)
+        placed = _place(instruction, instruction.tensor, instruction.box, instruction.buffer, instruction.at, found)
+        if placed and tensor is not None and tensor.layout is not None and _inside(instruction.box, tensor):
+            # under a layout the box moves as pieces: each descriptor must land inside the tensor, covering the box
+            fault = descriptor_faults(tensor, instruction.box, machine.dma.descriptor_dims)
+            if fault:
+                found.report(instruction.id, "bounds", f"{label(instruction)}: {fault}")
+        return placed
     if instruction.buffer not in found.buffers:
         found.report(instruction.id, "name", f"{label(instruction)}: unknown buffer {instruction.buffer}; buffers: "
                      f"{sorted(found.buffers)}")
@@ -140,6 +149,11 @@ def _gather(gather: DmaGather, machine: MachineConfig, found: Wellformed) -> boo
                      f"{gather.output.tensor} differ in element size")
     places = [(o.tensor, o.box, o.buffer, o.at) for o in (gather.indices, gather.output)]
     return all([_place(gather, *place, found) for place in places])
+
+
+def _inside(box: Box, tensor: DramTensor) -> bool:
+    return len(box.start) == len(tensor.shape) and min(box.start, default=0) >= 0 and all(
+        stop <= extent for stop, extent in zip(box.stop, tensor.shape, strict=True))
 
 
 def _place(instruction: Instruction, tensor_name: str, box: Box, buffer_name: str, at: tuple[int, ...],
