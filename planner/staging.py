@@ -15,6 +15,7 @@ import onnx
 
 from planner.alloc import Lifetime, allocate, buffer_bytes, choose_layout
 from planner.inspect import totals
+from planner.layout import choose_layouts
 from planner.stmt import LoweredGraph
 from simulator.isa import (
     Box,
@@ -240,7 +241,9 @@ class ProgramBuilder:
         outputs = tuple(sorted(self.output_tensors, key=list(self.graph.tensors).index))
         for name in outputs:
             self._tensors[name] = None
-        tensors = tuple(self._dram_tensor(name, outputs) for name in self._tensors)
+        # intermediates get the DRAM layout in which their stored and loaded boxes move in the fewest descriptors
+        tensors = choose_layouts([self._dram_tensor(name, outputs) for name in self._tensors], instructions,
+                                 self.machine)
         return Program(self.graph.name, self.strategy, self.machine.name, tensors, buffers, tuple(instructions),
                        outputs, self.graph.planning_dtype or "fp32", self.graph.opset,
                        totals(self.lowered).compulsory_bytes)
