@@ -7,7 +7,7 @@ and the outer dimensions beyond that repeat the descriptor. The timing model cha
 (`transfer`), verify checks that the descriptors land inside the tensor and cover the box exactly
 (`descriptor_faults`), and the functional simulator moves the bytes descriptor by descriptor (`element_offsets`).
 
->>> from simulator.isa import Box, DramTensor
+>>> from simulator.isa import Box, DmaGather, DmaLoad, DmaStore, DramTensor, Program
 >>> from simulator.layout import DramLayout
 >>> x = DramTensor("x", (1, 64, 8, 8), "float32", 2, "intermediate")
 >>> transfer(x, Box((0, 0, 0, 0), (1, 64, 2, 2)), 64, 1)  # NCHW: 64 x 2 runs of 2 elements
@@ -25,11 +25,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from simulator.isa import Box, DramTensor
+from simulator.isa import Box, DmaGather, DmaLoad, DmaStore, DramTensor, Program
 from simulator.layout import DramLayout, Piece, Region
+from simulator.machine import DmaConfig, MachineConfig
 
-__all__ = ["Transfer", "descriptor_count", "descriptor_faults", "element_offsets", "physical_shape", "pieces",
-           "strided_dims", "transfer"]
+__all__ = ["DmaTotals", "Transfer", "descriptor_count", "descriptor_faults", "element_offsets", "physical_shape",
+           "pieces", "program_totals", "strided_dims", "transfer"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,3 +174,52 @@ def descriptor_faults(tensor: DramTensor, box: Box, descriptor_dims: int) -> str
     if moved != box.numel:
         return f"the descriptors of box {list(box.start)}..{list(box.stop)} move {moved} elements, not {box.numel}"
     return None
+
+
+@dataclass(frozen=True, slots=True)
+class DmaTotals:
+    """A program's DMA work: transfers, contiguous runs, descriptors, payload and burst-rounded bytes."""
+
+    transfers: int
+    runs: int
+    descriptors: int
+    payload_bytes: int
+    burst_bytes: int
+
+    def descriptor_cycles(self, dma: DmaConfig) -> int:
+        """Cycles the descriptor stages spend on them."""
+        return self.descriptors * dma.descriptor_cycles
+
+    def byte_cycles(self, machine: MachineConfig) -> float:
+        """Cycles the burst-rounded bytes take at the rate one queue moves them alone."""
+        return self.burst_bytes / min(machine.dma.engine_bandwidth_bytes_per_cycle,
+                                      machine.dram.bandwidth_bytes_per_cycle)
+
+
+def program_totals(program: Program, machine: MachineConfig) -> DmaTotals:
+    """Sum of every DMA of the program, counted as the timing model charges them (gathers row by row).
+
+    >>> from simulator.machine_file import load_machine
+    >>> from simulator.isa import DmaLoad
+    >>> x = DramTensor("x", (4, 6), "float32", 4, "input")
+    >>> load = DmaLoad(0, (), 0, "x", Box((0, 0), (4, 3)), "b", (0, 0))
+    >>> program_totals(Program("m", "s", "edge-npu", (x,), (), (load,)), load_machine("edge-npu"))
+    DmaTotals(transfers=1, runs=4, descriptors=1, payload_bytes=48, burst_bytes=256)
+    """
+    dma, tensors = machine.dma, {tensor.name: tensor for tensor in program.tensors}
+    transfers = runs = count = payload = burst = 0
+    for instruction in program.instructions:
+        if isinstance(instruction, DmaLoad | DmaStore):
+            moved = transfer(tensors[instruction.tensor], instruction.box, dma.burst_bytes, dma.descriptor_dims)
+            rows = 1
+        elif isinstance(instruction, DmaGather):  # every row at its own address, as in simulator.timing
+            moved = transfer(tensors[instruction.table], instruction.row_box, dma.burst_bytes, dma.descriptor_dims)
+            rows = instruction.rows
+        else:
+            continue
+        transfers += 1
+        runs += rows * moved.runs
+        count += rows * moved.descriptors
+        payload += rows * moved.payload_bytes
+        burst += rows * moved.burst_bytes
+    return DmaTotals(transfers, runs, count, payload, burst)
