@@ -129,6 +129,9 @@ def _gather(gather: DmaGather, machine: MachineConfig, found: Wellformed) -> boo
         found.report(gather.id, "name", f"{label(gather)}: unknown tensor {gather.table}; tensors: "
                      f"{sorted(found.tensors)}")
         return False
+    if table.layout is not None:  # the engine steps from row to row of a row-major table (simulator.timing)
+        found.report(gather.id, "bounds", f"{label(gather)}: table {table.name} has a DRAM layout; an indirect DMA "
+                     f"reads its rows from a table in ONNX's layout only")
     window = gather.window
     if len(window.start) != len(table.shape) or min(window.start) < 0 or any(
             stop > extent for stop, extent in zip(window.stop, table.shape, strict=True)):

@@ -23,6 +23,7 @@ from simulator.plan_file import ProgramError, program_from_json, program_to_json
 from simulator.timing import contiguous_runs, descriptors
 from simulator.verify import verify
 from tests.simulator import programs
+from tests.simulator.test_gather import gather_program
 
 
 @st.composite
@@ -145,3 +146,10 @@ def test_the_functional_simulator_keeps_an_intermediate_in_its_layout(layout: Dr
     got = run_functional(program, machine, {"X": x}, reference=reference)
     np.testing.assert_allclose(got["Y"], reference["Y"], rtol=1e-5)
     np.testing.assert_allclose(got["T"], reference["T"])  # read back in ONNX order
+
+
+def test_verify_refuses_a_gather_from_a_table_with_a_layout() -> None:
+    program, machine = gather_program(), programs.small_machine()
+    laid_out = _with_layout(program, "table", DramLayout((1, 0)))
+    assert [v.kind for v in verify(program, machine)] == []
+    assert any("has a DRAM layout" in v.message for v in verify(laid_out, machine))
