@@ -1,7 +1,7 @@
 """Where the DMA time goes: descriptors or bytes, before and after the planner chooses DRAM layouts.
 
     python benchmarks/descriptors.py [MODEL ...] [--full] [--machine edge-npu] [--dtype bf16] [--strategy fused]
-                                     [--capacity-kib N] [--time-box SECONDS]
+                                     [--capacity-kib N] [--time-box SECONDS] [--save DIR]
 
 Models default to the small variant of every zoo model (`--full`: the full-size ones, each planned within
 `--time-box` seconds or skipped with a note). For each model it plans once, then counts every DMA of the one emitted
@@ -19,6 +19,7 @@ import dataclasses
 import signal
 import sys
 import time
+from pathlib import Path
 from types import FrameType
 
 from models import ZOO
@@ -26,6 +27,7 @@ from planner import api
 from simulator.dma import DmaTotals, program_totals
 from simulator.isa import Program
 from simulator.machine import MachineConfig
+from simulator.plan_file import program_to_json
 
 
 def onnx_layout(program: Program) -> Program:
@@ -38,7 +40,7 @@ def _row(totals: DmaTotals, machine: MachineConfig, cycles: int) -> list[str]:
     moving = totals.byte_cycles(machine)
     share = moving / (moving + descriptor) if moving + descriptor else 1.0
     average = totals.payload_bytes / totals.runs if totals.runs else 0.0
-    return [f"{totals.runs:,}", f"{average:,.0f}", f"{descriptor:,}", f"{moving:,.0f}", f"{100 * share:.1f}%",
+    return [f"{totals.transfers:,}", f"{totals.runs:,}", f"{average:,.0f}", f"{descriptor:,}", f"{moving:,.0f}", f"{100 * share:.1f}%",
             f"{cycles:,}"]
 
 
@@ -58,6 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dtype", default="bf16")
     parser.add_argument("--strategy", default="fused")
     parser.add_argument("--capacity-kib", type=int, help="override the scratchpad capacity (KiB)")
+    parser.add_argument("--save", metavar="DIR", help="write each model's plan file (chosen layouts) into DIR")
     parser.add_argument("--time-box", type=float, default=600.0, help="seconds to plan and count one model")
     args = parser.parse_args(argv)
     machine = api.machine(args.machine)
@@ -65,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
         machine = dataclasses.replace(machine, scratchpad=dataclasses.replace(
             machine.scratchpad, capacity_bytes=args.capacity_kib * 1024))
     names = args.models or [name if args.full else f"{name}-small" for name in ZOO]
-    columns = ["runs", "avg run B", "descriptor cyc", "byte cyc", "moving bytes", "sim cycles"]
+    columns = ["transfers", "runs", "avg run B", "descriptor cyc", "byte cyc", "moving bytes", "sim cycles"]
     print(f"{args.strategy} on {machine.name} ({machine.scratchpad.capacity_bytes // 1024} KiB, "
           f"{machine.dma.descriptor_cycles} cycles per descriptor, descriptor_dims {machine.dma.descriptor_dims}), "
           f"{args.dtype}")
@@ -79,6 +82,8 @@ def main(argv: list[str] | None = None) -> int:
         try:
             program = api.plan(api.load(name, dtype=args.dtype), machine, strategy=args.strategy)
             plan_seconds = time.perf_counter() - started
+            if args.save:
+                Path(args.save, f"{name}.json").write_text(program_to_json(program))
             rows = []
             for label, variant in (("ONNX (before)", onnx_layout(program)), ("chosen (after)", program)):
                 cycles = api.simulate(variant, machine).stats.total_cycles
