@@ -40,8 +40,8 @@ def _row(totals: DmaTotals, machine: MachineConfig, cycles: int) -> list[str]:
     moving = totals.byte_cycles(machine)
     share = moving / (moving + descriptor) if moving + descriptor else 1.0
     average = totals.payload_bytes / totals.runs if totals.runs else 0.0
-    return [f"{totals.transfers:,}", f"{totals.runs:,}", f"{average:,.0f}", f"{descriptor:,}", f"{moving:,.0f}", f"{100 * share:.1f}%",
-            f"{cycles:,}"]
+    return [f"{totals.transfers:,}", f"{totals.runs:,}", f"{average:,.0f}", f"{descriptor:,}", f"{moving:,.0f}",
+            f"{100 * share:.1f}%", f"{cycles:,}"]
 
 
 class _TimeUp(Exception):
