@@ -1,9 +1,11 @@
 """Where the DMA time goes: descriptors or bytes, before and after the planner chooses DRAM layouts.
 
     python benchmarks/descriptors.py [MODEL ...] [--full] [--machine edge-npu] [--dtype bf16] [--strategy fused]
-                                     [--capacity-kib N] [--time-box SECONDS] [--save DIR]
+                                     [--capacity-kib N] [--descriptor-dims N] [--time-box SECONDS]
+                                     [--save DIR]
 
-Models default to the small variant of every zoo model (`--full`: the full-size ones, each planned within
+A MODEL ending in .json is a plan file, counted as it is (its layouts were chosen for the machine it was planned
+on). Models default to the small variant of every zoo model (`--full`: the full-size ones, each planned within
 `--time-box` seconds or skipped with a note). For each model it plans once, then counts every DMA of the one emitted
 program twice: "before" with every tensor in ONNX's row-major layout (the same instructions, layouts taken off),
 "after" with the layouts the planner chose. Counts come from `simulator.dma` (as the timing model charges them):
@@ -60,6 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dtype", default="bf16")
     parser.add_argument("--strategy", default="fused")
     parser.add_argument("--capacity-kib", type=int, help="override the scratchpad capacity (KiB)")
+    parser.add_argument("--descriptor-dims", type=int, help="override the machine's dma.descriptor_dims")
     parser.add_argument("--save", metavar="DIR", help="write each model's plan file (chosen layouts) into DIR")
     parser.add_argument("--time-box", type=float, default=600.0, help="seconds to plan and count one model")
     args = parser.parse_args(argv)
@@ -67,6 +70,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.capacity_kib:
         machine = dataclasses.replace(machine, scratchpad=dataclasses.replace(
             machine.scratchpad, capacity_bytes=args.capacity_kib * 1024))
+    if args.descriptor_dims:
+        machine = dataclasses.replace(machine, dma=dataclasses.replace(machine.dma,
+                                                                       descriptor_dims=args.descriptor_dims))
     names = args.models or [name if args.full else f"{name}-small" for name in ZOO]
     columns = ["transfers", "runs", "avg run B", "descriptor cyc", "byte cyc", "moving bytes", "sim cycles"]
     print(f"{args.strategy} on {machine.name} ({machine.scratchpad.capacity_bytes // 1024} KiB, "
@@ -80,7 +86,8 @@ def main(argv: list[str] | None = None) -> int:
         started = time.perf_counter()
         signal.setitimer(signal.ITIMER_REAL, args.time_box)
         try:
-            program = api.plan(api.load(name, dtype=args.dtype), machine, strategy=args.strategy)
+            program = (api.load_program(name) if name.endswith(".json") else
+                       api.plan(api.load(name, dtype=args.dtype), machine, strategy=args.strategy))
             plan_seconds = time.perf_counter() - started
             if args.save:
                 Path(args.save, f"{name}.json").write_text(program_to_json(program))
