@@ -14,13 +14,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from planner.cli import main
-from simulator.dma import descriptor_count, element_offsets, physical_shape, pieces, transfer
+from simulator.dma import descriptor_count, element_offsets, physical_shape, pieces, program_totals, transfer
 from simulator.dram import DramImage
 from simulator.functional import run_functional
 from simulator.isa import Box, DramTensor, Program
 from simulator.layout import DramLayout
 from simulator.plan_file import ProgramError, program_from_json, program_to_json
-from simulator.timing import contiguous_runs, descriptors
+from simulator.timing import contiguous_runs, descriptors, simulate
 from simulator.verify import verify
 from tests.simulator import programs
 from tests.simulator.test_gather import gather_program
@@ -153,3 +153,17 @@ def test_verify_refuses_a_gather_from_a_table_with_a_layout() -> None:
     laid_out = _with_layout(program, "table", DramLayout((1, 0)))
     assert [v.kind for v in verify(program, machine)] == []
     assert any("has a DRAM layout" in v.message for v in verify(laid_out, machine))
+
+
+@pytest.mark.parametrize("layout", [None, DramLayout((1, 0)), DramLayout((1, 0), (2, 4))])
+def test_the_timing_model_charges_the_runs_and_descriptors_of_the_layout(layout: DramLayout | None) -> None:
+    program = programs.chain_through_dram()
+    if layout is not None:
+        program = _with_layout(program, "T", layout)
+    machine = programs.machine_for(program)
+    result = simulate(program, machine)
+    totals = program_totals(program, machine)
+    assert result.stats.dram_burst_bytes == totals.burst_bytes
+    assert result.energy.descriptor_pj == pytest.approx(totals.descriptors * machine.energy.descriptor_pj)
+    column_major = program_totals(_with_layout(program, "T", DramLayout((1, 0))), machine)
+    assert totals.runs <= column_major.runs  # row tiles of a column-major tensor are the worst case here
