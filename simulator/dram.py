@@ -85,7 +85,7 @@ class DramImage:
             raise FunctionalError(f"box [{where}] is outside {self.tensor.name}{list(shape)}")
 
 
-@functools.lru_cache(maxsize=4096)
+@functools.lru_cache(maxsize=256)  # two runs load the same boxes; a bound on memory, as offsets are 8 B each
 def _offsets(physical: tuple[int, ...], region: Region, descriptor_dims: int) -> np.ndarray:
     return element_offsets(physical, region, descriptor_dims)
 
