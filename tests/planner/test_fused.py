@@ -50,11 +50,6 @@ def barely_large_enough(lowered: LoweredGraph, machine: MachineConfig) -> Machin
                                                                            capacity_bytes=capacity))
 
     low, high = max(partitions * 64, machine.scratchpad.capacity_bytes // 4), machine.scratchpad.capacity_bytes
-    try:  # every zoo model plans at the floor: one baseline plan instead of a bisection of eight
-        plan_baseline(lowered, with_capacity(low))
-        return with_capacity(low)
-    except PlanError:
-        pass
     while high - low > partitions * 64:
         middle = (low + high) // 2 // partitions * partitions
         try:
@@ -72,7 +67,7 @@ SLOW_CASES = {("resnet50", "roomy"), ("mobilenet_v2", "roomy"),
 
 @functools.cache
 def machine_of(name: str, kind: str) -> MachineConfig:
-    """Cached: the barely machine takes a baseline plan (or a bisection of them) to find."""
+    """Cached: the barely machine takes a bisection of baseline plans to find."""
     tight = load_machine("edge-npu", scratchpad="64KiB")
     if kind == "roomy":
         return load_machine("inferentia2-core")
