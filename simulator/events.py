@@ -1,0 +1,136 @@
+"""The event loop of the timing model: when each instruction starts and ends, given its costs (`simulator.costs`).
+
+Events live in one heap of plain ints, `(cycle * 3 + kind) * span + subject`, so that they order exactly as the
+tuples (cycle, kind, subject) would, without a tuple per event; kinds are handled within a cycle in the order
+complete, data start, queue free. Engines and DMA queues take their instructions in program order from a FIFO each;
+the DRAM bandwidth is the fluid model of `simulator.bandwidth`. Releases take no resource: they complete, in a chain,
+the moment their dependencies have.
+"""
+
+from __future__ import annotations
+
+import math
+from heapq import heappop, heappush
+
+from simulator.bandwidth import EPS_ABS, EPS_REL, Bandwidth
+from simulator.costs import FIRST_QUEUE, NO_RESOURCE, Costs
+from simulator.machine import MachineConfig
+
+_COMPLETE, _DATA_START, _QUEUE_FREE = 0, 1, 2
+
+
+def schedule(costs: Costs, machine: MachineConfig) -> tuple[list[int], list[int]]:
+    """(start cycles, end cycles) of every instruction."""
+    resource, fixed_cycles, warm_cycles, burst_bytes = (costs.resource, costs.fixed_cycles, costs.warm_cycles,
+                                                        costs.burst_bytes)
+    size = len(resource)
+    load_cycles = machine.tensor_engine.load_cycles
+    latency, outstanding, queues = machine.dram.latency_cycles, machine.dma.outstanding, machine.dma.engines
+    span = max(size, FIRST_QUEUE + queues) + 1  # subjects are instruction ids or resources, all below span
+    span3 = 3 * span
+    fifos: list[list[int]] = [[] for _ in range(FIRST_QUEUE + queues)]
+    dependents: list[list[int]] = [[] for _ in range(size)]
+    waiting = [0] * size  # dependencies not yet completed
+    for i, deps in enumerate(costs.deps):
+        r = resource[i]
+        if r != NO_RESOURCE:
+            fifos[r].append(i)
+        if len(deps) == 1:  # the common case, without building a set
+            waiting[i] = 1
+            dependents[deps[0]].append(i)
+        elif deps:
+            unique = set(deps)
+            waiting[i] = len(unique)
+            for dep in unique:
+                dependents[dep].append(i)
+    for fifo in fifos:
+        fifo.append(-1)  # a sentinel: an empty FIFO's head is -1, never ready
+    waiting.append(1)    # ... because waiting[-1] is not zero
+    heads = [0] * len(fifos)
+    engine_busy = [False, False]
+    engine_last_end = [-1, -1]  # when each engine's previous compute ended
+    ready_cycles = [0] * size   # when each instruction's last dependency completed
+    in_flight = [0] * queues
+    descriptor_free = [0] * queues  # cycle at which a queue's descriptor stage frees
+    start_cycles, end_cycles = [-1] * size, [-1] * size
+    events: list[int] = []
+    bandwidth = Bandwidth(machine)
+
+    def try_start(r: int, now: int) -> None:
+        fifo = fifos[r]
+        if r < FIRST_QUEUE:
+            i = fifo[heads[r]]
+            if not engine_busy[r] and not waiting[i]:
+                heads[r] += 1
+                engine_busy[r] = True
+                start_cycles[i] = now
+                warm = engine_last_end[r] == now and ready_cycles[i] + load_cycles <= now
+                heappush(events, ((now + (warm_cycles[i] if warm else fixed_cycles[i])) * 3) * span + i)
+            return
+        q = r - FIRST_QUEUE
+        head = heads[r]
+        i = fifo[head]
+        while not waiting[i] and in_flight[q] < outstanding and descriptor_free[q] <= now:
+            head += 1
+            in_flight[q] += 1
+            start_cycles[i] = now
+            free = descriptor_free[q] = now + fixed_cycles[i]
+            if fixed_cycles[i]:
+                heappush(events, (free * 3 + _QUEUE_FREE) * span + r)
+            heappush(events, ((free + latency) * 3 + _DATA_START) * span + i)
+            i = fifo[head]
+        heads[r] = head
+
+    def complete(first: int, now: int) -> None:
+        stack = [first]
+        while stack:
+            i = stack.pop()
+            end_cycles[i] = now
+            for dependent in dependents[i]:
+                waiting[dependent] -= 1
+                if not waiting[dependent]:
+                    ready_cycles[dependent] = now
+                    r = resource[dependent]
+                    if r == NO_RESOURCE:
+                        start_cycles[dependent] = now
+                        stack.append(dependent)
+                    else:
+                        try_start(r, now)
+            r = resource[i]
+            if r == NO_RESOURCE:
+                continue
+            if r < FIRST_QUEUE:
+                engine_busy[r] = False
+                engine_last_end[r] = now
+            else:
+                in_flight[r - FIRST_QUEUE] -= 1
+            try_start(r, now)
+
+    for i in [i for i in range(size) if resource[i] == NO_RESOURCE and not waiting[i]]:  # before any completes
+        start_cycles[i] = 0
+        complete(i, 0)
+    for r in range(len(fifos)):
+        try_start(r, 0)
+    moving = bandwidth.moving
+    while True:
+        if moving and (not events or bandwidth.next_finish <= events[0] // span3):
+            finish = bandwidth.next_finish
+            done = math.ceil(finish - EPS_ABS - EPS_REL * finish) * span3
+            for i in bandwidth.pop_finished():
+                heappush(events, done + i)
+            continue
+        if not events:
+            break
+        key = heappop(events)
+        now, subject = divmod(key, span)
+        now, kind = divmod(now, 3)
+        if kind == _COMPLETE:
+            complete(subject, now)
+        elif kind == _DATA_START:
+            bandwidth.advance(now)
+            bandwidth.add(subject, burst_bytes[subject], resource[subject] - FIRST_QUEUE)
+        else:
+            try_start(subject, now)
+    if -1 in end_cycles:  # unreachable for a valid Program: deps point backwards, so the lowest pending one can run
+        raise RuntimeError(f"timing: instruction {end_cycles.index(-1)} never completed")
+    return start_cycles, end_cycles
