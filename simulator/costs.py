@@ -13,7 +13,8 @@ import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from operator import sub
+from operator import le, sub
+from typing import Any
 
 from simulator import systolic
 from simulator.isa import Box, Compute, DmaGather, DmaLoad, DmaStore, Operand, Program, Release
@@ -168,15 +169,10 @@ def instruction_costs(program: Program, machine: MachineConfig) -> Costs:
     two_buffers = machine.tensor_engine.stationary_buffers == 2
     compute_memo: dict[tuple[object, ...], tuple[int, int, int]] = {}
     dtype = program.dtype
-    kinds: list[int] = []
-    resources: list[int] = []
-    fixed: list[int] = []
-    warm: list[int] = []
-    bursts: list[int] = []
-    payloads: list[int] = []
-    counts: list[int] = []
-    ops: list[str] = []
-    written: list[str] = []
+    prod = math.prod
+    # one row per instruction: (kind, resource, fixed, warm, burst bytes, payload bytes, descriptors, op, buffer)
+    rows: list[tuple[int, int, int, int, int, int, int, str, str]] = []
+    append = rows.append
     macs = elem_ops = read_bytes = write_bytes = 0
 
     def unknown_buffer(instruction_id: int, name: str) -> TimingError:
@@ -187,22 +183,25 @@ def instruction_costs(program: Program, machine: MachineConfig) -> Costs:
         return TimingError(f"instruction {instruction.id}: DMA queue {instruction.queue} is out of range "
                            f"(the machine has {queues} DMA engines)")
 
-    def operand_bytes(instruction_id: int, operand: Operand) -> int:
-        elem_bytes = buffer_bytes.get(operand.buffer)
-        if elem_bytes is None:
-            raise unknown_buffer(instruction_id, operand.buffer)
-        return math.prod(map(sub, operand.box.stop, operand.box.start)) * elem_bytes
-
     for instruction in program.instructions:
         kind = type(instruction)
         if kind is Compute:
             assert isinstance(instruction, Compute)
-            inputs = sum(operand_bytes(instruction.id, slot) for slot in instruction.inputs if type(slot) is Operand)
+            operands = [slot for slot in instruction.inputs if type(slot) is Operand]
             if instruction.accumulate is not None:
-                inputs += operand_bytes(instruction.id, instruction.accumulate)
+                operands.append(instruction.accumulate)
+            for operand in operands:
+                elem_bytes = buffer_bytes.get(operand.buffer)
+                if elem_bytes is None:
+                    raise unknown_buffer(instruction.id, operand.buffer)
+                box = operand.box
+                read_bytes += prod(map(sub, box.stop, box.start)) * elem_bytes
             output = instruction.output
-            write_bytes += operand_bytes(instruction.id, output)
-            read_bytes += inputs
+            elem_bytes = buffer_bytes.get(output.buffer)
+            if elem_bytes is None:
+                raise unknown_buffer(instruction.id, output.buffer)
+            box = output.box
+            write_bytes += prod(map(sub, box.stop, box.start)) * elem_bytes
             engine = instruction.engine
             key = (engine, instruction.op_type, instruction.mnk, instruction.macs, instruction.elem_ops)
             cycles = compute_memo.get(key)
@@ -215,15 +214,7 @@ def instruction_costs(program: Program, machine: MachineConfig) -> Costs:
                 macs += instruction.macs
             else:
                 elem_ops += instruction.elem_ops
-            kinds.append(COMPUTE)
-            resources.append(cycles[0])
-            fixed.append(cycles[1])
-            warm.append(cycles[2])
-            bursts.append(0)
-            payloads.append(0)
-            counts.append(0)
-            ops.append(instruction.node)
-            written.append(output.buffer)
+            append((COMPUTE, cycles[0], cycles[1], cycles[2], 0, 0, 0, instruction.node, output.buffer))
         elif kind is DmaLoad or kind is DmaStore:
             assert isinstance(instruction, (DmaLoad, DmaStore))
             if not 0 <= instruction.queue < queues:
@@ -233,41 +224,27 @@ def instruction_costs(program: Program, machine: MachineConfig) -> Costs:
                 raise TimingError(f"instruction {instruction.id}: unknown tensor {instruction.tensor!r} "
                                   f"(known: {', '.join(sorted(tensors)) or 'none'})")
             box, shape = instruction.box, tensor.shape
-            if len(box.start) != len(shape) or min(box.start, default=0) < 0 or any(
-                    stop > extent for stop, extent in zip(box.stop, shape, strict=True)):
-                raise TimingError(f"instruction {instruction.id}: box {list(box.start)}..{list(box.stop)} is not "
+            start, stop = box.start, box.stop
+            if len(start) != len(shape) or min(start, default=0) < 0 or not all(map(le, stop, shape)):
+                raise TimingError(f"instruction {instruction.id}: box {list(start)}..{list(stop)} is not "
                                   f"inside tensor {tensor.name} of shape {list(shape)}")
             if instruction.buffer not in buffer_bytes:
                 raise unknown_buffer(instruction.id, instruction.buffer)
-            _, count, payload, burst = _box_costs(shape, tuple(map(sub, box.stop, box.start)), tensor.elem_bytes,
+            _, count, payload, burst = _box_costs(shape, tuple(map(sub, stop, start)), tensor.elem_bytes,
                                                   burst_size, dims)
-            is_load = kind is DmaLoad
-            if is_load:
+            if kind is DmaLoad:
                 write_bytes += payload
+                append((LOAD, FIRST_QUEUE + instruction.queue, count * descriptor_cycles,
+                        count * descriptor_cycles, burst, payload, count, instruction.op, instruction.buffer))
             else:
                 read_bytes += payload
-            kinds.append(LOAD if is_load else STORE)
-            resources.append(FIRST_QUEUE + instruction.queue)
-            fixed.append(count * descriptor_cycles)
-            warm.append(count * descriptor_cycles)
-            bursts.append(burst)
-            payloads.append(payload)
-            counts.append(count)
-            ops.append(instruction.op)
-            written.append(instruction.buffer if is_load else "")
+                append((STORE, FIRST_QUEUE + instruction.queue, count * descriptor_cycles,
+                        count * descriptor_cycles, burst, payload, count, instruction.op, ""))
         elif kind is Release:
             assert isinstance(instruction, Release)
             if instruction.buffer not in buffer_bytes:
                 raise unknown_buffer(instruction.id, instruction.buffer)
-            kinds.append(RELEASE)
-            resources.append(NO_RESOURCE)
-            fixed.append(0)
-            warm.append(0)
-            bursts.append(0)
-            payloads.append(0)
-            counts.append(0)
-            ops.append("")
-            written.append(instruction.buffer)
+            append((RELEASE, NO_RESOURCE, 0, 0, 0, 0, 0, "", instruction.buffer))
         else:
             assert isinstance(instruction, DmaGather)
             if not 0 <= instruction.queue < queues:
@@ -279,20 +256,15 @@ def instruction_costs(program: Program, machine: MachineConfig) -> Costs:
             for operand in (instruction.indices, instruction.output):
                 if operand.buffer not in buffer_bytes:
                     raise unknown_buffer(instruction.id, operand.buffer)
-            rows, row_box = instruction.rows, instruction.row_box
+            rows_moved, row_box = instruction.rows, instruction.row_box
             _, count, payload, burst = _box_costs(table.shape, row_box.shape, table.elem_bytes, burst_size, dims)
             # every row sits at its own address: a descriptor never spans two rows
-            count, payload = rows * count, rows * payload
+            count, payload = rows_moved * count, rows_moved * payload
             write_bytes += payload
-            kinds.append(GATHER)
-            resources.append(FIRST_QUEUE + instruction.queue)
-            fixed.append(count * descriptor_cycles)
-            warm.append(count * descriptor_cycles)
-            bursts.append(rows * burst)
-            payloads.append(payload)
-            counts.append(count)
-            ops.append(instruction.op)
-            written.append(instruction.output.buffer)
+            append((GATHER, FIRST_QUEUE + instruction.queue, count * descriptor_cycles, count * descriptor_cycles,
+                    rows_moved * burst, payload, count, instruction.op, instruction.output.buffer))
+    columns: list[list[Any]] = [list(column) for column in zip(*rows, strict=True)] if rows else [[] for _ in range(9)]
+    kinds, resources, fixed, warm, bursts, payloads, counts, ops, buffers = columns
     return Costs(kinds, resources, fixed, warm, bursts, payloads, counts,
-                 [instruction.deps for instruction in program.instructions], ops, written, macs, elem_ops,
-                 read_bytes, write_bytes)
+                 [instruction.deps for instruction in program.instructions], ops, buffers, macs, elem_ops, read_bytes,
+                 write_bytes)

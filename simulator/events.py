@@ -52,36 +52,42 @@ def schedule(costs: Costs, machine: MachineConfig) -> tuple[list[int], list[int]
     ready_cycles = [0] * size   # when each instruction's last dependency completed
     in_flight = [0] * queues
     descriptor_free = [0] * queues  # cycle at which a queue's descriptor stage frees
+    woken = [-1] * queues  # the cycle of a queue's pending wake-up
     start_cycles, end_cycles = [-1] * size, [-1] * size
     events: list[int] = []
     bandwidth = Bandwidth(machine)
 
-    def try_start(r: int, now: int) -> None:
-        fifo = fifos[r]
-        if r < FIRST_QUEUE:
-            i = fifo[heads[r]]
-            if not engine_busy[r] and not waiting[i]:
-                heads[r] += 1
-                engine_busy[r] = True
-                start_cycles[i] = now
-                warm = engine_last_end[r] == now and ready_cycles[i] + load_cycles <= now
-                heappush(events, ((now + (warm_cycles[i] if warm else fixed_cycles[i])) * 3) * span + i)
-            return
+    def start_engine(r: int, now: int) -> None:
+        i = fifos[r][heads[r]]
+        if not engine_busy[r] and not waiting[i]:
+            heads[r] += 1
+            engine_busy[r] = True
+            start_cycles[i] = now
+            warm = engine_last_end[r] == now and ready_cycles[i] + load_cycles <= now
+            heappush(events, ((now + (warm_cycles[i] if warm else fixed_cycles[i])) * 3) * span + i)
+
+    def start_transfers(r: int, now: int) -> None:
+        # a queue whose ready head waits only on the descriptor stage gets one wake-up for when it frees
         q = r - FIRST_QUEUE
-        head = heads[r]
+        fifo, head = fifos[r], heads[r]
         i = fifo[head]
-        while not waiting[i] and in_flight[q] < outstanding and descriptor_free[q] <= now:
+        while not waiting[i] and in_flight[q] < outstanding:
+            free = descriptor_free[q]
+            if free > now:
+                if woken[q] != free:
+                    woken[q] = free
+                    heappush(events, (free * 3 + _QUEUE_FREE) * span + r)
+                break
             head += 1
             in_flight[q] += 1
             start_cycles[i] = now
             free = descriptor_free[q] = now + fixed_cycles[i]
-            if fixed_cycles[i]:
-                heappush(events, (free * 3 + _QUEUE_FREE) * span + r)
             heappush(events, ((free + latency) * 3 + _DATA_START) * span + i)
             i = fifo[head]
         heads[r] = head
 
     def complete(first: int, now: int) -> None:
+        # first, and every Release that was waiting only on it (or on such a Release), complete now
         stack = [first]
         while stack:
             i = stack.pop()
@@ -94,43 +100,46 @@ def schedule(costs: Costs, machine: MachineConfig) -> tuple[list[int], list[int]
                     if r == NO_RESOURCE:
                         start_cycles[dependent] = now
                         stack.append(dependent)
+                    elif r < FIRST_QUEUE:
+                        start_engine(r, now)
                     else:
-                        try_start(r, now)
+                        start_transfers(r, now)
             r = resource[i]
             if r == NO_RESOURCE:
                 continue
             if r < FIRST_QUEUE:
                 engine_busy[r] = False
                 engine_last_end[r] = now
+                start_engine(r, now)
             else:
                 in_flight[r - FIRST_QUEUE] -= 1
-            try_start(r, now)
+                start_transfers(r, now)
 
     for i in [i for i in range(size) if resource[i] == NO_RESOURCE and not waiting[i]]:  # before any completes
         start_cycles[i] = 0
         complete(i, 0)
     for r in range(len(fifos)):
-        try_start(r, 0)
+        (start_engine if r < FIRST_QUEUE else start_transfers)(r, 0)
     moving = bandwidth.moving
+    advance, add, pop_finished = bandwidth.advance, bandwidth.add, bandwidth.pop_finished
     while True:
         if moving and (not events or bandwidth.next_finish <= events[0] // span3):
             finish = bandwidth.next_finish
             done = math.ceil(finish - EPS_ABS - EPS_REL * finish) * span3
-            for i in bandwidth.pop_finished():
+            for i in pop_finished():
                 heappush(events, done + i)
             continue
         if not events:
             break
-        key = heappop(events)
-        now, subject = divmod(key, span)
+        now, subject = divmod(heappop(events), span)
         now, kind = divmod(now, 3)
         if kind == _COMPLETE:
             complete(subject, now)
         elif kind == _DATA_START:
-            bandwidth.advance(now)
-            bandwidth.add(subject, burst_bytes[subject], resource[subject] - FIRST_QUEUE)
+            advance(now)
+            add(subject, burst_bytes[subject], resource[subject] - FIRST_QUEUE)
         else:
-            try_start(subject, now)
+            start_transfers(subject, now)
     if -1 in end_cycles:  # unreachable for a valid Program: deps point backwards, so the lowest pending one can run
         raise RuntimeError(f"timing: instruction {end_cycles.index(-1)} never completed")
     return start_cycles, end_cycles

@@ -171,8 +171,8 @@ def _timeline_of(kinds: Sequence[int], buffers: Sequence[str], sizes: Mapping[st
                  end_cycles: Sequence[int]) -> list[tuple[int, int]]:
     # a buffer is live from a write's start to a Release's end: per buffer, in time order (a release before a
     # write at the same cycle), a write to a dead buffer takes it and a Release of a live one frees it
-    names: dict[str, int] = {}
-    ids = np.array([names.setdefault(name, len(names)) if name else -1 for name in buffers], dtype=np.int64)
+    names = {name: position for position, name in enumerate(name for name in dict.fromkeys(buffers) if name)}
+    ids = np.fromiter(map(names.get, buffers, [-1] * len(buffers)), dtype=np.int64, count=len(buffers))
     touched = np.flatnonzero(ids >= 0)
     if not touched.size:
         return []
@@ -195,21 +195,18 @@ def _timeline_of(kinds: Sequence[int], buffers: Sequence[str], sizes: Mapping[st
 
 def _op_stats(costs: Costs, kind: np.ndarray, start: np.ndarray, end: np.ndarray, payload: np.ndarray,
               burst: np.ndarray) -> dict[str, OpStats]:
-    # per op name, in order of first appearance: first start, last end, bytes by direction, compute cycles
-    names: dict[str, int] = {}
-    ids = np.array([names.setdefault(name, len(names)) for name in costs.op], dtype=np.int64)
-    count = len(names)
-    first = np.full(count, np.iinfo(np.int64).max, dtype=np.int64)
-    last = np.full(count, np.iinfo(np.int64).min, dtype=np.int64)
-    np.minimum.at(first, ids, start)
-    np.maximum.at(last, ids, end)
-    columns = []
-    for mask, values in (((kind == LOAD) | (kind == GATHER), payload), (kind == STORE, payload),
-                         ((kind == LOAD) | (kind == GATHER), burst), (kind == STORE, burst),
-                         (kind == COMPUTE, end - start)):
-        column = np.zeros(count, dtype=np.int64)
-        np.add.at(column, ids[mask], values[mask])
-        columns.append(column.tolist())
-    spans = (last - first).tolist()
-    return {name: OpStats(spans[index], *(column[index] for column in columns))
-            for name, index in names.items() if name}
+    # per op name, in order of first appearance: first start, last end, bytes by direction, compute cycles; each a
+    # reduction over the instructions sorted by op (every op has at least one, so no group is empty)
+    index = {name: position for position, name in enumerate(dict.fromkeys(costs.op))}
+    ids = np.fromiter(map(index.__getitem__, costs.op), dtype=np.int64, count=len(costs.op))
+    order = np.argsort(ids, kind="stable")
+    groups = np.flatnonzero(np.concatenate(([True], ids[order][1:] != ids[order][:-1]))) if ids.size else ids
+    if not groups.size:
+        return {}
+    reads, writes = (kind == LOAD) | (kind == GATHER), kind == STORE
+    spans = (np.maximum.reduceat(end[order], groups) - np.minimum.reduceat(start[order], groups)).tolist()
+    columns = [np.add.reduceat(np.where(mask, values, 0)[order], groups).tolist()
+               for mask, values in ((reads, payload), (writes, payload), (reads, burst), (writes, burst),
+                                    (kind == COMPUTE, end - start))]
+    return {name: OpStats(spans[position], *(column[position] for column in columns))
+            for name, position in index.items() if name}
