@@ -183,10 +183,10 @@ def instruction_costs(program: Program, machine: MachineConfig) -> Costs:
         return TimingError(f"instruction {instruction.id}: DMA queue {instruction.queue} is out of range "
                            f"(the machine has {queues} DMA engines)")
 
+    instruction: Any  # one of the Instruction types, told apart by `type(...) is` (cheaper than isinstance)
     for instruction in program.instructions:
         kind = type(instruction)
         if kind is Compute:
-            assert isinstance(instruction, Compute)
             operands = [slot for slot in instruction.inputs if type(slot) is Operand]
             if instruction.accumulate is not None:
                 operands.append(instruction.accumulate)
@@ -216,7 +216,6 @@ def instruction_costs(program: Program, machine: MachineConfig) -> Costs:
                 elem_ops += instruction.elem_ops
             append((COMPUTE, cycles[0], cycles[1], cycles[2], 0, 0, 0, instruction.node, output.buffer))
         elif kind is DmaLoad or kind is DmaStore:
-            assert isinstance(instruction, (DmaLoad, DmaStore))
             if not 0 <= instruction.queue < queues:
                 raise bad_queue(instruction)
             tensor = tensors.get(instruction.tensor)
@@ -225,7 +224,7 @@ def instruction_costs(program: Program, machine: MachineConfig) -> Costs:
                                   f"(known: {', '.join(sorted(tensors)) or 'none'})")
             box, shape = instruction.box, tensor.shape
             start, stop = box.start, box.stop
-            if len(start) != len(shape) or min(start, default=0) < 0 or not all(map(le, stop, shape)):
+            if len(start) != len(shape) or (start and min(start) < 0) or not all(map(le, stop, shape)):
                 raise TimingError(f"instruction {instruction.id}: box {list(start)}..{list(stop)} is not "
                                   f"inside tensor {tensor.name} of shape {list(shape)}")
             if instruction.buffer not in buffer_bytes:
@@ -241,12 +240,10 @@ def instruction_costs(program: Program, machine: MachineConfig) -> Costs:
                 append((STORE, FIRST_QUEUE + instruction.queue, count * descriptor_cycles,
                         count * descriptor_cycles, burst, payload, count, instruction.op, ""))
         elif kind is Release:
-            assert isinstance(instruction, Release)
             if instruction.buffer not in buffer_bytes:
                 raise unknown_buffer(instruction.id, instruction.buffer)
             append((RELEASE, NO_RESOURCE, 0, 0, 0, 0, 0, "", instruction.buffer))
         else:
-            assert isinstance(instruction, DmaGather)
             if not 0 <= instruction.queue < queues:
                 raise bad_queue(instruction)
             table = tensors.get(instruction.table)

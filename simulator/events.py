@@ -19,8 +19,19 @@ from simulator.machine import MachineConfig
 _COMPLETE, _DATA_START, _QUEUE_FREE = 0, 1, 2
 
 
-def schedule(costs: Costs, machine: MachineConfig) -> tuple[list[int], list[int]]:
-    """(start cycles, end cycles) of every instruction."""
+# from this many instructions on, the compiled loop (simulator.events_jit, if numba is installed) pays for its import
+COMPILED_FROM = 20_000
+
+
+def schedule(costs: Costs, machine: MachineConfig, *, compiled: bool | None = None) -> tuple[list[int], list[int]]:
+    """(start cycles, end cycles) of every instruction; `compiled` forces (True) or avoids (False) the compiled
+    loop, which by default runs programs of at least COMPILED_FROM instructions when numba is installed."""
+    if compiled or (compiled is None and len(costs.resource) >= COMPILED_FROM):
+        from simulator import events_jit  # imported only here: numba takes a while to import
+
+        result = events_jit.schedule(costs, machine)
+        if result is not None:
+            return result
     resource, fixed_cycles, warm_cycles, burst_bytes = (costs.resource, costs.fixed_cycles, costs.warm_cycles,
                                                         costs.burst_bytes)
     size = len(resource)

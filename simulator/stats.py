@@ -208,5 +208,6 @@ def _op_stats(costs: Costs, kind: np.ndarray, start: np.ndarray, end: np.ndarray
     columns = [np.add.reduceat(np.where(mask, values, 0)[order], groups).tolist()
                for mask, values in ((reads, payload), (writes, payload), (reads, burst), (writes, burst),
                                     (kind == COMPUTE, end - start))]
-    return {name: OpStats(spans[position], *(column[position] for column in columns))
-            for name, position in index.items() if name}
+    figures = dict(zip(index, map(OpStats, spans, *columns), strict=True))
+    figures.pop("", None)
+    return figures

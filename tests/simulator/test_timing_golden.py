@@ -6,7 +6,8 @@ an embedding planned as a DmaGather, and the benchmark's synthetic chain), store
 planner or preset changes leave them alone. `golden/timing_expected.json` holds what the timing model gave on them
 when this test was written (commit 02c8f0d, before the simulator was sped up, issue 12): total and per-queue busy
 cycles, stalls, bytes, per-op spans, bytes and compute_cycles, energy by component, and digests of every
-instruction's start and end cycle and of the Perfetto trace. A faster simulator must give the same, bit for bit.
+instruction's start and end cycle and of the Perfetto trace. A faster simulator must give the same, bit for bit, and
+so must the compiled event loop (`simulator.events_jit`, with numba installed) on every one of them.
 
 Regenerate the expected figures from the stored programs (only for an intended change of the timing model):
 
@@ -28,6 +29,8 @@ from typing import Any
 import pytest
 import yaml
 
+from simulator import events, events_jit
+from simulator.costs import instruction_costs
 from simulator.isa import Program
 from simulator.machine import MachineConfig
 from simulator.machine_file import load_machine, machine_from_dict, machine_to_yaml
@@ -84,6 +87,16 @@ def test_timing_is_what_it_was(case: str) -> None:
     assert {name: op["compute_cycles"] for name, op in got["stats"]["ops"].items()} == {
         name: op["compute_cycles"] for name, op in expected["stats"]["ops"].items()}
     assert got == expected
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_compiled_loop_gives_the_same_schedule(case: str) -> None:
+    # the `fast` extra's numba loop against the Python loop, on every stored program (slow only the first time,
+    # while numba compiles into its cache)
+    pytest.importorskip("numba")
+    program, machine = load_case(PROGRAMS / f"{case}.json.gz")
+    costs = instruction_costs(program, machine)
+    assert events_jit.schedule(costs, machine) == events.schedule(costs, machine, compiled=False)
 
 
 def _plan_cases() -> dict[str, tuple[Program, MachineConfig]]:
