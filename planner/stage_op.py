@@ -8,29 +8,18 @@ search only has the room those resident buffers leave.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from planner.errors import PlanError, TileTooLarge
 from planner.stage_split import split_dim, stage_split_reduction
+from planner.stage_tile import choose_tile, mnk_of
 from planner.staging import ProgramBuilder, boxes_meet
 from planner.stmt import Statement
-from planner.tiling import (
-    Block,
-    block_size,
-    blocks,
-    extents,
-    largest_tile,
-    loop_orders,
-    middle_block,
-    output_dims,
-    tile_boxes,
-)
+from planner.tiling import Block, block_size, blocks, extents, loop_orders, middle_block, output_dims, tile_boxes
 from simulator.isa import Box
 
-# Ops laid out as convolutions (output channels are N on the systolic array).
-CONV_LIKE = frozenset({"Conv", "ConvTranspose", "QLinearConv", "ConvInteger"})
+__all__ = ["Resident", "mnk_of", "stage_statement", "tile_cost"]
 
 MAX_SHRINKS = 16
 
@@ -103,12 +92,14 @@ def stage_statement(builder: ProgramBuilder, stmt: Statement, resident: Mapping[
         return tiles, shapes, constant, need
 
     minimal = {dim: 1 for dim in output_dims(stmt)}
+    operands = len({*stmt.tensors_read, stmt.writes[0].tensor} - resident.keys())
     reduction = split_dim(builder, stmt)
     # Not even one output element with the whole reduction fits: split the reduction, partial sums on chip.
     splittable = reduction is not None and not resident.keys() & {*stmt.tensors_read, stmt.writes[0].tensor}
     target = capacity
     for _ in range(MAX_SHRINKS):
-        tile = largest_tile(stmt, cost, target)
+        # The largest tile by bytes, widened where that costs no room and saves cycles (planner.stage_tile).
+        tile = choose_tile(stmt, cost, target, builder.machine, graph.planning_dtype or "fp32", operands)
         if tile is None:
             middle = middle_block(stmt, minimal)
             if cost(middle) > capacity:  # one block alone is too large: no need to look at the others
@@ -225,15 +216,3 @@ def _cheapest_order(stmt: Statement, tile: dict[str, int], elem_bytes: Callable[
             best = (loaded, tiles)
     assert best is not None
     return best[1]
-
-
-def mnk_of(stmt: Statement, block: Block) -> tuple[int, ...]:
-    """Systolic shape of a tensor-engine tile: K the reduction, N the output channels, M the rest."""
-    if stmt.engine != "tensor":
-        return ()
-    spans = extents(stmt)
-    k = math.prod(hi - lo for dim, (lo, hi) in spans.items() if dim not in output_dims(stmt))
-    out = {dim: hi - lo for dim, (lo, hi) in block.items()}
-    n = math.prod(out.get(dim, 1) for dim in ("g", "k") if dim in out) if stmt.op_type in CONV_LIKE \
-        else out.get("n", 1)
-    return (math.prod(out.values()) // n, n, k)
