@@ -28,6 +28,7 @@ import onnx
 from planner.baseline import plan_baseline
 from planner.bounds import Bounds, bounds, program_bounds
 from planner.check import reference_values
+from planner.check_bounds import split_error_bounds
 from planner.errors import PlanError
 from planner.fused import plan_fused
 from planner.graph import Graph, load_graph
@@ -217,7 +218,8 @@ def check(model: ModelLike | Model, program: Program, machine_spec: MachineLike)
     dram, reference = reference_values(loaded.graph, loaded.source, batch=loaded.batch,
                                        input_shapes=loaded.input_shapes)
     try:
-        run_functional(program, config, dram, reference=reference)
+        run_functional(program, config, dram, reference=reference,
+                       error_bounds=split_error_bounds(program, loaded.graph, reference))
     except (FunctionalMismatch, FunctionalError) as exc:
         raise CheckFailed(f"functional: {exc}") from None
 

@@ -49,14 +49,15 @@ def _too_large(builder: ProgramBuilder, stmt: Statement, block: Block | None, ne
 
 
 def tile_cost(stmt: Statement, block: Block, partition_bytes: Callable[[str, tuple[int, ...]], int],
-              in_place: frozenset[str] = frozenset()) -> int:
-    """Bytes per partition the buffers of one tile take: two slots per input and output (double buffering), one for
-    an input whose box is the same for every tile (weights tiled only spatially), none for tensors read in place."""
+              in_place: frozenset[str] = frozenset(), slots: int = 2) -> int:
+    """Bytes per partition the buffers of one tile take: `slots` per input and output (two: double buffering), one
+    for an input whose box is the same for every tile (weights tiled only spatially), none for tensors read in
+    place."""
     whole_reads, _ = tile_boxes(stmt, {})
     reads, writes = tile_boxes(stmt, block)
-    total = sum((1 if box == whole_reads[t] else 2) * partition_bytes(t, box.shape)
+    total = sum((1 if box == whole_reads[t] else slots) * partition_bytes(t, box.shape)
                 for t, box in reads.items() if t not in in_place)
-    return total + sum(2 * partition_bytes(t, box.shape) for t, box in writes.items() if t not in in_place)
+    return total + sum(slots * partition_bytes(t, box.shape) for t, box in writes.items() if t not in in_place)
 
 
 def stage_statement(builder: ProgramBuilder, stmt: Statement, resident: Mapping[str, Resident] | None = None,
@@ -68,15 +69,15 @@ def stage_statement(builder: ProgramBuilder, stmt: Statement, resident: Mapping[
     capacity = builder.machine.scratchpad.partition_bytes if budget is None else budget
     spans = extents(stmt)
 
-    def cost(block: Block) -> int:
+    def cost(block: Block, slots: int = 2) -> int:
         if stmt.indirect and stmt.indirect.view and any(
                 block.get(dim, spans[dim]) != spans[dim] for dim in stmt.indirect.index_dims):
             return capacity + 1  # indices read as a view must stay whole: the DMA reads them in row-major order
         return tile_cost(stmt, block, lambda t, shape: builder.partition_bytes(shape, graph.elem_bytes(t)),
-                         frozenset(resident))
+                         frozenset(resident), slots)
 
-    def buffers_for(tile: dict[str, int]) -> tuple[list[tuple[Block, dict[str, Box], dict[str, Box]]],
-                                                   dict[str, tuple[int, ...]], set[str], int]:
+    def buffers_for(tile: dict[str, int], slots: int) -> tuple[list[tuple[Block, dict[str, Box], dict[str, Box]]],
+                                                               dict[str, tuple[int, ...]], set[str], int]:
         """The tiles in order, each tensor's buffer shape (the largest box it holds), the inputs every tile reads
         whole (one slot), and the bytes per partition all that takes."""
         tiles = _cheapest_order(stmt, tile, graph.elem_bytes, set(resident))
@@ -87,43 +88,55 @@ def stage_statement(builder: ProgramBuilder, stmt: Statement, resident: Mapping[
                     old = shapes.get(tensor, box.shape)
                     shapes[tensor] = tuple(max(a, b) for a, b in zip(old, box.shape, strict=True))
         constant = {t for t in whole_reads if all(reads.get(t) == whole_reads[t] for _, reads, _ in tiles)}
-        need = sum((1 if t in constant else 2) * builder.partition_bytes(shape, graph.elem_bytes(t))
+        need = sum((1 if t in constant else slots) * builder.partition_bytes(shape, graph.elem_bytes(t))
                    for t, shape in shapes.items())
         return tiles, shapes, constant, need
 
     minimal = {dim: 1 for dim in output_dims(stmt)}
     operands = len({*stmt.tensors_read, stmt.writes[0].tensor} - resident.keys())
-    reduction = split_dim(builder, stmt)
-    # Not even one output element with the whole reduction fits: split the reduction, partial sums on chip.
-    splittable = reduction is not None and not resident.keys() & {*stmt.tensors_read, stmt.writes[0].tensor}
-    target = capacity
-    for _ in range(MAX_SHRINKS):
-        # The largest tile by bytes, widened where that costs no room and saves cycles (planner.stage_tile).
-        tile = choose_tile(stmt, cost, target, builder.machine, graph.planning_dtype or "fp32", operands)
-        if tile is None:
-            middle = middle_block(stmt, minimal)
-            if cost(middle) > capacity:  # one block alone is too large: no need to look at the others
-                if splittable and reduction is not None:
-                    stage_split_reduction(builder, stmt, capacity, reduction)
-                    return
-                raise _too_large(builder, stmt, middle, cost(middle), capacity, frozenset(resident))
-            tile = minimal  # the last resort, whose border blocks may still need more
-        tiles, shapes, constant, need = buffers_for(tile)
-        # The tile was sized on one block; a block at a border can read more (padding shifts its halo), and the
-        # buffers must hold the largest of all: if they do not fit, aim lower and tile again.
-        if need <= capacity:
-            break
-        if tile == minimal:
-            if splittable and reduction is not None:
-                stage_split_reduction(builder, stmt, capacity, reduction)
-                return
-            raise _too_large(builder, stmt, None, need, capacity, frozenset(resident))
-        target -= need - capacity
-    else:
+
+    def fit(slots: int) -> tuple[list[tuple[Block, dict[str, Box], dict[str, Box]]], dict[str, tuple[int, ...]],
+                                 set[str]] | TileTooLarge:
+        """The tiles and buffers with `slots` slots per operand that changes between tiles, or why none fit."""
+        target = capacity
+        for _ in range(MAX_SHRINKS):
+            # The largest tile by bytes, widened where that costs no room and saves cycles (planner.stage_tile).
+            tile = choose_tile(stmt, lambda block: cost(block, slots), target, builder.machine,
+                               graph.planning_dtype or "fp32", operands)
+            if tile is None:
+                middle = middle_block(stmt, minimal)
+                if cost(middle, slots) > capacity:  # one block alone is too large: no need to look at the others
+                    return _too_large(builder, stmt, middle, cost(middle), capacity, frozenset(resident))
+                tile = minimal  # the last resort, whose border blocks may still need more
+            tiles, shapes, constant, need = buffers_for(tile, slots)
+            # The tile was sized on one block; a block at a border can read more (padding shifts its halo), and the
+            # buffers must hold the largest of all: if they do not fit, aim lower and tile again.
+            if need <= capacity:
+                return tiles, shapes, constant
+            if tile == minimal:
+                return _too_large(builder, stmt, None, need, capacity, frozenset(resident))
+            target -= need - capacity
         raise PlanError(f"{graph.source}: op {stmt.node!r} ({stmt.op_type}): no tiling fits its buffers in "
                         f"{capacity:,} bytes per partition")
+
+    reduction = split_dim(builder, stmt)
+    # Not even one output element with the whole reduction fits: split the reduction, partial sums on chip. An op
+    # that cannot split is tried with one slot per operand instead: no tile's loads then run ahead of the compute
+    # before it, but it plans (a BatchNormalization's four channel parameters at 8 KiB).
+    splittable = reduction is not None and not resident.keys() & {*stmt.tensors_read, stmt.writes[0].tensor}
+    found = fit(2)
+    if isinstance(found, TileTooLarge) and splittable and reduction is not None:
+        stage_split_reduction(builder, stmt, capacity, reduction)
+        return
+    slots = 2
+    if isinstance(found, TileTooLarge):
+        single = fit(1)
+        if isinstance(single, TileTooLarge):
+            raise found
+        found, slots = single, 1
+    tiles, shapes, constant = found
     buffers = {t: [builder.buffer(f"{stmt.name}.{t}.{s}", shapes[t], graph.elem_bytes(t))
-                   for s in range(1 if t in constant else 2)] for t in shapes}
+                   for s in range(1 if t in constant else slots)] for t in shapes}
 
     held: dict[str, dict[int, tuple[Box, list[int]]]] = {t: {} for t in buffers}  # slot -> (box, its load ids)
     last_reader: dict[str, list[int]] = {}  # buffer -> the instructions that last read it
@@ -155,8 +168,8 @@ def stage_statement(builder: ProgramBuilder, stmt: Statement, resident: Mapping[
 
     pending = load_tile(tiles[0][1], {})
     for index, (block, _, writes) in enumerate(tiles):
-        current = pending
-        if index + 1 < len(tiles):  # prefetch: the next tile's loads go ahead of this compute
+        current = pending if index == 0 or slots == 2 else load_tile(tiles[index][1], {})
+        if index + 1 < len(tiles) and slots == 2:  # prefetch: the next tile's loads go ahead of this compute
             pending = load_tile(tiles[index + 1][1], current)
         (out_tensor, out_box), = writes.items()
         deps = [dep for _, _, _, waits in current.values() for dep in waits]

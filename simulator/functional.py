@@ -65,19 +65,21 @@ class FunctionalMismatch(AssertionError):
 
 def run_functional(program: Program, machine: MachineConfig, dram: Mapping[str, np.ndarray], *,
                    reference: Mapping[str, np.ndarray] | None = None, rtol: float | None = None,
-                   atol: float | None = None, seed: int = 0) -> dict[str, np.ndarray]:
+                   atol: float | None = None, seed: int = 0,
+                   error_bounds: Mapping[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
     """Run `program` twice (see the module docstring) and return the final DRAM contents of run 0, one array per
     tensor.
 
     `dram` gives the model inputs and constants. With `reference` (expected values per tensor), every Compute tile,
     every DmaStore and finally every program output is compared, in both runs, and the first difference raises
     FunctionalMismatch; so does a stored value that differs between the runs. `rtol`/`atol` override the per-dtype
-    float tolerances; `seed` picks the random orders. The tests build small programs by hand:
-    tests/simulator/test_functional.py.
+    float tolerances; `error_bounds` adds, per tensor (an array broadcast to its shape), an absolute error allowed on
+    top of them (a split reduction sums in another order than the reference); `seed` picks the random orders. The
+    tests build small programs by hand: tests/simulator/test_functional.py.
     """
     tensors = {tensor.name: tensor for tensor in program.tensors}
     _check_given(program, tensors, dram)
-    checker = _Checker(tensors, reference, rtol, atol)
+    checker = _Checker(tensors, reference, rtol, atol, error_bounds or {})
     geometry = _scratchpad(program, machine, POISONS[0])
     try:
         races, readers = analyse(program, geometry, tensors)
@@ -159,7 +161,7 @@ def _same(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def compare_outputs(got: np.ndarray, expected: np.ndarray, dtype: np.dtype | str, *, rtol: float | None = None,
-                    atol: float | None = None) -> str | None:
+                    atol: float | np.ndarray | None = None) -> str | None:
     """None when `got` matches `expected` (floats within the dtype's tolerance, a NaN never, even where NaN is
     expected: the reference inputs keep every op inside its domain; everything else exactly), else one line saying
     how far off it is.
@@ -299,7 +301,7 @@ def _blank(tensor: DramTensor, poison: Poison) -> np.ndarray:
 
 class _Checker:
     def __init__(self, tensors: Mapping[str, DramTensor], reference: Mapping[str, np.ndarray] | None,
-                 rtol: float | None, atol: float | None) -> None:
+                 rtol: float | None, atol: float | None, error_bounds: Mapping[str, np.ndarray]) -> None:
         self.reference: dict[str, np.ndarray] = {}
         for name, values in (reference or {}).items():
             if name in tensors and np.size(values) != int(np.prod(tensors[name].shape)):
@@ -308,13 +310,17 @@ class _Checker:
             # the same elements in the same order: a scalar reference for a [1] tensor is the same values
             self.reference[name] = np.asarray(values).reshape(tensors[name].shape) if name in tensors \
                 else np.asarray(values)
-        self.rtol, self.atol = rtol, atol
+        self.rtol, self.atol, self.error_bounds = rtol, atol, error_bounds
 
     def check(self, where: str, tensor: DramTensor, box: Box, got: np.ndarray) -> None:
         if tensor.name not in self.reference:
             return
         expected = self.reference[tensor.name][_slices(tensor, box)]
-        problem = compare_outputs(got, expected, tensor.dtype, rtol=self.rtol, atol=self.atol)
+        atol: float | np.ndarray | None = self.atol
+        if tensor.name in self.error_bounds and np.dtype(tensor.dtype).kind == "f":
+            base = _TOLERANCES.get(np.dtype(tensor.dtype).name, _TOLERANCES["float32"])[1] if atol is None else atol
+            atol = base + np.broadcast_to(self.error_bounds[tensor.name], tensor.shape)[_slices(tensor, box)]
+        problem = compare_outputs(got, expected, tensor.dtype, rtol=self.rtol, atol=atol)
         if problem:
             raise FunctionalMismatch(f"{where} -> {tensor.name}{_format(box)}: {problem}")
 
