@@ -25,7 +25,8 @@ from planner.testing import Coverage, describe, fusion_cases, machines, onnx_mod
 from planner.testing.invariants import traffic_bytes
 from simulator.timing import simulate
 
-STRATEGIES = {"fusion_cases": fusion_cases(), "onnx_models": st.tuples(onnx_models(), machines())}
+STRATEGIES = {"fusion_cases": fusion_cases(), "onnx_models": st.tuples(onnx_models(), machines()),
+              **{f"fusion_cases:{regime}": fusion_cases(regimes=(regime,)) for regime in ("rows", "cache", "tight")}}
 
 
 def measure(name: str, examples: int, unfused: bool) -> tuple[Coverage, int, int, list[str]]:

@@ -24,7 +24,6 @@ import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from typing import Any
 
 import numpy as np
 import onnx
@@ -166,19 +165,17 @@ def check_work(program: Program, case: Case, machine: MachineConfig) -> None:
 
 
 def footprint_bounds(lowered: LoweredGraph, machine: MachineConfig) -> Bounds:
-    """The bounds with compulsory traffic counted from isl footprints: the elements of each input and constant that
-    some op reads, and every element of every output. A legal plan moves at least this much."""
+    """The bounds with compulsory traffic counted here from isl footprints (not read off the planner's totals):
+    every element of every output, and the elements of each input and constant that some output element depends
+    on (the outputs pulled back through the statements). A legal plan moves at least this much."""
     graph = lowered.graph
-    read: dict[str, Any] = {}  # tensor -> isl set of the elements some op reads
-    for stmt in lowered.statements:
-        for tensor, elements in poly.footprint(stmt).items():
-            if graph.tensors[tensor].kind != "activation":
-                read[tensor] = read[tensor].union(elements) if tensor in read else elements
-    compulsory = sum(int(elements.count_val().to_python()) * graph.elem_bytes(tensor)
-                     for tensor, elements in read.items())
     # a model output that is a view of an input or constant is in DRAM already: nothing to write
-    written = {lowered.base(name) for name in graph.outputs} - set(read) - set(graph.inputs)
-    compulsory += sum(graph.tensor_bytes(name) for name in written if graph.tensors[name].kind == "activation")
+    written = {lowered.base(name) for name in graph.outputs if graph.tensors[lowered.base(name)].kind == "activation"}
+    wanted = {name: poly.tensor_set(lowered.spaces[name], graph.tensors[name].shape) for name in written}
+    needed = poly.needed_elements(lowered.statements, wanted)
+    compulsory = sum(poly.count(elements) * graph.elem_bytes(tensor) for tensor, elements in needed.items()
+                     if graph.tensors[tensor].kind != "activation")
+    compulsory += sum(graph.tensor_bytes(name) for name in written)
     limits = bounds(lowered, machine)
     memory_cycles = math.ceil(compulsory / machine.dram.bandwidth_bytes_per_cycle)
     return Bounds(compulsory, limits.compute_cycles, memory_cycles)

@@ -1,11 +1,11 @@
 # ruff: noqa: E501, W291 -- the model is ONNX text exactly as onnx.printer wrote it for the failing example
-"""Found by `planner.testing.fusion_cases`: the compulsory bound over-counts rows no output depends on.
+"""Found by `planner.testing.fusion_cases`: the compulsory bound over-counted rows no output depends on.
 
 A 2x2 MaxPool over 29 rows reads rows 0..27 only, so row 28 of every tensor before it is dead. A fusion group pulls
-only the rows its sink needs and never loads row 28 of the input, which is right; but `planner.bounds` (and the
-isl-counted `footprint_bounds`) count every element the first Conv reads, so the legal program moves fewer bytes
-than the "compulsory" bound. A bound must be a bound: until planner.bounds counts only live elements, this is an
-expected failure (strict, so the fix shows).
+only the rows its sink needs and never loads row 28 of the input, which is right; `planner.bounds` (and the
+isl-counted `footprint_bounds`) counted every element the first Conv reads, so the legal program moved fewer bytes
+than the "compulsory" bound. Compulsory now counts the outputs' footprint pulled back through the graph
+(`planner.poly.needed_elements`); the same holds for a Slice that keeps part of what an elementwise op computed.
 """
 
 from __future__ import annotations
@@ -15,7 +15,9 @@ import pytest
 import yaml
 
 from planner import api
+from planner.bounds import bounds
 from planner.testing import check_program
+from planner.testing.compulsory import onnx_compulsory
 from simulator.machine_file import machine_from_dict
 
 MODEL = """<
@@ -62,9 +64,26 @@ vector_engine:
 """
 
 
-@pytest.mark.xfail(strict=True, reason="planner.bounds counts dead rows as compulsory")
 def test_dead_rows_are_not_compulsory() -> None:
     model = onnx.parser.parse_model(MODEL)
     machine = machine_from_dict(yaml.safe_load(MACHINE))
     program = api.plan(model, machine, strategy="fused")
     check_program(program, machine, model)
+
+
+RELU_SLICE = """<ir_version: 8, opset_import: ["" : 17]>
+g (float[12] x) => (float[8] y) <int64[1] s = {2}, int64[1] e = {10}> { r = Relu(x) y = Slice(r, s, e) }"""
+
+
+@pytest.mark.parametrize("strategy", ["baseline", "fused"])
+def test_a_slice_of_an_elementwise_op_needs_only_its_share(strategy: str) -> None:
+    """Relu over 12 elements, of which a Slice keeps 8: compulsory reads 8 elements of x, not 12, and a plan that
+    computes only those 8 is legal."""
+    model = onnx.parser.parse_model(RELU_SLICE)
+    lowered = api.load(model).lowered
+    assert bounds(lowered, MACHINE_ROOMY).compulsory_bytes == 8 * 4 + 8 * 4
+    assert onnx_compulsory(model) == (0, 8 * 4)  # the ONNX-only count: Relu's input is not needed whole
+    check_program(api.plan(model, MACHINE_ROOMY, strategy=strategy), MACHINE_ROOMY, model)
+
+
+MACHINE_ROOMY = machine_from_dict(yaml.safe_load(MACHINE.replace("capacity: 2619 B", "capacity: 64 KiB")))
