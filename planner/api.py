@@ -262,6 +262,7 @@ def model_bounds(model: Model | None, program: Program, config: MachineConfig) -
 
 _REPORTS: dict[tuple[int, str, str], tuple[Model, Report]] = {}
 _REPORTS_KEPT = 256
+_BOUNDS: dict[tuple[int, str], tuple[Model, Bounds]] = {}
 
 
 def _evaluate(loaded: Model, machine_key: str, config: MachineConfig, strategy: str) -> Report:
@@ -274,7 +275,19 @@ def _evaluate(loaded: Model, machine_key: str, config: MachineConfig, strategy: 
         if len(_REPORTS) >= _REPORTS_KEPT:
             _REPORTS.pop(next(iter(_REPORTS)))
         entry = _REPORTS[key] = (loaded, report_of(program, config, simulate(program, config),
-                                                   bounds(loaded.lowered, config, with_best_unfused=True)))
+                                                   model_limits(loaded, config, machine_key)))
+    return entry[1]
+
+
+def model_limits(loaded: Model, config: MachineConfig, machine_key: str | None = None) -> Bounds:
+    """The model's bounds on the machine, best unfused included: searched once per model and machine (it costs
+    seconds on a large model), then shared by every strategy evaluated there."""
+    key = (id(loaded), machine_key or _machine_yaml(config))
+    entry = _BOUNDS.get(key)
+    if entry is None or entry[0] is not loaded:
+        if len(_BOUNDS) >= _REPORTS_KEPT:
+            _BOUNDS.pop(next(iter(_BOUNDS)))
+        entry = _BOUNDS[key] = (loaded, bounds(loaded.lowered, config, with_best_unfused=True))
     return entry[1]
 
 
