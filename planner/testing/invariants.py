@@ -8,6 +8,8 @@ program of it (a plan file your own scheduler wrote included). The oracles, each
 - DRAM traffic is at least the compulsory bytes counted straight from the ONNX model (`onnx_compulsory`: weights
   and inputs that some op reads whole, outputs that must be written), and at least the isl-counted compulsory;
 - cycles are at least the roofline, and the scratchpad peak at most the capacity;
+- on request (`below_best_unfused`), a fused plan moves no more than the best unfused bound (issue 7's per-op
+  optimum, searched by `planner.best_unfused` apart from the fused strategy);
 - the program does no more than the model's work, except where it computes elements twice (recompute, counted
   apart by `planner.testing.coverage.recomputed_elements`).
 
@@ -31,6 +33,7 @@ import onnx.printer
 
 from planner import poly
 from planner.baseline import plan_baseline
+from planner.best_unfused import best_unfused
 from planner.bounds import Bounds, bounds, program_bounds
 from planner.check import reference_values
 from planner.errors import PlanError
@@ -93,9 +96,11 @@ def traffic_bytes(stats: SimStats) -> int:
 
 
 def check_plan(model: onnx.ModelProto, machine: MachineConfig, strategy: str = "fused",
-               dtype: str | None = None) -> Program | None:
+               dtype: str | None = None, *, below_best_unfused: bool = False) -> Program | None:
     """Plan `model` on `machine` with the named strategy (and planning dtype) and assert every invariant; the program,
-    or None when the scratchpad was rightly too small."""
+    or None when the scratchpad was rightly too small. `below_best_unfused` also asserts that a strategy other than
+    the baseline moves no more than the best unfused bound (`check_best_unfused`); it is off by default because
+    today's fused strategy breaks it on tight scratchpads (tests/regressions/test_found_by_fusion_cases.py)."""
     with explained(model, machine, dtype):
         case = Case.of(model, dtype)
         plan = STRATEGIES[strategy]
@@ -113,10 +118,24 @@ def check_plan(model: onnx.ModelProto, machine: MachineConfig, strategy: str = "
             else:
                 assert traffic_bytes(stats) <= traffic_bytes(baseline), (
                     f"{strategy} moves {traffic_bytes(stats):,} bytes, the baseline {traffic_bytes(baseline):,}")
+        if below_best_unfused and strategy != "baseline":
+            check_best_unfused(stats, case, machine)
         # From scratch, so that no cache or id() leaks into the plan:
         again = plan(lower(load_graph(model, dtype=dtype)), machine)
         assert program_to_json(again) == program_to_json(program), "planning the same model twice gave different plans"
         return program
+
+
+def check_best_unfused(stats: SimStats, case: Case, machine: MachineConfig) -> None:
+    """A fused plan moves no more than the best unfused bound: each op alone at its cheapest tiling that fits, each
+    intermediate written once and read once per consumer (`planner.best_unfused`, searched apart from the fused
+    strategy's own choices). Fusion may only save traffic against that."""
+    try:
+        bound = best_unfused(case.lowered, machine).dram_bytes
+    except PlanError:
+        return  # some op fits no tiling alone: the bound is undefined, and the fused plan fitted anyway
+    assert traffic_bytes(stats) <= bound, (
+        f"fused moves {traffic_bytes(stats):,} bytes, more than the best unfused {bound:,}")
 
 
 def check_program(program: Program, machine: MachineConfig, model: onnx.ModelProto | Case,
