@@ -80,7 +80,7 @@ UNFUSED_EXAMPLES = 3  # each also searches every op's tilings for the bound
 
 
 @pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="today's fused strategy moves more than best unfused on tight scratchpads "
+                   reason="today's fused strategy moves more than best unfused on many cases "
                           "(tests/regressions/test_found_by_fusion_cases.py has the smallest case)")
 @settings(max_examples=UNFUSED_EXAMPLES, phases=[Phase.explicit, Phase.generate])  # no shrinking: it is known
 @given(fusion_cases())

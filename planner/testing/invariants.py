@@ -100,7 +100,7 @@ def check_plan(model: onnx.ModelProto, machine: MachineConfig, strategy: str = "
     """Plan `model` on `machine` with the named strategy (and planning dtype) and assert every invariant; the program,
     or None when the scratchpad was rightly too small. `below_best_unfused` also asserts that a strategy other than
     the baseline moves no more than the best unfused bound (`check_best_unfused`); it is off by default because
-    today's fused strategy breaks it on tight scratchpads (tests/regressions/test_found_by_fusion_cases.py)."""
+    today's fused strategy breaks it (tests/regressions/test_found_by_fusion_cases.py)."""
     with explained(model, machine, dtype):
         case = Case.of(model, dtype)
         plan = STRATEGIES[strategy]

@@ -1,5 +1,7 @@
 # ruff: noqa: E501, W291 -- the model is ONNX text exactly as onnx.printer wrote it for the failing example
-"""Found by `planner.testing.fusion_cases`: the compulsory bound over-counted rows no output depends on.
+"""Found by `planner.testing` strategies: a compulsory bound that over-counted, and a fused plan above best unfused.
+
+The compulsory bound over-counted rows no output depends on.
 
 A 2x2 MaxPool over 29 rows reads rows 0..27 only, so row 28 of every tensor before it is dead. A fusion group pulls
 only the rows its sink needs and never loads row 28 of the input, which is right; `planner.bounds` (and the
@@ -87,3 +89,76 @@ def test_a_slice_of_an_elementwise_op_needs_only_its_share(strategy: str) -> Non
 
 
 MACHINE_ROOMY = machine_from_dict(yaml.safe_load(MACHINE.replace("capacity: 2619 B", "capacity: 64 KiB")))
+
+
+# Found by benchmarks/strategy_coverage.py's search (hypothesis `find` over onnx_models() x machines(), shrunk): the
+# smallest case where the fused plan moves more than the best unfused bound, on a roomy 64 KiB scratchpad. Relu and a
+# stride-2 MaxPool both read x[1,1,3]. Compulsory is 12 + 12 + 8 = 32 bytes (x once, both outputs); best unfused is
+# 24 + 16 = 40 (each op alone, the pool in 1-element tiles that skip the element its stride never reads); the fused
+# plan loads x whole once per reader: 12 + 12 + 12 + 8 = 44. A fused plan must be at or below best unfused.
+BELOW_UNFUSED_MODEL = """<
+   ir_version: 8,
+   opset_import: ["" : 17]
+>
+hypothesis (float[1,1,3] x) => (float[1,1,3] relu1, float[1,1,2] maxpool2) {
+   [relu_1] relu1 = Relu (x)
+   [maxpool_2] maxpool2 = MaxPool <kernel_shape: ints = [1], pads: ints = [0, 0], strides: ints = [2]> (x)
+}"""
+
+BELOW_UNFUSED_MACHINE = """name: hypothesis
+clock: 1 GHz
+scratchpad:
+  capacity: 64 KiB
+  partitions: 1
+  alignment: 1 B
+dram:
+  bandwidth: 1 B/cycle
+  latency: 0 cycles
+dma:
+  engines: 1
+  outstanding: 1
+  burst: 1 B
+  descriptor: 0 cycles
+  engine_bandwidth: 1 B/cycle
+  descriptor_dims: 1
+tensor_engine:
+  rows: 4
+  cols: 4
+  macs_per_cycle:
+    fp32: 1
+    bf16: 2
+    fp16: 2
+    int8: 4
+  fill: 0 cycles
+  drain: 0 cycles
+  load: 0 cycles
+  dataflow: ws
+  stationary_buffers: 1
+vector_engine:
+  elements_per_cycle: 1
+energy:
+  mac:
+    fp32: 4.6 pJ
+    bf16: 1.5 pJ
+    fp16: 1.5 pJ
+    int8: 0.3 pJ
+  vector_op: 0.9 pJ
+  scratchpad_read: 12.5 pJ
+  scratchpad_write: 12.5 pJ
+  dram: 162.5 pJ
+  descriptor: 80 pJ
+
+"""
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason="fused loads x once per reader (44 > 40 bytes)")
+def test_fused_moves_no_more_than_best_unfused_on_two_readers_of_an_input() -> None:
+    from planner.testing import Case, check_best_unfused
+    from simulator.timing import simulate
+
+    model = onnx.parser.parse_model(BELOW_UNFUSED_MODEL)
+    machine = machine_from_dict(yaml.safe_load(BELOW_UNFUSED_MACHINE))
+    case = Case.of(model)
+    program = api.plan(model, machine, strategy="fused")
+    check_program(program, machine, case)  # legal, and right: only the bound is broken
+    check_best_unfused(simulate(program, machine).stats, case, machine)
