@@ -26,7 +26,7 @@ from planner.testing.invariants import traffic_bytes
 from simulator.timing import simulate
 
 STRATEGIES = {"fusion_cases": fusion_cases(), "onnx_models": st.tuples(onnx_models(), machines()),
-              **{f"fusion_cases:{regime}": fusion_cases(regimes=(regime,)) for regime in ("rows", "cache", "tight")}}
+              **{f"fusion_cases:{regime}": fusion_cases(regimes=(regime,)) for regime in ("rows", "tight")}}
 
 
 def measure(name: str, examples: int, unfused: bool) -> tuple[Coverage, int, int, list[str]]:

@@ -224,15 +224,18 @@ def check(model: ModelLike | Model, program: Program, machine_spec: MachineLike)
 
 def evaluate(model: ModelLike | Model, machine_spec: MachineLike, *, strategy: str = "fused",
              scratchpad: str | int | None = None, batch: int | None = None,
-             input_shapes: Mapping[str, tuple[int, ...]] | None = None, dtype: str | None = None) -> Report:
+             input_shapes: Mapping[str, tuple[int, ...]] | None = None, dtype: str | None = None,
+             best_unfused: bool = True) -> Report:
     """Plan, simulate, and report the figures beside the bounds (cached: the same question gets the same report).
+    `best_unfused=False` leaves that bound out (None): its search over every op's tilings costs more than planning,
+    so a NAS loop that only ranks candidates by bytes and cycles skips it.
 
     >>> evaluate("mlp-small", "edge-npu", strategy="baseline").strategy
     'baseline'
     """
     loaded = load(model, batch=batch, input_shapes=input_shapes, dtype=dtype)
     config = machine(machine_spec, scratchpad=scratchpad)
-    return _evaluate(loaded, _machine_yaml(config), config, strategy)
+    return _evaluate(loaded, _machine_yaml(config), config, strategy, best_unfused)
 
 
 def report_of(program: Program, config: MachineConfig, result: SimResult, limits: Bounds) -> Report:
@@ -260,22 +263,24 @@ def model_bounds(model: Model | None, program: Program, config: MachineConfig) -
 
 # -- caches: everything below is a pure function of its (hashable) arguments ------------------------------------------
 
-_REPORTS: dict[tuple[int, str, str], tuple[Model, Report]] = {}
+_REPORTS: dict[tuple[int, str, str, bool], tuple[Model, Report]] = {}
 _REPORTS_KEPT = 256
 _BOUNDS: dict[tuple[int, str], tuple[Model, Bounds]] = {}
 
 
-def _evaluate(loaded: Model, machine_key: str, config: MachineConfig, strategy: str) -> Report:
+def _evaluate(loaded: Model, machine_key: str, config: MachineConfig, strategy: str,
+              with_best_unfused: bool = True) -> Report:
     # `loaded` is the cached Model of its bytes (same bytes, same object); the entry keeps it alive, so its id is not
     # reused while the entry exists
-    key = (id(loaded), machine_key, strategy)
+    key = (id(loaded), machine_key, strategy, with_best_unfused)
     entry = _REPORTS.get(key)
     if entry is None or entry[0] is not loaded:
         program = plan(loaded, config, strategy=strategy)
         if len(_REPORTS) >= _REPORTS_KEPT:
             _REPORTS.pop(next(iter(_REPORTS)))
         entry = _REPORTS[key] = (loaded, report_of(program, config, simulate(program, config),
-                                                   model_limits(loaded, config, machine_key)))
+                                                   model_limits(loaded, config, machine_key) if with_best_unfused
+                                                   else bounds(loaded.lowered, config)))
     return entry[1]
 
 
