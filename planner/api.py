@@ -147,10 +147,18 @@ def machine(spec: MachineLike, *, scratchpad: str | int | None = None) -> Machin
             return dataclasses.replace(spec, scratchpad=dataclasses.replace(spec.scratchpad, capacity_bytes=capacity))
         except (MachineError, ValueError) as exc:
             raise PlanError(f"--scratchpad {scratchpad}: {exc}") from None
+    path = os.fspath(spec)
     try:
-        return load_machine(spec, scratchpad=scratchpad)
+        if os.path.exists(path):  # a file may be rewritten between calls: read it each time
+            return load_machine(path, scratchpad=scratchpad)
+        return _preset(path, scratchpad)
     except MachineError as exc:
         raise PlanError(f"--machine {spec}: {exc}") from None
+
+
+@functools.lru_cache(maxsize=64)  # a preset is package data: parsing its YAML once per process is enough
+def _preset(name: str, scratchpad: str | int | None) -> MachineConfig:
+    return load_machine(name, scratchpad=scratchpad)
 
 
 def load(model: ModelLike | Model, *, batch: int | None = None, input_shapes: Mapping[str, tuple[int, ...]] | None
