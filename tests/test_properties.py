@@ -1,7 +1,8 @@
 """Random models on random machines: every strategy's plans keep every invariant (`planner.testing.invariants`).
 
-Each property runs the loaded profile's example count: 50, derandomized, under `ci` (the default); 2000 under
-`pytest --hypothesis-profile=thorough`, which also keeps failing examples in .hypothesis/ for the next run. A failure
+Each property runs the loaded profile's example count: 50, derandomized, under `ci` (the default; 25 for the tight
+scratchpads, whose examples take many tiles); 2000 under `pytest --hypothesis-profile=thorough`, which also keeps
+failing examples in .hypothesis/ for the next run. A failure
 prints the shrunk model as ONNX text and the machine as YAML.
 """
 
@@ -28,6 +29,7 @@ from planner.testing import (
 from simulator.machine import MachineConfig
 from simulator.machine_file import machine_from_dict, machine_to_yaml
 from simulator.timing import simulate
+from tests.profiles import ci_examples
 
 DTYPES = st.sampled_from([None, "bf16", "int8"])  # None plans floats at their own size (fp32)
 
@@ -44,6 +46,7 @@ def test_plans_keep_the_invariants(strategy: str, model, machine: MachineConfig,
 
 
 @pytest.mark.parametrize("strategy", STRATEGIES)
+@settings(max_examples=ci_examples(25))  # 0.3 s an example, twice those of the roomier property above
 @given(model=onnx_models(), machine=machines(partition_bytes=st.integers(8, 1024)), dtype=DTYPES)
 def test_tight_scratchpads_tile_or_refuse_clearly(strategy: str, model, machine: MachineConfig,
                                                   dtype: str | None) -> None:
@@ -82,7 +85,7 @@ UNFUSED_EXAMPLES = 3  # each also searches every op's tilings for the bound
 @pytest.mark.xfail(strict=True, raises=AssertionError,
                    reason="today's fused strategy moves more than best unfused on many cases "
                           "(tests/regressions/test_found_by_fusion_cases.py has the smallest case)")
-@settings(max_examples=UNFUSED_EXAMPLES, phases=[Phase.explicit, Phase.generate])  # no shrinking: it is known
+@settings(max_examples=ci_examples(UNFUSED_EXAMPLES), phases=[Phase.explicit, Phase.generate])  # known: no shrink
 @given(fusion_cases())
 def test_fused_moves_no_more_than_best_unfused(case) -> None:
     """Issue 10 item 6: fusion only ever saves traffic against each op at its own best tiling."""
