@@ -68,7 +68,8 @@ def onnx_compulsory(model: onnx.ModelProto, dtype: str | None = None) -> tuple[i
             else [p for p in range(len(node.input)) if p not in SHAPE_INPUTS.get(node.op_type, ())])
         inputs = {node.input[p] for p in positions if p < len(node.input) and node.input[p]}
         whole |= inputs
-        read |= inputs & sources
+        if node.op_type not in VIEWS:  # a view moves nothing: an output that is a view of an input is in DRAM
+            read |= inputs & sources
     producers = {out: node for node in live for out in node.output}
     written = {value.name for value in graph.output
                if value.name in producers and producers[value.name].op_type not in VIEWS}
