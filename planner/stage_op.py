@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from planner.errors import PlanError, TileTooLarge
+from planner.schedule.ir import OpTiling
 from planner.stage_split import split_dim, stage_split_reduction
 from planner.staging import ProgramBuilder, boxes_meet
 from planner.stmt import Statement
@@ -71,8 +72,9 @@ def tile_cost(stmt: Statement, block: Block, partition_bytes: Callable[[str, tup
 
 
 def stage_statement(builder: ProgramBuilder, stmt: Statement, resident: Mapping[str, Resident] | None = None,
-                    budget: int | None = None) -> None:
-    """Emit the tiles of one statement; tensors in `resident` are read and written in place."""
+                    budget: int | None = None, tiling: OpTiling | None = None) -> None:
+    """Emit the tiles of one statement; tensors in `resident` are read and written in place. A `tiling` chosen
+    beforehand (planner.schedule) is staged as it is; without one the tile is chosen here."""
     resident = resident or {}
     graph = builder.graph
     whole_reads, _ = tile_boxes(stmt, {})
@@ -86,11 +88,13 @@ def stage_statement(builder: ProgramBuilder, stmt: Statement, resident: Mapping[
         return tile_cost(stmt, block, lambda t, shape: builder.partition_bytes(shape, graph.elem_bytes(t)),
                          frozenset(resident))
 
-    def buffers_for(tile: dict[str, int]) -> tuple[list[tuple[Block, dict[str, Box], dict[str, Box]]],
-                                                   dict[str, tuple[int, ...]], set[str], int]:
+    def buffers_for(tile: dict[str, int], order: tuple[str, ...] | None = None,
+                    ) -> tuple[list[tuple[Block, dict[str, Box], dict[str, Box]]], dict[str, tuple[int, ...]],
+                               set[str], int]:
         """The tiles in order, each tensor's buffer shape (the largest box it holds), the inputs every tile reads
         whole (one slot), and the bytes per partition all that takes."""
-        tiles = _cheapest_order(stmt, tile, graph.elem_bytes, set(resident))
+        tiles = _cheapest_order(stmt, tile, graph.elem_bytes, set(resident)) if order is None else \
+            [(block, *tile_boxes(stmt, block)) for block in blocks(stmt, tile, order)]
         shapes: dict[str, tuple[int, ...]] = {}
         for _, reads, writes in tiles:
             for tensor, box in [*reads.items(), *writes.items()]:
@@ -107,7 +111,10 @@ def stage_statement(builder: ProgramBuilder, stmt: Statement, resident: Mapping[
     # Not even one output element with the whole reduction fits: split the reduction, partial sums on chip.
     splittable = reduction is not None and not resident.keys() & {*stmt.tensors_read, stmt.writes[0].tensor}
     target = capacity
-    for _ in range(MAX_SHRINKS):
+    if tiling is not None and tiling.split and reduction is not None:
+        stage_split_reduction(builder, stmt, capacity, reduction)
+        return
+    for _ in range(0 if tiling is not None else MAX_SHRINKS):
         tile = largest_tile(stmt, cost, target)
         if tile is None:
             middle = middle_block(stmt, minimal)
@@ -129,8 +136,10 @@ def stage_statement(builder: ProgramBuilder, stmt: Statement, resident: Mapping[
             raise _too_large(builder, stmt, None, need, capacity, frozenset(resident))
         target -= need - capacity
     else:
-        raise PlanError(f"{graph.source}: op {stmt.node!r} ({stmt.op_type}): no tiling fits its buffers in "
-                        f"{capacity:,} bytes per partition")
+        if tiling is None:
+            raise PlanError(f"{graph.source}: op {stmt.node!r} ({stmt.op_type}): no tiling fits its buffers in "
+                            f"{capacity:,} bytes per partition")
+        tiles, shapes, constant, need = buffers_for(dict(tiling.tile), tiling.order)
     buffers = {t: [builder.buffer(f"{stmt.name}.{t}.{s}", shapes[t], graph.elem_bytes(t))
                    for s in range(1 if t in constant else 2)] for t in shapes}
 
