@@ -22,9 +22,12 @@ from simulator.machine import MachineConfig
 from simulator.machine_file import load_machine
 from simulator.timing import simulate
 
-# The cycle estimate sums per unit the busiest resource plus a DRAM round trip; the simulator overlaps units and
-# queues transfers. Measured on the small zoo models (see the report in benchmarks/RESULTS.md): CYCLE_TOLERANCE.
-CYCLE_TOLERANCE = 0.5
+# The cycle estimate (planner.schedule.timeline) leaves out DRAM sharing among transfers in flight and most of the
+# allocator's address-reuse waits. Measured on the small zoo models on edge-npu (512 KiB and 64 KiB) and
+# inferentia2-core: the baseline's schedule and the residency schedules within 10%, schedules with fusion groups
+# within 40% (a whole-model group on edge-npu is estimated 1.37x: its input waits behind all weights in the estimate's
+# first-come-first-served DRAM, where the simulator shares the bandwidth).
+CYCLE_TOLERANCE = {"groups": 0.40, "no groups": 0.10}
 
 
 @functools.cache
@@ -32,8 +35,9 @@ def lowered_small(name: str) -> LoweredGraph:
     return lower(load_graph(models.build(name, small=True)))
 
 
-def simulated(lowered: LoweredGraph, machine: MachineConfig, limit: int = 4) -> list[tuple[int, int, int, int]]:
-    """(priced bytes, simulated bytes, priced cycles, simulated cycles) of the first `limit` candidates that stage
+def simulated(lowered: LoweredGraph, machine: MachineConfig, limit: int = 5,
+              ) -> list[tuple[str, int, int, int, int]]:
+    """(kind, priced bytes, simulated bytes, priced cycles, simulated cycles) of the first `limit` candidates that stage
     (a candidate the allocator cannot place is skipped, as plan_fused skips it)."""
     found = []
     for schedule in candidates(lowered, machine)[:limit]:
@@ -43,24 +47,25 @@ def simulated(lowered: LoweredGraph, machine: MachineConfig, limit: int = 4) -> 
             continue
         stats = simulate(program, machine).stats
         cost = price(lowered, machine, schedule)
-        found.append((cost.dram_bytes, stats.dram_bytes_read + stats.dram_bytes_written, cost.cycles,
+        kind = "groups" if schedule.groups else "no groups"
+        found.append((kind, cost.dram_bytes, stats.dram_bytes_read + stats.dram_bytes_written, cost.cycles,
                       stats.total_cycles))
     return found
 
 
-@pytest.mark.parametrize("name", ["mlp", "cnn", "resnet18"])
+@pytest.mark.parametrize("name", ["mlp", "cnn", pytest.param("resnet18", marks=pytest.mark.slow)])
 @pytest.mark.parametrize("machine", ["edge-npu", "edge-npu:64KiB", "inferentia2-core"])
 def test_priced_bytes_are_the_simulated_bytes_on_the_zoo(name: str, machine: str) -> None:
     preset, _, scratchpad = machine.partition(":")
     config = load_machine(preset, scratchpad=scratchpad or None)
     found = simulated(lowered_small(name), config)
     assert found
-    for priced_bytes, simulated_bytes, priced_cycles, simulated_cycles in found:
+    for kind, priced_bytes, simulated_bytes, priced_cycles, simulated_cycles in found:
         assert priced_bytes == simulated_bytes
-        _ = priced_cycles, simulated_cycles  # cycles: see test_priced_cycles_are_near_the_simulated_cycles
+        assert abs(priced_cycles - simulated_cycles) <= CYCLE_TOLERANCE[kind] * simulated_cycles
 
 
-@settings(max_examples=15)
+@settings(max_examples=8)
 @given(st.one_of(st.tuples(onnx_models(max_layers=4), machines()), fusion_cases()))
 def test_priced_bytes_are_the_simulated_bytes_on_generated_graphs(case: tuple[object, MachineConfig]) -> None:
     model, machine = case
@@ -68,5 +73,5 @@ def test_priced_bytes_are_the_simulated_bytes_on_generated_graphs(case: tuple[ob
         lowered = lower(load_graph(model))  # type: ignore[arg-type]
     except PlanError:
         return
-    for priced_bytes, simulated_bytes, _, _ in simulated(lowered, machine, limit=3):
+    for _, priced_bytes, simulated_bytes, _, _ in simulated(lowered, machine, limit=3):
         assert priced_bytes == simulated_bytes
