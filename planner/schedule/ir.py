@@ -14,7 +14,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from planner.groups import Group
+from planner.groups import Group, sink_tensor
+from planner.stmt import LoweredGraph
 
 OVERLAP_MODES = ("recompute", "cache")
 WEIGHT_POLICIES = ("resident",)
@@ -115,3 +116,12 @@ class Schedule:
                 found.append(index)
                 index += 1
         return tuple(found)
+
+
+def group_schedule(lowered: LoweredGraph, group: Group) -> GroupSchedule:
+    """The IR form of a planner.groups Group: tiles run row-major over the sink's axes."""
+    sink = sink_tensor(lowered.statements[group.last])
+    shape = lowered.graph.tensors[sink].shape
+    tiled = tuple(axis for axis, (size, extent) in enumerate(zip(group.tile, shape, strict=True)) if size < extent)
+    return GroupSchedule(group.first, group.last, sink, group.tile, tiled, tuple(range(len(shape))),
+                         "cache" if group.cache else "recompute")

@@ -3,7 +3,8 @@
 Candidates (`candidates`):
 - the baseline's own schedule: every op alone in the whole scratchpad, nothing kept;
 - three residency policies for the room ops keep without groups (planner.schedule.residency.working_sets);
-- fusion groups (planner.group_choice) under two shares of the scratchpad, residency filling the rest.
+- fusion groups under two shares of the scratchpad, residency filling the rest: chosen greedily
+  (planner.group_choice) and by dynamic programming over cut points (planner.schedule.cuts).
 
 A residency whose op finds no tile in the room left gives up its largest tensor and is chosen again. Objectives
 (`rank`): `traffic` (the default) takes the fewest DRAM bytes, ties by cycles, among candidates estimated at most
@@ -15,10 +16,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from planner.group_choice import choose_groups
-from planner.groups import Group, internal_tensors, sink_tensor, working_set
+from planner.groups import Group, internal_tensors, working_set
 from planner.progress import progress
 from planner.schedule.cost import Price, price
-from planner.schedule.ir import GroupSchedule, OpTiling, Residency, Schedule
+from planner.schedule.cuts import best_groups
+from planner.schedule.ir import OpTiling, Residency, Schedule, group_schedule
 from planner.schedule.op_tiles import op_tiling, partition_bytes_of
 from planner.schedule.residency import choose_residency, working_sets
 from planner.stage_op import tile_cost
@@ -52,8 +54,13 @@ def candidates(lowered: LoweredGraph, machine: MachineConfig) -> list[Schedule]:
         found.append(first)
     policies = working_sets(lowered, sp.partition_bytes, cost)
     plans: list[tuple[list[int], tuple[Group, ...]]] = [(reserve, ()) for reserve in policies.values()]
+    chosen: list[tuple[Group, ...]] = []
     for share in GROUP_SHARES:
-        groups = tuple(choose_groups(lowered, int(sp.partition_bytes * share), size_of))
+        budget = int(sp.partition_bytes * share)
+        chosen.append(tuple(choose_groups(lowered, budget, size_of)))
+    # by dynamic programming at the larger share only: each run it prices costs isl queries per tile
+    chosen.append(best_groups(lowered, machine, int(sp.partition_bytes * GROUP_SHARES[-1]), size_of))
+    for groups in dict.fromkeys(chosen):
         if groups:
             reserve = list(policies["baseline-tiles"])
             for group in groups:
@@ -83,14 +90,6 @@ def candidates(lowered: LoweredGraph, machine: MachineConfig) -> list[Schedule]:
             # an op the residency left no room for: give up the largest tensor, choose again
             excluded |= {max(residency.kept, key=lambda k: (k.size_bytes, k.tensor)).tensor}
     return found
-
-
-def group_schedule(lowered: LoweredGraph, group: Group) -> GroupSchedule:
-    """The IR form of a planner.groups Group: tiles run row-major over the sink's axes."""
-    shape = lowered.graph.tensors[sink_tensor(lowered.statements[group.last])].shape
-    tiled = tuple(axis for axis, (size, extent) in enumerate(zip(group.tile, shape, strict=True)) if size < extent)
-    return GroupSchedule(group.first, group.last, sink_tensor(lowered.statements[group.last]), group.tile, tiled,
-                         tuple(range(len(shape))), "cache" if group.cache else "recompute")
 
 
 def schedule_of(lowered: LoweredGraph, machine: MachineConfig, groups: Sequence[Group], residency: Residency,
