@@ -90,21 +90,37 @@ def best_groups(lowered: LoweredGraph, machine: MachineConfig, budget: int,
                 break
         return best
 
+    @functools.cache
+    def run(i: int, j: int) -> tuple[Cost, tuple[Group, ...]]:
+        first, last = cuts[i], cuts[j] - 1
+        ops = tuple(map(sum, zip(*(alone(k) for k in range(first, last + 1)), strict=True)))
+        choice: tuple[Cost, tuple[Group, ...]] = ((ops[0], ops[1]), ())
+        if last > first:
+            grouped = as_group(first, last)
+            if grouped is not None and grouped[0] < choice[0]:
+                choice = (grouped[0], (grouped[1],))
+        return choice
+
+    return cheapest_cover(len(cuts) - 1, run)[1]
+
+
+def cheapest_cover(intervals: int, run: Callable[[int, int], tuple[Cost, tuple[Group, ...]]],
+                   max_span: int = MAX_SPAN) -> tuple[Cost, tuple[Group, ...]]:
+    """The cheapest way to cover intervals 0..intervals-1 by runs of at most `max_span` consecutive intervals, where
+    `run(i, j)` prices intervals i..j-1 as one run (and says which groups it makes); costs add element-wise and
+    compare bytes first.
+
+    >>> cheapest_cover(2, lambda i, j: ((5, 0), ()) if j - i == 2 else ((3, 0), ()))
+    ((5, 0), ())
+    """
     best: dict[int, tuple[Cost, tuple[Group, ...]]] = {0: ((0, 0), ())}
-    for j in range(1, len(cuts)):
+    for j in range(1, intervals + 1):
         options = []
-        for i in range(max(0, j - MAX_SPAN), j):
-            before, groups = best[i]
-            first, last = cuts[i], cuts[j] - 1
-            ops = tuple(map(sum, zip(*(alone(k) for k in range(first, last + 1)), strict=True)))
-            choice: tuple[Cost, tuple[Group, ...]] = ((ops[0], ops[1]), ())
-            if last > first:
-                grouped = as_group(first, last)
-                if grouped is not None and grouped[0] < choice[0]:
-                    choice = (grouped[0], (grouped[1],))
-            options.append(((before[0] + choice[0][0], before[1] + choice[0][1]), groups + choice[1]))
+        for i in range(max(0, j - max_span), j):
+            (before, groups), (cost, made) = best[i], run(i, j)
+            options.append(((before[0] + cost[0], before[1] + cost[1]), groups + made))
         best[j] = min(options, key=lambda option: option[0])
-    return best[len(cuts) - 1][1]
+    return best[intervals]
 
 
 def _run(lowered: LoweredGraph, machine: MachineConfig, walk: Callable[[Timeline], None]) -> Cost:
