@@ -8,7 +8,8 @@ Candidates (`candidates`):
 
 A residency whose op finds no tile in the room left gives up its largest tensor and is chosen again. Objectives
 (`rank`): `traffic` (the default) takes the fewest DRAM bytes, ties by cycles, among candidates estimated at most
-1% slower than the baseline; `latency` the fewest cycles, ties by bytes; `edp` the least estimated energy x cycles.
+1% slower than the baseline (a schedule with groups with its estimate scaled by GROUP_ESTIMATE_MARGIN); `latency`
+the fewest cycles, ties by bytes; `edp` the least estimated energy x cycles.
 """
 
 from __future__ import annotations
@@ -32,6 +33,10 @@ OBJECTIVES = ("traffic", "latency", "edp")
 RETRIES = 8
 GROUP_SHARES = (0.5, 0.75)  # the share of the scratchpad a fusion group's tiles may take; residency has the rest
 CYCLES_SLACK = 1.01  # under `traffic`, a schedule may be at most this much slower than the baseline (estimated)
+# The cycle estimate of a schedule with groups runs up to 27% under the simulated cycles on the small zoo
+# (tests/planner/schedule/test_cost.py), so the 1% bound is checked on it scaled by this much; without groups the
+# estimate is within 10% and tracks the baseline's own.
+GROUP_ESTIMATE_MARGIN = 1.37
 
 
 def baseline_schedule(lowered: LoweredGraph, machine: MachineConfig) -> Schedule | None:
@@ -131,7 +136,8 @@ def rank(lowered: LoweredGraph, machine: MachineConfig, schedules: Sequence[Sche
         return sorted(priced, key=lambda item: (energy_pj(lowered, machine, item[1]) * item[1].cycles,
                                                 item[1].dram_bytes))
     limit = priced[0][1].cycles * CYCLES_SLACK
-    admitted = [item for item in priced if item[1].cycles <= limit or item is priced[0]]
+    admitted = [item for item in priced if item is priced[0]
+                or item[1].cycles * (GROUP_ESTIMATE_MARGIN if item[0].groups else 1.0) <= limit]
     rest = [item for item in priced if item not in admitted]
     return sorted(admitted, key=lambda item: (item[1].dram_bytes, item[1].cycles)) + rest
 
