@@ -49,3 +49,20 @@ def test_other_objectives_plan_no_slower_than_the_baseline(objective: str) -> No
 def test_unknown_objective_is_refused() -> None:
     with pytest.raises(ValueError, match="objective 'speed'"):
         plan_fused(lowered_small("mlp"), load_machine("edge-npu"), "speed")
+
+
+def test_the_cli_passes_the_objective_through(capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from planner import api
+    from planner.cli import main
+
+    assert main(["compare", "cnn-small", "--machine", "edge-npu", "--scratchpad", "64KiB", "--objective", "latency",
+                 "--json"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["fused"] == api.evaluate("cnn-small", "edge-npu", scratchpad="64KiB", objective="latency").to_dict()
+    with pytest.raises(SystemExit) as exited:
+        main(["compare", "cnn-small", "--machine", "edge-npu", "--objective", "speed"])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--objective" in err and "speed" in err
