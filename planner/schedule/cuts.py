@@ -27,7 +27,7 @@ from simulator.machine import MachineConfig
 MAX_SPAN = 3  # a group spans at most this many intervals between cut points
 MAX_TILES = 4  # tile shapes tried per run
 CYCLES_SLACK = 1.01
-GROUP_ESTIMATE_MARGIN = 1.37  # as planner.schedule.search's: a group's estimate may run this much under its cycles
+GROUP_ESTIMATE_MARGIN = 1.0  # as planner.schedule.search's
 
 Cost = tuple[int, int]  # (DRAM bytes, cycles)
 

@@ -33,10 +33,10 @@ OBJECTIVES = ("traffic", "latency", "edp")
 RETRIES = 8
 GROUP_SHARES = (0.5, 0.75)  # the share of the scratchpad a fusion group's tiles may take; residency has the rest
 CYCLES_SLACK = 1.01  # under `traffic`, a schedule may be at most this much slower than the baseline (estimated)
-# The cycle estimate of a schedule with groups runs up to 27% under the simulated cycles on the small zoo
-# (tests/planner/schedule/test_cost.py), so the 1% bound is checked on it scaled by this much; without groups the
-# estimate is within 10% and tracks the baseline's own.
-GROUP_ESTIMATE_MARGIN = 1.37
+# The cycle estimate of a schedule with groups runs from 27% under to 37% over the simulated cycles on the small zoo
+# (tests/planner/schedule/test_cost.py); scaling it by the under-estimate before the 1% bound (1.37, then 1.15) gave
+# up groups on 16 KiB edge-npu that were in fact faster than the baseline, so the estimate is taken as it is.
+GROUP_ESTIMATE_MARGIN = 1.0
 
 
 def baseline_schedule(lowered: LoweredGraph, machine: MachineConfig) -> Schedule | None:
