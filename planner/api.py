@@ -33,6 +33,7 @@ from planner.errors import PlanError
 from planner.fused import plan_fused
 from planner.graph import Graph, load_graph
 from planner.ops import lower
+from planner.schedule.search import OBJECTIVES as SEARCH_OBJECTIVES
 from planner.stmt import LoweredGraph
 from simulator.functional import FunctionalError, FunctionalMismatch, run_functional
 from simulator.isa import Program
@@ -48,7 +49,7 @@ __all__ = ["STRATEGIES", "CheckFailed", "Model", "OpReport", "PlanError", "Repor
            "load_program", "machine", "plan", "simulate"]
 
 STRATEGIES = {"fused": plan_fused, "baseline": plan_baseline}
-OBJECTIVES = ("traffic",)  # what the fused strategy minimises today: DRAM bytes moved
+OBJECTIVES = SEARCH_OBJECTIVES  # what the fused strategy's search minimises (planner.schedule.search)
 ModelLike = str | os.PathLike[str] | onnx.ModelProto
 MachineLike = str | os.PathLike[str] | MachineConfig
 
@@ -205,6 +206,8 @@ def plan(model: ModelLike | Model, machine_spec: MachineLike, *, strategy: str =
         raise PlanError(f"strategy {strategy!r}: unknown; choose one of {', '.join(sorted(STRATEGIES))}")
     if objective not in OBJECTIVES:
         raise PlanError(f"objective {objective!r}: unknown; choose one of {', '.join(OBJECTIVES)}")
+    if strategy == "fused":
+        return plan_fused(load(model).lowered, machine(machine_spec), objective)
     return STRATEGIES[strategy](load(model).lowered, machine(machine_spec))
 
 
@@ -235,7 +238,7 @@ def check(model: ModelLike | Model, program: Program, machine_spec: MachineLike)
 def evaluate(model: ModelLike | Model, machine_spec: MachineLike, *, strategy: str = "fused",
              scratchpad: str | int | None = None, batch: int | None = None,
              input_shapes: Mapping[str, tuple[int, ...]] | None = None, dtype: str | None = None,
-             best_unfused: bool = True) -> Report:
+             best_unfused: bool = True, objective: str = "traffic") -> Report:
     """Plan, simulate, and report the figures beside the bounds (cached: the same question gets the same report).
     `best_unfused=False` leaves that bound out (None): its search over every op's tilings costs more than planning,
     so a NAS loop that only ranks candidates by bytes and cycles skips it.
@@ -245,7 +248,7 @@ def evaluate(model: ModelLike | Model, machine_spec: MachineLike, *, strategy: s
     """
     loaded = load(model, batch=batch, input_shapes=input_shapes, dtype=dtype)
     config = machine(machine_spec, scratchpad=scratchpad)
-    return _evaluate(loaded, _machine_yaml(config), config, strategy, best_unfused)
+    return _evaluate(loaded, _machine_yaml(config), config, strategy, best_unfused, objective)
 
 
 def report_of(program: Program, config: MachineConfig, result: SimResult, limits: Bounds) -> Report:
@@ -273,19 +276,19 @@ def model_bounds(model: Model | None, program: Program, config: MachineConfig) -
 
 # -- caches: everything below is a pure function of its (hashable) arguments ------------------------------------------
 
-_REPORTS: dict[tuple[int, str, str, bool], tuple[Model, Report]] = {}
+_REPORTS: dict[tuple[int, str, str, bool, str], tuple[Model, Report]] = {}
 _REPORTS_KEPT = 256
 _BOUNDS: dict[tuple[int, str], tuple[Model, Bounds]] = {}
 
 
 def _evaluate(loaded: Model, machine_key: str, config: MachineConfig, strategy: str,
-              with_best_unfused: bool = True) -> Report:
+              with_best_unfused: bool = True, objective: str = "traffic") -> Report:
     # `loaded` is the cached Model of its bytes (same bytes, same object); the entry keeps it alive, so its id is not
     # reused while the entry exists
-    key = (id(loaded), machine_key, strategy, with_best_unfused)
+    key = (id(loaded), machine_key, strategy, with_best_unfused, objective)
     entry = _REPORTS.get(key)
     if entry is None or entry[0] is not loaded:
-        program = plan(loaded, config, strategy=strategy)
+        program = plan(loaded, config, strategy=strategy, objective=objective)
         if len(_REPORTS) >= _REPORTS_KEPT:
             _REPORTS.pop(next(iter(_REPORTS)))
         entry = _REPORTS[key] = (loaded, report_of(program, config, simulate(program, config),

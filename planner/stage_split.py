@@ -46,9 +46,9 @@ def _slices(builder: ProgramBuilder, stmt: Statement, start: int, stop: int) -> 
                                                                                start, stop))
 
 
-def stage_split_reduction(builder: ProgramBuilder, stmt: Statement, capacity: int, reduction: str) -> None:
-    """Emit the op's output tiles, each as a sequence of reduction slices; PlanError when not even one output element
-    over one reduction step fits."""
+def split_tile(builder: ProgramBuilder, stmt: Statement, capacity: int, reduction: str) -> dict[str, int]:
+    """The slice shape: output dims and the reduction step, the largest by halving that fits, then widened where the
+    estimated cycles drop; SplitTooLarge when not even one output element over one reduction step fits."""
     graph = builder.graph
     out_tensor = stmt.writes[0].tensor
     spans = extents(stmt)
@@ -85,21 +85,17 @@ def stage_split_reduction(builder: ProgramBuilder, stmt: Statement, capacity: in
     # aligned line per partition): widen it again where the estimated cycles drop (vgg16-small's 3x3 convs at 8 KiB
     # went from 32,768 slices of one output element each to a few hundred).
     tile = widen(stmt, tile, need, capacity, lambda t: _split_cycles(builder, stmt, t, reduction))
-    outer = list(blocks(stmt, {d: tile[d] for d in output_dims(stmt)}))
-    lo, hi = spans[reduction]
-    steps = [(start, min(start + tile[reduction], hi)) for start in range(lo, hi, tile[reduction])]
-    tiles = [(block, step, *boxes) for block in outer
-             for step, boxes in zip(steps, _slice_boxes(builder, stmt, block, reduction, steps), strict=True)]
-    shapes: dict[str, tuple[int, ...]] = {}
-    for _, _, reads, writes in tiles:
-        for tensor, box in [*reads.items(), *writes.items()]:
-            old = shapes.get(tensor, box.shape)
-            shapes[tensor] = tuple(max(a, b) for a, b in zip(old, box.shape, strict=True))
-    if sum(2 * builder.partition_bytes(s, graph.elem_bytes(t)) for t, s in shapes.items() if t != out_tensor) + \
-            builder.partition_bytes(shapes[out_tensor], ACCUMULATOR_BYTES) + \
-            builder.partition_bytes(shapes[out_tensor], graph.elem_bytes(out_tensor)) > capacity:
-        raise PlanError(f"{graph.source}: op {stmt.node!r} ({stmt.op_type}): no split of its reduction fits its "
-                        f"buffers in {capacity:,} bytes per partition")
+    return tile
+
+
+def stage_split_reduction(builder: ProgramBuilder, stmt: Statement, capacity: int, reduction: str) -> None:
+    """Emit the op's output tiles, each as a sequence of reduction slices; PlanError when not even one output element
+    over one reduction step fits."""
+    graph = builder.graph
+    out_tensor = stmt.writes[0].tensor
+    lo, hi = extents(stmt)[reduction]
+    tile = split_tile(builder, stmt, capacity, reduction)
+    tiles, shapes = _split_tiles(builder, stmt, capacity, reduction, tile)
     slots = {t: [builder.buffer(f"{stmt.name}.{t}.{s}", shape, graph.elem_bytes(t)) for s in range(2)]
              for t, shape in shapes.items() if t != out_tensor}
     running = builder.buffer(f"{stmt.name}.partial", shapes[out_tensor], ACCUMULATOR_BYTES)
@@ -187,3 +183,34 @@ def _split_cycles(builder: ProgramBuilder, stmt: Statement, tile: dict[str, int]
     machine = builder.machine
     dtype = mac_dtype(stmt.op_type, builder.graph.planning_dtype or "fp32")
     return count * (tensor_cycles(mnk, machine.tensor_engine, dtype) + 3 * machine.dma.descriptor_cycles)
+
+
+def split_slices(builder: ProgramBuilder, stmt: Statement, capacity: int, reduction: str,
+                 ) -> list[tuple[Block, tuple[int, int], dict[str, Box], dict[str, Box]]]:
+    """The slices `stage_split_reduction` emits, in order: (output block, reduction step, reads, writes) each; the
+    cost model prices these. Raises SplitTooLarge or PlanError as staging would."""
+    return _split_tiles(builder, stmt, capacity, reduction, split_tile(builder, stmt, capacity, reduction))[0]
+
+
+def _split_tiles(builder: ProgramBuilder, stmt: Statement, capacity: int, reduction: str, tile: dict[str, int],
+                 ) -> tuple[list[tuple[Block, tuple[int, int], dict[str, Box], dict[str, Box]]],
+                            dict[str, tuple[int, ...]]]:
+    graph = builder.graph
+    out_tensor = stmt.writes[0].tensor
+    spans = extents(stmt)
+    outer = list(blocks(stmt, {d: tile[d] for d in output_dims(stmt)}))
+    lo, hi = spans[reduction]
+    steps = [(start, min(start + tile[reduction], hi)) for start in range(lo, hi, tile[reduction])]
+    tiles = [(block, step, *boxes) for block in outer
+             for step, boxes in zip(steps, _slice_boxes(builder, stmt, block, reduction, steps), strict=True)]
+    shapes: dict[str, tuple[int, ...]] = {}
+    for _, _, reads, writes in tiles:
+        for tensor, box in [*reads.items(), *writes.items()]:
+            old = shapes.get(tensor, box.shape)
+            shapes[tensor] = tuple(max(a, b) for a, b in zip(old, box.shape, strict=True))
+    if sum(2 * builder.partition_bytes(s, graph.elem_bytes(t)) for t, s in shapes.items() if t != out_tensor) + \
+            builder.partition_bytes(shapes[out_tensor], ACCUMULATOR_BYTES) + \
+            builder.partition_bytes(shapes[out_tensor], graph.elem_bytes(out_tensor)) > capacity:
+        raise PlanError(f"{graph.source}: op {stmt.node!r} ({stmt.op_type}): no split of its reduction fits its "
+                        f"buffers in {capacity:,} bytes per partition")
+    return tiles, shapes
