@@ -32,7 +32,7 @@ EXPORTERS = {"ts17": ("torchscript", 17), "dynamo18": ("torch.export", 18), "ts9
 # Old-style TorchScript exports at opset 9, as the model zoo's files were made, for the classic CNNs only.
 OPSET9_MODELS = {"alexnet", "squeezenet", "tinyconv"}
 # Quantized with onnxruntime from the TorchScript opset-17 export: name -> the quantizations made.
-QUANTIZED = {"tinyconv": ("qdq",), "bert_tiny": ("dynamic",), "resnet18": ("qdq", "dynamic"),
+QUANTIZED = {"tinyconv": ("qdq",), "bert_tiny": ("dynamic", "qdq"), "resnet18": ("qdq", "dynamic"),
              "mobilenet_v3_small": ("qdq",), "bert": ("qdq", "dynamic"), "encoder_layer": ("dynamic",)}
 ZOO = ("bvlc_alexnet", "inception_v1", "squeezenet", "vgg19", "resnet50", "densenet121", "shufflenet",
        "inception_v2", "zfnet512")
