@@ -145,7 +145,9 @@ def report_table(folder: Path, machine: str, scratchpads: list[str], strategies:
             for key in row["plans"] or [""]:
                 done[(row["file"], key)] = row
     rows = {}
-    todo = [(path, job) for path in sorted(files, key=lambda p: (manifest_of(p)["macs"], p.name)) for job in jobs]
+    # Job by job in the order given, each over the files smallest first: a long run has the first strategy of every
+    # file before the second of the largest.
+    todo = [(path, job) for job in jobs for path in sorted(files, key=lambda p: (manifest_of(p)["macs"], p.name))]
     for path, job in tqdm(todo, unit="job"):
         key = (path.name, " ".join(job) if job else "")
         known = done.get(key) or (done.get((path.name, "")) if job is None else None)
@@ -154,10 +156,12 @@ def report_table(folder: Path, machine: str, scratchpads: list[str], strategies:
             if rows_file is not None:
                 with rows_file.open("a") as out:
                     out.write(json.dumps(known) + "\n")
-        if known is None:
-            continue
+        if known is None:  # with rows_only: a job not run yet
+            known = _row_head(path, manifest_of(path)) | {"imports": "not run"}
+            known["plans"] = {" ".join(job): {"error": "not run"}} if job else {}
         merged = rows.setdefault(path.name, known | {"plans": {}})
-        if merged["imports"] is None and known["imports"] is not None:
+        if merged["imports"] == "not run" or (merged["imports"] is None and known["imports"] not in (None,
+                                                                                                   "not run")):
             merged |= {k: known[k] for k in ("imports", "macs", "stderr") if k in known}
         merged["plans"] |= known["plans"]
         merged["stderr"] = merged.get("stderr") or known.get("stderr", "")
@@ -180,11 +184,13 @@ def _table(rows: list[dict[str, Any]], folder: Path, keys: list[str]) -> str:
     right = sum(row["macs"] is not None and macs_match(row["macs"], row["manifest_macs"]) for row in rows)
     lines += ["", f"{imported} of {len(rows)} import, {right} with the right MAC total."]
     for key in keys:
-        plans = [row["plans"][key] for row in rows if key in row["plans"]]
+        plans = [row["plans"][key] for row in rows
+                 if key in row["plans"] and row["plans"][key].get("error") != "not run"]
         planned = sum("x_compulsory" in p for p in plans)
         passed = sum(p.get("check") == "pass" for p in plans)
         timed_out = sum("timed out" in p.get("error", "") for p in plans)
-        lines.append(f"{key}: {planned} of {len(plans)} planned, {passed} pass --check, {timed_out} timed out.")
+        lines.append(f"{key}: {planned} of {len(plans)} planned, {passed} pass --check, {timed_out} timed out"
+                     + (f" ({len(rows) - len(plans)} not run)." if len(plans) < len(rows) else "."))
     refused = folder / "not-made.txt"
     if refused.exists() and refused.read_text().strip():
         lines += ["", "Not made (the exporter or quantizer refused):", ""]
@@ -197,6 +203,8 @@ def _plan_cell(plan: dict[str, Any] | None) -> str:
     if plan is None:
         return ""
     ratio = f"{plan['x_compulsory']:.2f}x" if "x_compulsory" in plan else None
+    if plan.get("error") == "not run":
+        return "not run"
     if plan.get("check") == "pass":
         return f"pass, {ratio}"
     if ratio is None:
