@@ -181,8 +181,10 @@ def _table(rows: list[dict[str, Any]], folder: Path, keys: list[str]) -> str:
         cells += [_plan_cell(row["plans"].get(key)) for key in keys]
         lines.append("| " + " | ".join(cells) + " |")
     imported = sum(row["imports"] is None for row in rows)
+    not_run = sum(row["imports"] == "not run" for row in rows)
     right = sum(row["macs"] is not None and macs_match(row["macs"], row["manifest_macs"]) for row in rows)
-    lines += ["", f"{imported} of {len(rows)} import, {right} with the right MAC total."]
+    lines += ["", f"{imported} of {len(rows) - not_run} import, {right} with the right MAC total"
+              + (f" ({not_run} not run)." if not_run else ".")]
     for key in keys:
         plans = [row["plans"][key] for row in rows
                  if key in row["plans"] and row["plans"][key].get("error") != "not run"]
