@@ -16,16 +16,22 @@ EPS_ABS, EPS_REL = 1e-9, 1e-12
 
 
 class Bandwidth:
-    """The fluid model: the transfers moving data, their remaining bytes, and their current rates."""
+    """The fluid model: the transfers moving data, their remaining bytes, and their current rates.
+
+    The arithmetic is fixed (the same float operations in the same order, so timings are reproducible bit for bit):
+    `advance` takes `rate * elapsed` off every transfer, and a transfer's finish is `remaining / rate` from now.
+    """
 
     def __init__(self, machine: MachineConfig) -> None:
         self.dram_rate = float(machine.dram.bandwidth_bytes_per_cycle)
         self.engine_rate = float(machine.dma.engine_bandwidth_bytes_per_cycle)
-        self.moving: dict[int, list[Any]] = {}   # id -> [remaining bytes, bytes per cycle, queue]
+        self.moving: dict[int, list[Any]] = {}   # id -> [remaining bytes, bytes per cycle, queue], in start order
         self.per_queue = [0] * machine.dma.engines
         self.now = 0.0
         self.next_finish = math.inf
         self.soonest = -1  # the transfer that finishes at next_finish
+        # with one transfer moving, it gets min(engine, DRAM) (what the water-filling gives for one)
+        self.alone_rate = min(self.engine_rate / 1, self.dram_rate / 1)
 
     def advance(self, now: float) -> None:
         elapsed = now - self.now
@@ -43,21 +49,29 @@ class Bandwidth:
         """Advance to the next finish and remove every transfer done by then."""
         self.advance(self.next_finish)
         slack = EPS_ABS + EPS_REL * self.now
-        done = [i for i, (remaining, rate, _) in self.moving.items()
-                if i == self.soonest or remaining <= rate * slack]
+        moving, soonest = self.moving, self.soonest
+        done = [i for i, (remaining, rate, _) in moving.items() if i == soonest or remaining <= rate * slack]
+        per_queue = self.per_queue
         for i in done:
-            self.per_queue[self.moving.pop(i)[2]] -= 1
+            per_queue[moving.pop(i)[2]] -= 1
         self._share()
         return done
 
     def _share(self) -> None:
         # max-min fair water-filling; a transfer's cap is its queue's rate split among the queue's moving transfers,
         # so transfers with the smallest cap (the busiest queue) are served first
+        moving = self.moving
+        if len(moving) == 1:
+            for i, transfer in moving.items():
+                transfer[1] = rate = self.alone_rate
+                self.soonest = i
+                self.next_finish = self.now + transfer[0] / rate
+            return
         per_queue = self.per_queue
         counts = [(count, queue) for queue, count in enumerate(per_queue) if count]
         if len(counts) > 1:
             counts.sort(reverse=True)
-        budget, left = self.dram_rate, sum(count for count, _ in counts)
+        budget, left = self.dram_rate, len(moving)
         engine_rate = self.engine_rate
         rates = [0.0] * len(per_queue)
         for count, queue in counts:
@@ -66,7 +80,7 @@ class Bandwidth:
             budget -= rate * count
             left -= count
         soonest, self.soonest = math.inf, -1
-        for i, transfer in self.moving.items():
+        for i, transfer in moving.items():
             transfer[1] = rate = rates[transfer[2]]
             finish = transfer[0] / rate
             if finish < soonest:

@@ -19,10 +19,9 @@ bits (the low end, 162.5 pJ per byte). bf16 is taken as fp16; a vector element o
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
-from simulator.isa import Compute, DmaGather, DmaLoad, DmaStore, Operand, Program
+from simulator.costs import Costs
 from simulator.machine import EnergyConfig
 
 
@@ -49,29 +48,10 @@ class Energy:
                 "dram": self.dram_pj, "descriptors": self.descriptor_pj}
 
 
-def program_energy(program: Program, energy: EnergyConfig, payload_bytes: Sequence[int], burst_bytes: Sequence[int],
-                   descriptor_counts: Sequence[int]) -> Energy:
-    """The energy of `program`; the sequences are per instruction (0 for non-DMA), as the timing model made them."""
-    elem_bytes = {buffer.name: buffer.elem_bytes for buffer in program.buffers}  # as held in the scratchpad
-
-    def operand_bytes(operand: Operand) -> int:
-        return operand.box.numel * elem_bytes[operand.buffer]
-
-    macs = elem_ops = read = written = 0
-    for i, instruction in enumerate(program.instructions):
-        if isinstance(instruction, Compute):
-            if instruction.engine == "tensor":
-                macs += instruction.macs
-            else:
-                elem_ops += instruction.elem_ops
-            read += sum(operand_bytes(operand) for operand in instruction.operands)
-            written += operand_bytes(instruction.output)
-        elif isinstance(instruction, (DmaLoad, DmaGather)):
-            written += payload_bytes[i]
-        elif isinstance(instruction, DmaStore):
-            read += payload_bytes[i]
-    return Energy(mac_pj=macs * energy.mac_pj[program.dtype], vector_pj=elem_ops * energy.vector_op_pj,
-                  scratchpad_read_pj=read * energy.scratchpad_read_pj_per_byte,
-                  scratchpad_write_pj=written * energy.scratchpad_write_pj_per_byte,
-                  dram_pj=sum(burst_bytes) * energy.dram_pj_per_byte,
-                  descriptor_pj=sum(descriptor_counts) * energy.descriptor_pj)
+def program_energy(costs: Costs, energy: EnergyConfig, dtype: str) -> Energy:
+    """The energy of a program from its instructions' costs (`simulator.costs`); `dtype` its planning dtype."""
+    return Energy(mac_pj=costs.macs * energy.mac_pj[dtype], vector_pj=costs.elem_ops * energy.vector_op_pj,
+                  scratchpad_read_pj=costs.scratchpad_read_bytes * energy.scratchpad_read_pj_per_byte,
+                  scratchpad_write_pj=costs.scratchpad_write_bytes * energy.scratchpad_write_pj_per_byte,
+                  dram_pj=sum(costs.burst_bytes) * energy.dram_pj_per_byte,
+                  descriptor_pj=sum(costs.descriptors) * energy.descriptor_pj)

@@ -1,16 +1,21 @@
 """What a timed program did: cycles, DRAM traffic, engine occupancy, DMA stalls, scratchpad peak, per-op spans.
 
-Everything here is read off a finished schedule (each instruction's start and end cycle); `simulator.timing` makes
-the schedule and calls `collect_stats`.
+Everything here is read off a finished schedule (each instruction's start and end cycle) and the instructions' costs
+(`simulator.costs`); `simulator.timing` makes the schedule and calls `collect_stats`. The sums are numpy reductions
+over per-instruction arrays: a program has up to millions of instructions.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from itertools import chain
 from typing import Any
 
-from simulator.isa import Compute, DmaGather, DmaLoad, DmaStore, Program, Release
+import numpy as np
+
+from simulator.costs import COMPUTE, FIRST_QUEUE, GATHER, LOAD, RELEASE, STORE, TENSOR, VECTOR, Costs
+from simulator.isa import Compute, DmaGather, DmaLoad, Program, Release
 from simulator.machine import MachineConfig
 
 
@@ -73,60 +78,64 @@ class SimStats:
         return document
 
 
-def collect_stats(program: Program, machine: MachineConfig, start_cycles: Sequence[int], end_cycles: Sequence[int],
-                  resources: Sequence[str], payload_bytes: Sequence[int], burst_bytes: Sequence[int]) -> SimStats:
-    """The stats of a finished schedule; `payload_bytes` / `burst_bytes` are per instruction (0 for non-DMA)."""
-    instructions = program.instructions
-    busy = {"tensor": 0, "vector": 0} | {f"dma{q}": 0 for q in range(machine.dma.engines)}
-    queue_covered = {f"dma{q}": 0 for q in range(machine.dma.engines)}  # end of the union of intervals so far
-    bytes_read = bytes_written = burst_read = burst_written = transfers = 0
-    for i, instruction in enumerate(instructions):
-        resource, start, end = resources[i], start_cycles[i], end_cycles[i]
-        if isinstance(instruction, Compute):
-            busy[resource] += end - start
-        elif isinstance(instruction, (DmaLoad, DmaStore, DmaGather)):
-            transfers += 1
-            if isinstance(instruction, (DmaLoad, DmaGather)):
-                bytes_read += payload_bytes[i]
-                burst_read += burst_bytes[i]
-            else:
-                bytes_written += payload_bytes[i]
-                burst_written += burst_bytes[i]
-            # transfers of a queue start in program order, so the union of their intervals grows left to right
-            covered = queue_covered[resource]
-            busy[resource] += max(0, end - max(start, covered))
-            queue_covered[resource] = max(covered, end)
-    stalls = _engine_stalls(program, start_cycles, end_cycles)
-    return SimStats(total_cycles=max(end_cycles, default=0), dram_bytes_read=bytes_read,
-                    dram_bytes_written=bytes_written, dram_burst_bytes=sum(burst_bytes),
-                    dram_burst_bytes_read=burst_read, dram_burst_bytes_written=burst_written, dma_transfers=transfers,
-                    busy_cycles=busy, stall_cycles=sum(stalls.values()), engine_stall_cycles=stalls,
-                    peak_scratchpad_bytes=max((live for _, live in
-                                               scratchpad_timeline(program, machine, start_cycles, end_cycles)),
-                                              default=0),
-                    ops=_op_stats(program, start_cycles, end_cycles, payload_bytes, burst_bytes))
+def collect_stats(costs: Costs, machine: MachineConfig, sizes: Mapping[str, int], start_cycles: Sequence[int],
+                  end_cycles: Sequence[int]) -> SimStats:
+    """The stats of a finished schedule; `sizes` are the scratchpad bytes each buffer takes (`buffer_sizes`)."""
+    kind, resource = np.array(costs.kind, dtype=np.int64), np.array(costs.resource, dtype=np.int64)
+    start, end = np.array(start_cycles, dtype=np.int64), np.array(end_cycles, dtype=np.int64)
+    payload, burst = np.array(costs.payload_bytes, dtype=np.int64), np.array(costs.burst_bytes, dtype=np.int64)
+    busy = {"tensor": _sum(end - start, resource == TENSOR), "vector": _sum(end - start, resource == VECTOR)}
+    for q in range(machine.dma.engines):
+        queue = np.flatnonzero(resource == FIRST_QUEUE + q)
+        # transfers of a queue start in program order, so the union of their intervals grows left to right: each
+        # adds what it runs past the furthest end before it
+        covered = np.concatenate(([0], np.maximum.accumulate(end[queue])[:-1])) if queue.size else queue
+        busy[f"dma{q}"] = int(np.maximum(0, end[queue] - np.maximum(start[queue], covered)).sum())
+    reads, writes = (kind == LOAD) | (kind == GATHER), kind == STORE
+    stalls = _engine_stalls(costs, kind, resource, start, end)
+    timeline = _timeline(costs, sizes, start_cycles, end_cycles)
+    return SimStats(total_cycles=max(end_cycles, default=0), dram_bytes_read=_sum(payload, reads),
+                    dram_bytes_written=_sum(payload, writes), dram_burst_bytes=int(burst.sum()),
+                    dram_burst_bytes_read=_sum(burst, reads), dram_burst_bytes_written=_sum(burst, writes),
+                    dma_transfers=int((reads | writes).sum()), busy_cycles=busy, stall_cycles=sum(stalls.values()),
+                    engine_stall_cycles=stalls, peak_scratchpad_bytes=max((live for _, live in timeline), default=0),
+                    ops=_op_stats(costs, kind, start, end, payload, burst))
 
 
-def _engine_stalls(program: Program, start_cycles: Sequence[int], end_cycles: Sequence[int]) -> dict[str, int]:
-    # settled[i]: when the non-DMA dependencies of i had completed (looking through Releases)
-    settled = [0] * len(program.instructions)
-    engine_free = {"tensor": 0, "vector": 0}
-    stalls = {"tensor": 0, "vector": 0}
-    for i, instruction in enumerate(program.instructions):
-        if not isinstance(instruction, (Compute, Release)):
-            continue
-        ready = 0
-        for dep in instruction.deps:
-            source = program.instructions[dep]
-            if isinstance(source, Compute):
-                ready = max(ready, end_cycles[dep])
-            elif isinstance(source, Release):
-                ready = max(ready, settled[dep])
-        settled[i] = ready
-        if isinstance(instruction, Compute):
-            stalls[instruction.engine] += start_cycles[i] - max(engine_free[instruction.engine], ready)
-            engine_free[instruction.engine] = end_cycles[i]
+def _sum(values: np.ndarray, mask: np.ndarray) -> int:
+    return int(values[mask].sum())
+
+
+def _engine_stalls(costs: Costs, kind: np.ndarray, resource: np.ndarray, start: np.ndarray, end: np.ndarray,
+                   ) -> dict[str, int]:
+    # settled[i]: when the non-DMA dependencies of i had completed, looking through Releases (a Release stands for
+    # what it waited on): the least fixed point of settled = max over deps of (end of a Compute, settled of a
+    # Release), found by relaxing all edges at once until nothing moves (as many rounds as the longest chain of
+    # Releases)
+    counts = np.fromiter(map(len, costs.deps), dtype=np.int64, count=len(costs.deps))
+    sources = np.fromiter(chain.from_iterable(costs.deps), dtype=np.int64, count=int(counts.sum()))
+    targets = np.repeat(np.arange(len(counts), dtype=np.int64), counts)
+    is_release = kind == RELEASE
+    value = np.where(kind == COMPUTE, end, 0)  # what a dependency contributes; 0 for a DMA
+    settled = np.zeros(len(counts), dtype=np.int64)
+    while True:
+        settled[:] = 0
+        np.maximum.at(settled, targets, value[sources])
+        if np.array_equal(value[is_release], settled[is_release]):
+            break
+        value[is_release] = settled[is_release]
+    stalls = {}
+    for name, engine in (("tensor", TENSOR), ("vector", VECTOR)):
+        computes = np.flatnonzero((resource == engine) & (kind == COMPUTE))
+        free = np.concatenate(([0], end[computes][:-1]))  # the engine is free when its previous compute ended
+        stalls[name] = int((start[computes] - np.maximum(free, settled[computes])).sum())
     return stalls
+
+
+def buffer_sizes(program: Program, machine: MachineConfig) -> dict[str, int]:
+    """Scratchpad bytes each buffer takes: `partition_bytes(P) * partitions_used(P)`."""
+    partitions = machine.scratchpad.partitions
+    return {b.name: b.partition_bytes(partitions) * b.partitions_used(partitions) for b in program.buffers}
 
 
 def scratchpad_timeline(program: Program, machine: MachineConfig, start_cycles: Sequence[int],
@@ -136,58 +145,69 @@ def scratchpad_timeline(program: Program, machine: MachineConfig, start_cycles: 
     A Release completing at cycle t frees its buffer before a write starting at t takes one (intervals are
     half-open), so two buffers that hand over at t never count together.
     """
-    partitions = machine.scratchpad.partitions
-    sizes = {b.name: b.partition_bytes(partitions) * b.partitions_used(partitions) for b in program.buffers}
-    per_buffer: dict[str, list[tuple[int, int]]] = {}  # buffer -> (cycle, 0 = release end / 1 = write start)
-    for i, instruction in enumerate(program.instructions):
+    kinds, buffers = [], []
+    for instruction in program.instructions:
         if isinstance(instruction, Release):
-            per_buffer.setdefault(instruction.buffer, []).append((end_cycles[i], 0))
+            kinds.append(RELEASE)
+            buffers.append(instruction.buffer)
         elif isinstance(instruction, DmaLoad):
-            per_buffer.setdefault(instruction.buffer, []).append((start_cycles[i], 1))
+            kinds.append(LOAD)
+            buffers.append(instruction.buffer)
         elif isinstance(instruction, (Compute, DmaGather)):
-            per_buffer.setdefault(instruction.output.buffer, []).append((start_cycles[i], 1))
-    changes: list[tuple[int, int, int]] = []  # (cycle, 0 = free / 1 = take, bytes)
-    for name, events in per_buffer.items():
-        live = False
-        for cycle, is_write in sorted(events):
-            if is_write and not live:
-                changes.append((cycle, 1, sizes[name]))
-            elif not is_write and live:
-                changes.append((cycle, 0, -sizes[name]))
-            live = bool(is_write)
-    changes.sort()
-    timeline: list[tuple[int, int]] = []
-    live_bytes = 0
-    for cycle, _, delta in changes:
-        live_bytes += delta
-        if timeline and timeline[-1][0] == cycle:
-            # the peak at a cycle is after its frees and its takes: takes sort last
-            timeline[-1] = (cycle, live_bytes)
+            kinds.append(COMPUTE)
+            buffers.append(instruction.output.buffer)
         else:
-            timeline.append((cycle, live_bytes))
-    return timeline
+            kinds.append(STORE)
+            buffers.append("")
+    return _timeline_of(kinds, buffers, buffer_sizes(program, machine), start_cycles, end_cycles)
 
 
-def _op_stats(program: Program, start_cycles: Sequence[int], end_cycles: Sequence[int],
-              payload_bytes: Sequence[int], burst_bytes: Sequence[int]) -> dict[str, OpStats]:
-    # name -> [first start, last end, bytes read, bytes written, burst bytes read, burst bytes written, compute cycles]
-    spans: dict[str, list[int]] = {}
-    for i, instruction in enumerate(program.instructions):
-        if isinstance(instruction, Compute):
-            name, column = instruction.node, -1
-        elif isinstance(instruction, (DmaLoad, DmaGather)):
-            name, column = instruction.op, 2
-        elif isinstance(instruction, DmaStore):
-            name, column = instruction.op, 3
-        else:
-            continue
-        if not name:
-            continue
-        span = spans.setdefault(name, [start_cycles[i], end_cycles[i], 0, 0, 0, 0, 0])
-        span[0], span[1] = min(span[0], start_cycles[i]), max(span[1], end_cycles[i])
-        if column > 0:
-            span[column] += payload_bytes[i]
-            span[column + 2] += burst_bytes[i]
-        else:
-            span[6] += end_cycles[i] - start_cycles[i]
-    return {name: OpStats(end - start, *counts) for name, (start, end, *counts) in spans.items()}
+def _timeline(costs: Costs, sizes: Mapping[str, int], start_cycles: Sequence[int], end_cycles: Sequence[int],
+              ) -> list[tuple[int, int]]:
+    return _timeline_of(costs.kind, costs.buffer, sizes, start_cycles, end_cycles)
+
+
+def _timeline_of(kinds: Sequence[int], buffers: Sequence[str], sizes: Mapping[str, int], start_cycles: Sequence[int],
+                 end_cycles: Sequence[int]) -> list[tuple[int, int]]:
+    # a buffer is live from a write's start to a Release's end: per buffer, in time order (a release before a
+    # write at the same cycle), a write to a dead buffer takes it and a Release of a live one frees it
+    names = {name: position for position, name in enumerate(name for name in dict.fromkeys(buffers) if name)}
+    ids = np.fromiter(map(names.get, buffers, [-1] * len(buffers)), dtype=np.int64, count=len(buffers))
+    touched = np.flatnonzero(ids >= 0)
+    if not touched.size:
+        return []
+    is_write = np.array(kinds, dtype=np.int64)[touched] != RELEASE
+    cycle = np.where(is_write, np.array(start_cycles, dtype=np.int64)[touched],
+                     np.array(end_cycles, dtype=np.int64)[touched])
+    buffer = ids[touched]
+    order = np.lexsort((is_write, cycle, buffer))
+    buffer, cycle, is_write = buffer[order], cycle[order], is_write[order]
+    was_live = np.concatenate(([False], is_write[:-1] & (buffer[1:] == buffer[:-1])))
+    size = np.array([sizes[name] for name in names], dtype=np.int64)[buffer]
+    delta = np.where(is_write & ~was_live, size, np.where(~is_write & was_live, -size, 0))
+    changed = delta != 0
+    cycle, delta = cycle[changed], delta[changed]
+    order = np.argsort(cycle, kind="stable")
+    cycle, live = cycle[order], np.cumsum(delta[order])
+    last = np.flatnonzero(np.concatenate((cycle[1:] != cycle[:-1], [True])))  # a cycle's figure: after all its changes
+    return list(zip(cycle[last].tolist(), live[last].tolist(), strict=True))
+
+
+def _op_stats(costs: Costs, kind: np.ndarray, start: np.ndarray, end: np.ndarray, payload: np.ndarray,
+              burst: np.ndarray) -> dict[str, OpStats]:
+    # per op name, in order of first appearance: first start, last end, bytes by direction, compute cycles; each a
+    # reduction over the instructions sorted by op (every op has at least one, so no group is empty)
+    index = {name: position for position, name in enumerate(dict.fromkeys(costs.op))}
+    ids = np.fromiter(map(index.__getitem__, costs.op), dtype=np.int64, count=len(costs.op))
+    order = np.argsort(ids, kind="stable")
+    groups = np.flatnonzero(np.concatenate(([True], ids[order][1:] != ids[order][:-1]))) if ids.size else ids
+    if not groups.size:
+        return {}
+    reads, writes = (kind == LOAD) | (kind == GATHER), kind == STORE
+    spans = (np.maximum.reduceat(end[order], groups) - np.minimum.reduceat(start[order], groups)).tolist()
+    columns = [np.add.reduceat(np.where(mask, values, 0)[order], groups).tolist()
+               for mask, values in ((reads, payload), (writes, payload), (reads, burst), (writes, burst),
+                                    (kind == COMPUTE, end - start))]
+    figures = dict(zip(index, map(OpStats, spans, *columns), strict=True))
+    figures.pop("", None)
+    return figures

@@ -7,7 +7,9 @@ from pathlib import Path
 
 import onnx
 import pytest
-from hypothesis import HealthCheck, settings
+from hypothesis import settings
+
+from tests import profiles  # noqa: F401  (registers the profiles)
 
 
 @pytest.fixture
@@ -22,10 +24,4 @@ def save_model(tmp_path: Path) -> Callable[..., Path]:
     return save
 
 
-# Hypothesis profiles: `ci` (the default) keeps the suite within minutes on 2 cores; `thorough` is for bug hunts:
-#   pytest --hypothesis-profile=thorough
-settings.register_profile("ci", max_examples=50, deadline=None, derandomize=True,
-                          suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
-settings.register_profile("thorough", max_examples=2000, deadline=None,
-                          suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
-settings.load_profile("ci")
+settings.load_profile("ci")  # the default; `pytest --hypothesis-profile=thorough` loads the other

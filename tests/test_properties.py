@@ -1,7 +1,8 @@
 """Random models on random machines: every strategy's plans keep every invariant (`planner.testing.invariants`).
 
-Each property runs the loaded profile's example count: 50, derandomized, under `ci` (the default); 2000 under
-`pytest --hypothesis-profile=thorough`, which also keeps failing examples in .hypothesis/ for the next run. A failure
+Each property runs the loaded profile's example count: 50, derandomized, under `ci` (the default; 25 for the tight
+scratchpads, whose examples take many tiles); 2000 under `pytest --hypothesis-profile=thorough`, which also keeps
+failing examples in .hypothesis/ for the next run. A failure
 prints the shrunk model as ONNX text and the machine as YAML.
 """
 
@@ -15,6 +16,7 @@ from hypothesis import strategies as st
 from planner.testing import STRATEGIES, Coverage, check_plan, fusion_cases, machines, onnx_models
 from simulator.machine import MachineConfig
 from simulator.machine_file import machine_from_dict, machine_to_yaml
+from tests.profiles import ci_examples
 
 DTYPES = st.sampled_from([None, "bf16", "int8"])  # None plans floats at their own size (fp32)
 
@@ -31,6 +33,7 @@ def test_plans_keep_the_invariants(strategy: str, model, machine: MachineConfig,
 
 
 @pytest.mark.parametrize("strategy", STRATEGIES)
+@settings(max_examples=ci_examples(25))  # 0.3 s an example, twice those of the roomier property above
 @given(model=onnx_models(), machine=machines(partition_bytes=st.integers(8, 1024)), dtype=DTYPES)
 def test_tight_scratchpads_tile_or_refuse_clearly(strategy: str, model, machine: MachineConfig,
                                                   dtype: str | None) -> None:

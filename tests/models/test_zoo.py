@@ -9,7 +9,6 @@ from __future__ import annotations
 import functools
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -76,15 +75,12 @@ def test_small_variant_is_valid_and_runs(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_small_variant_is_fast_and_small(name: str) -> None:
+def test_small_variant_is_small_and_cheap(name: str) -> None:
+    # Cheap in work, not in measured seconds (a timed assertion fails on a loaded machine and proves nothing on an
+    # idle one): a few million MACs, milliseconds in onnxruntime anywhere.
     model = build(name, small=True)
     assert count_parameters(model) <= 420_000  # mobilenet_v2 at width 0.35 is the largest, 408,938
-    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
-    feeds = {i.name: np.zeros(i.shape, np.float32) for i in session.get_inputs()}
-    session.run(None, feeds)  # warm-up
-    start = time.perf_counter()
-    session.run(None, feeds)
-    assert time.perf_counter() - start < 0.1
+    assert count_macs(model) <= 6_000_000  # vgg16 at width 1/16 and 32x32 is the largest, 5,171,712
 
 
 @pytest.mark.parametrize("name", NAMES)
