@@ -55,13 +55,13 @@ def choose_residency(lowered: LoweredGraph, capacity: int, alignment: int, size_
 
     for tensor in sorted(candidates, key=lambda t: (-value(t), t)):
         size, span = size_of(tensor), (first_write[tensor], last_use[tensor])
-        neighbours = sorted(((offsets[t], offsets[t] + sizes[t]) for t, (a, b) in kept.items()
-                             if a <= span[1] and span[0] <= b), reverse=True)
+        neighbours = [(offsets[t], offsets[t] + sizes[t]) for t, (a, b) in kept.items()
+                      if a <= span[1] and span[0] <= b]
         offset = (capacity - size) // alignment * alignment
-        for start, end in neighbours:  # first fit from the top
-            if end <= offset:
-                break
-            offset = min(offset, (start - size) // alignment * alignment)
+        # First fit from the top: step below the highest neighbour in the way until none is. (Neighbours may
+        # overlap one another in address, when they do not in time, so no one order of them can be walked once.)
+        while clashes := [start for start, end in neighbours if start < offset + size and offset < end]:
+            offset = (max(clashes) - size) // alignment * alignment
         if all(offset >= reserve[i] and offset >= 0 for i in range(span[0], span[1] + 1)):
             kept[tensor], offsets[tensor], sizes[tensor] = span, offset, size
             for i in range(span[0], span[1] + 1):
