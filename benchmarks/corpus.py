@@ -2,7 +2,8 @@
 
     pip install -e '.[corpus]'
     python benchmarks/corpus.py build [--out out/corpus] [--small] [--only NAME ...] [--exporter ts17 ...]
-    python benchmarks/corpus.py report DIR [--scratchpad 512KiB ...] [--import-only] > table.md
+    python benchmarks/corpus.py report DIR [--scratchpad 512KiB ...] [--strategy fused ...] [--timeout S]
+        [--rows rows.jsonl] [--import-only] > table.md
 
 `build` exports every model of `corpus_models.SPECS` with both PyTorch exporters (the TorchScript-based one at opset
 17, the torch.export-based one at opset 18), quantizes some of them with onnxruntime's tool (static QDQ and dynamic),
@@ -31,7 +32,7 @@ EXPORTERS = {"ts17": ("torchscript", 17), "dynamo18": ("torch.export", 18), "ts9
 # Old-style TorchScript exports at opset 9, as the model zoo's files were made, for the classic CNNs only.
 OPSET9_MODELS = {"alexnet", "squeezenet", "tinyconv"}
 # Quantized with onnxruntime from the TorchScript opset-17 export: name -> the quantizations made.
-QUANTIZED = {"tinyconv": ("qdq",), "bert_tiny": ("dynamic",), "resnet18": ("qdq", "dynamic"),
+QUANTIZED = {"tinyconv": ("qdq",), "bert_tiny": ("dynamic", "qdq"), "resnet18": ("qdq", "dynamic"),
              "mobilenet_v3_small": ("qdq",), "bert": ("qdq", "dynamic"), "encoder_layer": ("dynamic",)}
 ZOO = ("bvlc_alexnet", "inception_v1", "squeezenet", "vgg19", "resnet50", "densenet121", "shufflenet",
        "inception_v2", "zfnet512")
@@ -51,17 +52,20 @@ def main(argv: list[str] | None = None) -> int:
     report.add_argument("dir", type=Path)
     report.add_argument("--machine", default="edge-npu")
     report.add_argument("--scratchpad", action="append", default=[], help="default: 512KiB and 64KiB")
+    report.add_argument("--strategy", action="append", default=[], help="default: baseline and fused")
+    report.add_argument("--timeout", type=float, default=900, help="seconds per (file, strategy, scratchpad) job")
     report.add_argument("--no-check", action="store_true", help="skip --check (the functional simulation)")
     report.add_argument("--import-only", action="store_true", help="only import and count MACs: no plans")
-    report.add_argument("--rows", type=Path, help="JSON lines of `corpus_check.py FILE` already made: reuse them")
+    report.add_argument("--rows", type=Path, help="JSON lines of jobs already run: reuse them, append new ones")
     report.add_argument("--rows-only", action="store_true", help="with --rows: only the files it has rows for")
     args = parser.parse_args(argv)
     if args.command == "report":
         from corpus_check import report_table
 
         scratchpads = [] if args.import_only else args.scratchpad or ["512KiB", "64KiB"]
-        print(report_table(args.dir, args.machine, scratchpads, check=not args.no_check, rows_file=args.rows,
-                           rows_only=args.rows_only))
+        strategies = args.strategy or ["baseline", "fused"]
+        print(report_table(args.dir, args.machine, scratchpads, strategies, check=not args.no_check,
+                           rows_file=args.rows, rows_only=args.rows_only, timeout_seconds=args.timeout))
         return 0
     return build_corpus(args)
 

@@ -28,10 +28,12 @@ import onnx
 from planner.baseline import plan_baseline
 from planner.bounds import Bounds, bounds, program_bounds
 from planner.check import reference_values
+from planner.check_bounds import split_error_bounds
 from planner.errors import PlanError
 from planner.fused import plan_fused
 from planner.graph import Graph, load_graph
 from planner.ops import lower
+from planner.schedule.search import OBJECTIVES as SEARCH_OBJECTIVES
 from planner.stmt import LoweredGraph
 from simulator.functional import FunctionalError, FunctionalMismatch, run_functional
 from simulator.isa import Program
@@ -47,7 +49,7 @@ __all__ = ["STRATEGIES", "CheckFailed", "Model", "OpReport", "PlanError", "Repor
            "load_program", "machine", "plan", "simulate"]
 
 STRATEGIES = {"fused": plan_fused, "baseline": plan_baseline}
-OBJECTIVES = ("traffic",)  # what the fused strategy minimises today: DRAM bytes moved
+OBJECTIVES = SEARCH_OBJECTIVES  # what the fused strategy's search minimises (planner.schedule.search)
 ModelLike = str | os.PathLike[str] | onnx.ModelProto
 MachineLike = str | os.PathLike[str] | MachineConfig
 
@@ -147,10 +149,18 @@ def machine(spec: MachineLike, *, scratchpad: str | int | None = None) -> Machin
             return dataclasses.replace(spec, scratchpad=dataclasses.replace(spec.scratchpad, capacity_bytes=capacity))
         except (MachineError, ValueError) as exc:
             raise PlanError(f"--scratchpad {scratchpad}: {exc}") from None
+    path = os.fspath(spec)
     try:
-        return load_machine(spec, scratchpad=scratchpad)
+        if os.path.exists(path):  # a file may be rewritten between calls: read it each time
+            return load_machine(path, scratchpad=scratchpad)
+        return _preset(path, scratchpad)
     except MachineError as exc:
         raise PlanError(f"--machine {spec}: {exc}") from None
+
+
+@functools.lru_cache(maxsize=64)  # a preset is package data: parsing its YAML once per process is enough
+def _preset(name: str, scratchpad: str | int | None) -> MachineConfig:
+    return load_machine(name, scratchpad=scratchpad)
 
 
 def load(model: ModelLike | Model, *, batch: int | None = None, input_shapes: Mapping[str, tuple[int, ...]] | None
@@ -196,6 +206,8 @@ def plan(model: ModelLike | Model, machine_spec: MachineLike, *, strategy: str =
         raise PlanError(f"strategy {strategy!r}: unknown; choose one of {', '.join(sorted(STRATEGIES))}")
     if objective not in OBJECTIVES:
         raise PlanError(f"objective {objective!r}: unknown; choose one of {', '.join(OBJECTIVES)}")
+    if strategy == "fused":
+        return plan_fused(load(model).lowered, machine(machine_spec), objective)
     return STRATEGIES[strategy](load(model).lowered, machine(machine_spec))
 
 
@@ -217,22 +229,26 @@ def check(model: ModelLike | Model, program: Program, machine_spec: MachineLike)
     dram, reference = reference_values(loaded.graph, loaded.source, batch=loaded.batch,
                                        input_shapes=loaded.input_shapes)
     try:
-        run_functional(program, config, dram, reference=reference)
+        run_functional(program, config, dram, reference=reference,
+                       error_bounds=split_error_bounds(program, loaded.graph, reference))
     except (FunctionalMismatch, FunctionalError) as exc:
         raise CheckFailed(f"functional: {exc}") from None
 
 
 def evaluate(model: ModelLike | Model, machine_spec: MachineLike, *, strategy: str = "fused",
              scratchpad: str | int | None = None, batch: int | None = None,
-             input_shapes: Mapping[str, tuple[int, ...]] | None = None, dtype: str | None = None) -> Report:
+             input_shapes: Mapping[str, tuple[int, ...]] | None = None, dtype: str | None = None,
+             best_unfused: bool = True, objective: str = "traffic") -> Report:
     """Plan, simulate, and report the figures beside the bounds (cached: the same question gets the same report).
+    `best_unfused=False` leaves that bound out (None): its search over every op's tilings costs more than planning,
+    so a NAS loop that only ranks candidates by bytes and cycles skips it.
 
     >>> evaluate("mlp-small", "edge-npu", strategy="baseline").strategy
     'baseline'
     """
     loaded = load(model, batch=batch, input_shapes=input_shapes, dtype=dtype)
     config = machine(machine_spec, scratchpad=scratchpad)
-    return _evaluate(loaded, _machine_yaml(config), config, strategy)
+    return _evaluate(loaded, _machine_yaml(config), config, strategy, best_unfused, objective)
 
 
 def report_of(program: Program, config: MachineConfig, result: SimResult, limits: Bounds) -> Report:
@@ -260,21 +276,36 @@ def model_bounds(model: Model | None, program: Program, config: MachineConfig) -
 
 # -- caches: everything below is a pure function of its (hashable) arguments ------------------------------------------
 
-_REPORTS: dict[tuple[int, str, str], tuple[Model, Report]] = {}
+_REPORTS: dict[tuple[int, str, str, bool, str], tuple[Model, Report]] = {}
 _REPORTS_KEPT = 256
+_BOUNDS: dict[tuple[int, str], tuple[Model, Bounds]] = {}
 
 
-def _evaluate(loaded: Model, machine_key: str, config: MachineConfig, strategy: str) -> Report:
+def _evaluate(loaded: Model, machine_key: str, config: MachineConfig, strategy: str,
+              with_best_unfused: bool = True, objective: str = "traffic") -> Report:
     # `loaded` is the cached Model of its bytes (same bytes, same object); the entry keeps it alive, so its id is not
     # reused while the entry exists
-    key = (id(loaded), machine_key, strategy)
+    key = (id(loaded), machine_key, strategy, with_best_unfused, objective)
     entry = _REPORTS.get(key)
     if entry is None or entry[0] is not loaded:
-        program = plan(loaded, config, strategy=strategy)
+        program = plan(loaded, config, strategy=strategy, objective=objective)
         if len(_REPORTS) >= _REPORTS_KEPT:
             _REPORTS.pop(next(iter(_REPORTS)))
         entry = _REPORTS[key] = (loaded, report_of(program, config, simulate(program, config),
-                                                   bounds(loaded.lowered, config, with_best_unfused=True)))
+                                                   model_limits(loaded, config, machine_key) if with_best_unfused
+                                                   else bounds(loaded.lowered, config)))
+    return entry[1]
+
+
+def model_limits(loaded: Model, config: MachineConfig, machine_key: str | None = None) -> Bounds:
+    """The model's bounds on the machine, best unfused included: searched once per model and machine (it costs
+    seconds on a large model), then shared by every strategy evaluated there."""
+    key = (id(loaded), machine_key or _machine_yaml(config))
+    entry = _BOUNDS.get(key)
+    if entry is None or entry[0] is not loaded:
+        if len(_BOUNDS) >= _REPORTS_KEPT:
+            _BOUNDS.pop(next(iter(_BOUNDS)))
+        entry = _BOUNDS[key] = (loaded, bounds(loaded.lowered, config, with_best_unfused=True))
     return entry[1]
 
 

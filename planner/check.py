@@ -108,3 +108,4 @@ def reference_values(graph: Graph, source: str | os.PathLike[str] | onnx.ModelPr
     values = {**feeds, **initializers, **computed}
     dram = {name: values[name] for name in graph.tensors if graph.tensors[name].kind != "activation"}
     return dram, values
+

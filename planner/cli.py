@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from planner import api
+from planner.api import OBJECTIVES
 from planner.commands import (
     EXIT_CHECK_FAILED,
     STRATEGIES,
@@ -125,6 +126,9 @@ def _machine_arguments(parser: argparse.ArgumentParser, strategy: bool = True) -
     parser.add_argument("--machine", required=True, metavar="PRESET|FILE.yaml",
                         help=f"a preset ({', '.join(preset_names())}) or a machine YAML file")
     parser.add_argument("--scratchpad", metavar="SIZE", help="override the scratchpad capacity, e.g. 64KiB or 24MiB")
+    parser.add_argument("--objective", choices=OBJECTIVES, default="traffic",
+                        help="what the fused search minimises: traffic (default: DRAM bytes, ties by cycles, at most "
+                        "1%% slower than the baseline), latency (cycles) or edp (energy x cycles)")
     if strategy:
         parser.add_argument("--strategy", choices=sorted(STRATEGIES), default="fused",
                             help="fused (default): the whole graph at once; baseline: each op on its own")

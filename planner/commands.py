@@ -42,7 +42,7 @@ def plan_program(args: argparse.Namespace, machine: MachineConfig) -> tuple[Prog
     if str(args.model).endswith(".json"):
         return api.load_program(args.model), None
     model = model_argument(args)
-    return api.plan(model, machine, strategy=args.strategy), model
+    return api.plan(model, machine, strategy=args.strategy, objective=getattr(args, "objective", "traffic")), model
 
 
 def run_plan(args: argparse.Namespace) -> str:
@@ -75,7 +75,9 @@ def run_compare(args: argparse.Namespace) -> str:
     """Both strategies on one model and machine, side by side, every figure simulated."""
     machine = machine_argument(args)
     model = model_argument(args)
-    reports: dict[str, Report] = {name: api.evaluate(model, machine, strategy=name) for name in ("baseline", "fused")}
+    objective = getattr(args, "objective", "traffic")
+    reports: dict[str, Report] = {name: api.evaluate(model, machine, strategy=name, objective=objective)
+                                  for name in ("baseline", "fused")}
     if getattr(args, "plot", None):
         from planner.plots import plot_compare
 

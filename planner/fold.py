@@ -34,6 +34,10 @@ from planner.errors import PlanError
 from planner.evaluate import run_node
 
 FOLD_LIMIT_ELEMENTS = 1 << 16  # values kept for planning are small: shapes, axes, pads, scales, scalars
+# Integer types narrower than float32: a weight stored in one of them and dequantized is not folded into a float
+# constant, so DRAM holds (and compulsory traffic counts) the narrow integers, and the DequantizeLinear runs as an op.
+NARROW_INTEGERS = frozenset({onnx.TensorProto.INT8, onnx.TensorProto.UINT8, onnx.TensorProto.INT16,
+                             onnx.TensorProto.UINT16, onnx.TensorProto.INT4, onnx.TensorProto.UINT4})
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +108,8 @@ def _fold_node(node: onnx.NodeProto, opset: int, values: dict[str, np.ndarray], 
         return True
     if not all(name in constants for name in inputs):
         return False
+    if node.op_type == "DequantizeLinear" and not node.domain and _narrow_weight(types.get(inputs[0])):
+        return False
     outputs = [name for name in node.output if name]
     out_shapes = [types.get(name, TensorType(0, None)).shape for name in outputs]
     if any(shape is None or None in shape for shape in out_shapes):
@@ -124,6 +130,12 @@ def _fold_node(node: onnx.NodeProto, opset: int, values: dict[str, np.ndarray], 
     for name, result in zip(outputs, results, strict=False):
         _store(name, result, values, constants, types)
     return True
+
+
+def _narrow_weight(ttype: TensorType | None) -> bool:
+    """A tensor of more than one narrow integer: a quantized weight (a scalar is a parameter, folded freely)."""
+    return ttype is not None and ttype.elem_type in NARROW_INTEGERS and ttype.shape is not None and \
+        None not in ttype.shape and math.prod(ttype.shape) > 1  # type: ignore[arg-type]
 
 
 def _store(name: str, value: np.ndarray, values: dict[str, np.ndarray], constants: set[str],

@@ -183,9 +183,12 @@ def working_set(lowered: LoweredGraph, group: Group, partition_bytes: Callable[[
         if not group.cache:
             last_read = {t: i for i, step in enumerate(steps) for t in step.reads if t in internal}
             sizes = {t: partition_bytes(t, box.shape) for t, box in output_boxes(steps).items() if t in internal}
+            first_write: dict[str, int] = {}
+            for i, step in enumerate(steps):
+                first_write.setdefault(step.output, i)
             for position in range(len(steps)):
                 live = max(live, sum(size for t, size in sizes.items()
-                                     if _index_of(steps, t) <= position <= last_read.get(t, -1)))
+                                     if first_write[t] <= position <= last_read.get(t, -1)))
         # One tile and the next one's inputs. Independent tiles are interleaved two at a time (planner.stage_group)
         # in what room the allocator finds around them: a tile's intermediates die within it, so two tiles offset
         # by a few steps rarely need twice the peak, and the allocation proves whether they fit.
@@ -199,10 +202,6 @@ def output_boxes(steps: Sequence[Step]) -> dict[str, Box]:
     for step in steps:
         found[step.output] = hull(found[step.output], step.box) if step.output in found else step.box
     return found
-
-
-def _index_of(steps: Sequence[Step], tensor: str) -> int:
-    return next(i for i, step in enumerate(steps) if step.output == tensor)
 
 
 @functools.lru_cache(maxsize=1024)

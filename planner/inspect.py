@@ -1,7 +1,8 @@
 """What `scratchplan inspect` reports: one row per ONNX node, then model totals.
 
 Totals follow the lower-bound convention the rest of the project uses: compulsory traffic reads once every element of
-a constant or model input that some op reads, and writes every model output once.
+a constant or model input that some element of a model output depends on (pulled back through the graph by isl), and
+writes every model output once.
 """
 
 from __future__ import annotations
@@ -9,8 +10,6 @@ from __future__ import annotations
 import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
-
-import islpy as isl
 
 from planner import poly
 from planner.stmt import LoweredGraph
@@ -68,8 +67,9 @@ def totals(lowered: LoweredGraph) -> Totals:
     activations = sorted({access.tensor for stmt in lowered.statements for access in stmt.writes})
     # a model output that is a view of an input or a constant is already in DRAM: nothing to write
     outputs = sorted({base for base in map(lowered.base, graph.outputs) if graph.tensors[base].kind == "activation"})
-    # Compulsory reads are the elements some op reads (a strided window may skip rows), counted by isl.
-    needed = _read_elements(lowered, set(params) | set(inputs))
+    # Compulsory reads are the elements some output element depends on (a strided window may skip rows, a Slice or
+    # an odd extent under a pool leaves some dead), counted by isl.
+    needed = _read_elements(lowered, set(params) | set(inputs), outputs)
     compulsory = sum(count * graph.elem_bytes(name) for name, count in needed.items()) + _bytes(lowered, outputs) + \
         _gathered_bytes(lowered)
     return Totals(_bytes(lowered, params), _bytes(lowered, activations), compulsory, lowered.macs)
@@ -93,13 +93,11 @@ def _gathered_bytes(lowered: LoweredGraph) -> int:
     return total
 
 
-def _read_elements(lowered: LoweredGraph, names: set[str]) -> dict[str, int]:
-    footprints: dict[str, isl.Set] = {}
-    for stmt in lowered.statements:
-        for tensor, elements in poly.footprint(stmt).items():
-            if tensor in names:
-                footprints[tensor] = footprints[tensor].union(elements) if tensor in footprints else elements
-    return {tensor: poly.count(elements) for tensor, elements in footprints.items()}
+def _read_elements(lowered: LoweredGraph, names: set[str], outputs: Iterable[str]) -> dict[str, int]:
+    graph = lowered.graph
+    wanted = {name: poly.tensor_set(lowered.spaces[name], graph.tensors[name].shape) for name in outputs}
+    needed = poly.needed_elements(lowered.statements, wanted)
+    return {tensor: poly.count(elements) for tensor, elements in needed.items() if tensor in names}
 
 
 def _bytes(lowered: LoweredGraph, names: Iterable[str]) -> int:

@@ -105,6 +105,30 @@ def _writers(stmt: Statement, tensor: str, start: tuple[int, ...], stop: tuple[i
     return found.coalesce()
 
 
+def needed_elements(statements: Iterable[Statement], outputs: Mapping[str, isl.Set]) -> dict[str, isl.Set]:
+    """Per tensor, the elements some element of `outputs` depends on: each output's footprint pulled back through
+    the statements (in reverse program order) to the points that write what is needed, then forward through their
+    reads. Rows no output depends on (the last row of an odd extent under a 2x2 pool, what a Slice drops) are not
+    in it, so no legal program needs to move them.
+
+    >>> # Relu over x[0:12] then Slice of 8 elements: x needs 8 elements, not 12
+    """
+    needed = dict(outputs)
+    for stmt in reversed(list(statements)):
+        points = None
+        for access in stmt.writes:
+            if access.tensor in needed:
+                found = access.relation.intersect_range(needed[access.tensor]).domain().intersect(stmt.domain)
+                points = found if points is None else points.union(found)
+        if points is None or points.is_empty():
+            continue
+        for access in stmt.reads:
+            elements = access.relation.intersect_domain(points).range()
+            needed[access.tensor] = (needed[access.tensor].union(elements) if access.tensor in needed
+                                     else elements).coalesce()
+    return needed
+
+
 def count(elements: isl.Set) -> int:
     """Number of integer points in a set; O(1) for boxes and strided boxes, isl's scanner otherwise.
 

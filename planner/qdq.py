@@ -14,6 +14,10 @@ int8 rate:
   the op on the integers: these ops only pick or move values, and dequantizing then requantizing a value with the
   same scale gives back the same integer, so this is exact.
 
+- `DQ(table) -> Gather(indices)` with one scale (an embedding table, as the quantizer writes it with no Q after)
+  becomes `Gather(table, indices) -> DQ`: dequantizing is elementwise, so picking rows first is exact, and only the
+  int8 rows the indices name move.
+
 Ops with no standard integer form (Add, GlobalAveragePool, Softmax...) keep their DQ and Q nodes, which plan as
 vector ops. The rewrite is on the ModelProto before folding, so weight DequantizeLinear nodes are never folded into
 fp32 constants; the functional check compares against onnxruntime running the file as written (see
@@ -141,6 +145,8 @@ def _fuse_one(model: onnx.ModelProto) -> bool:
     for node in view.graph.node:
         if node.domain not in ("", "ai.onnx") or not node.output:
             continue
+        if node.op_type == "Gather" and _gather_first(model, view, node):
+            return True
         found = view.quantized_by(node.output[0]) if len(node.output) == 1 else None
         if found is None:
             continue
@@ -219,6 +225,28 @@ def _gemm(view: _Model, node: onnx.NodeProto, out: _Quant) -> list[onnx.NodeProt
             helper.make_node("QLinearConv", [*inputs, *([bias] if bias else [])], [conv_out], name=node.name,
                              kernel_shape=[1]),
             helper.make_node("Reshape", [conv_out, to2], [out.data], name=f"{node.name}_reshape_out")]
+
+
+def _gather_first(model: onnx.ModelProto, view: _Model, gather: onnx.NodeProto) -> bool:
+    """Rewrite `DQ(table) -> Gather` to `Gather(table) -> DQ` (one scale only, so every row dequantizes alike)."""
+    table = view.dequantized(gather.input[0])
+    if table is None or not _scalar_scale(view, table) or \
+            (table.zero_point and table.zero_point in view.initializers and
+             int(np.prod(view.initializers[table.zero_point].dims)) != 1):
+        return False
+    rows = f"{gather.output[0]}_quantized"
+    dequantize = view.producer[gather.input[0]]
+    while dequantize.op_type == "Identity":
+        dequantize = view.producer[dequantize.input[0]]
+    picked = helper.make_node("Gather", [table.data, *gather.input[1:]], [rows], name=gather.name,
+                              **{a.name: helper.get_attribute_value(a) for a in gather.attribute})
+    after = helper.make_node("DequantizeLinear", [rows, *dequantize.input[1:]], [gather.output[0]],
+                             name=f"{gather.name}_DequantizeLinear")
+    nodes = list(model.graph.node)
+    position = next(i for i, n in enumerate(nodes) if n is gather)
+    del model.graph.node[:]
+    model.graph.node.extend([*nodes[:position], picked, after, *nodes[position + 1:]])
+    return True
 
 
 def _preserving(view: _Model, node: onnx.NodeProto, out: _Quant) -> list[onnx.NodeProto] | None:

@@ -9,17 +9,16 @@ where tiles overlap, and the dependencies are the data's: a step waits for the s
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 
 from planner.groups import IN_FLIGHT, Group, constant_boxes, hull, internal_tensors, output_boxes, sink_tensor, tiles
-from planner.stage_op import Resident, mnk_of
+from planner.stage_op import Resident
+from planner.stage_tile import estimated_cycles, mnk_of
 from planner.staging import ProgramBuilder
-from planner.stmt import LoweredGraph, Statement
-from planner.tiling import Block, block_size
+from planner.stmt import LoweredGraph
+from planner.tiling import block_size
 from simulator.isa import Box
-from simulator.machine import MachineConfig, mac_dtype
-from simulator.systolic import tensor_cycles
+from simulator.machine import MachineConfig
 
 Placed = tuple[Box, str, list[int]]  # (box the buffer holds, buffer, the instructions that filled it)
 
@@ -169,16 +168,6 @@ def emission_order(lowered: LoweredGraph, group: Group, machine: MachineConfig) 
         if active[index] == len(steps_of[index]):
             del active[index]
     return order
-
-
-def estimated_cycles(stmt: Statement, block: Block, machine: MachineConfig, dtype: str) -> int:
-    """The planner's estimate of one step's compute time: the systolic passes of a tensor-engine tile, or the
-    elements of a vector-engine tile over the vector rate."""
-    share = block_size(stmt, block) / max(1, block_size(stmt, {}))
-    if stmt.engine != "tensor":
-        return max(1, math.ceil(stmt.elem_ops * share / machine.vector_engine.elements_per_cycle))
-    # The simulator's own formula, at the rate of the op's MAC dtype:
-    return tensor_cycles(mnk_of(stmt, block), machine.tensor_engine, mac_dtype(stmt.op_type, dtype))
 
 
 def _offset(box: Box, held: Box) -> tuple[int, ...]:

@@ -8,29 +8,19 @@ search only has the room those resident buffers leave.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from planner.errors import PlanError, TileTooLarge
+from planner.schedule.ir import OpTiling
 from planner.stage_split import split_dim, stage_split_reduction
+from planner.stage_tile import choose_tile, mnk_of
 from planner.staging import ProgramBuilder, boxes_meet
 from planner.stmt import Statement
-from planner.tiling import (
-    Block,
-    block_size,
-    blocks,
-    extents,
-    largest_tile,
-    loop_orders,
-    middle_block,
-    output_dims,
-    tile_boxes,
-)
+from planner.tiling import Block, block_size, blocks, extents, loop_orders, middle_block, output_dims, tile_boxes
 from simulator.isa import Box
 
-# Ops laid out as convolutions (output channels are N on the systolic array).
-CONV_LIKE = frozenset({"Conv", "ConvTranspose", "QLinearConv", "ConvInteger"})
+__all__ = ["Resident", "mnk_of", "stage_statement", "tile_cost"]
 
 MAX_SHRINKS = 16
 
@@ -60,79 +50,111 @@ def _too_large(builder: ProgramBuilder, stmt: Statement, block: Block | None, ne
 
 
 def tile_cost(stmt: Statement, block: Block, partition_bytes: Callable[[str, tuple[int, ...]], int],
-              in_place: frozenset[str] = frozenset()) -> int:
-    """Bytes per partition the buffers of one tile take: two slots per input and output (double buffering), one for
-    an input whose box is the same for every tile (weights tiled only spatially), none for tensors read in place."""
+              in_place: frozenset[str] = frozenset(), slots: int = 2) -> int:
+    """Bytes per partition the buffers of one tile take: `slots` per input and output (two: double buffering), one
+    for an input whose box is the same for every tile (weights tiled only spatially), none for tensors read in
+    place."""
     whole_reads, _ = tile_boxes(stmt, {})
     reads, writes = tile_boxes(stmt, block)
-    total = sum((1 if box == whole_reads[t] else 2) * partition_bytes(t, box.shape)
+    total = sum((1 if box == whole_reads[t] else slots) * partition_bytes(t, box.shape)
                 for t, box in reads.items() if t not in in_place)
-    return total + sum(2 * partition_bytes(t, box.shape) for t, box in writes.items() if t not in in_place)
+    return total + sum(slots * partition_bytes(t, box.shape) for t, box in writes.items() if t not in in_place)
 
 
-def stage_statement(builder: ProgramBuilder, stmt: Statement, resident: Mapping[str, Resident] | None = None,
-                    budget: int | None = None) -> None:
-    """Emit the tiles of one statement; tensors in `resident` are read and written in place."""
-    resident = resident or {}
+def choose_tiling(builder: ProgramBuilder, stmt: Statement, in_place: frozenset[str], capacity: int) -> OpTiling:
+    """How `stmt` is tiled alone in `capacity` bytes per partition, with the tensors in `in_place` read and written
+    where they lie: the one choice both staging and the cost model (planner.schedule.op_tiles) use. Raises
+    TileTooLarge (or PlanError) when nothing fits."""
     graph = builder.graph
-    whole_reads, _ = tile_boxes(stmt, {})
-    capacity = builder.machine.scratchpad.partition_bytes if budget is None else budget
     spans = extents(stmt)
+    touched = in_place & {*stmt.tensors_read, stmt.writes[0].tensor}
 
-    def cost(block: Block) -> int:
+    def cost(block: Block, slots: int = 2) -> int:
         if stmt.indirect and stmt.indirect.view and any(
                 block.get(dim, spans[dim]) != spans[dim] for dim in stmt.indirect.index_dims):
             return capacity + 1  # indices read as a view must stay whole: the DMA reads them in row-major order
         return tile_cost(stmt, block, lambda t, shape: builder.partition_bytes(shape, graph.elem_bytes(t)),
-                         frozenset(resident))
-
-    def buffers_for(tile: dict[str, int]) -> tuple[list[tuple[Block, dict[str, Box], dict[str, Box]]],
-                                                   dict[str, tuple[int, ...]], set[str], int]:
-        """The tiles in order, each tensor's buffer shape (the largest box it holds), the inputs every tile reads
-        whole (one slot), and the bytes per partition all that takes."""
-        tiles = _cheapest_order(stmt, tile, graph.elem_bytes, set(resident))
-        shapes: dict[str, tuple[int, ...]] = {}
-        for _, reads, writes in tiles:
-            for tensor, box in [*reads.items(), *writes.items()]:
-                if tensor not in resident:
-                    old = shapes.get(tensor, box.shape)
-                    shapes[tensor] = tuple(max(a, b) for a, b in zip(old, box.shape, strict=True))
-        constant = {t for t in whole_reads if all(reads.get(t) == whole_reads[t] for _, reads, _ in tiles)}
-        need = sum((1 if t in constant else 2) * builder.partition_bytes(shape, graph.elem_bytes(t))
-                   for t, shape in shapes.items())
-        return tiles, shapes, constant, need
+                         touched, slots)
 
     minimal = {dim: 1 for dim in output_dims(stmt)}
-    reduction = split_dim(builder, stmt)
-    # Not even one output element with the whole reduction fits: split the reduction, partial sums on chip.
-    splittable = reduction is not None and not resident.keys() & {*stmt.tensors_read, stmt.writes[0].tensor}
-    target = capacity
-    for _ in range(MAX_SHRINKS):
-        tile = largest_tile(stmt, cost, target)
-        if tile is None:
-            middle = middle_block(stmt, minimal)
-            if cost(middle) > capacity:  # one block alone is too large: no need to look at the others
-                if splittable and reduction is not None:
-                    stage_split_reduction(builder, stmt, capacity, reduction)
-                    return
-                raise _too_large(builder, stmt, middle, cost(middle), capacity, frozenset(resident))
-            tile = minimal  # the last resort, whose border blocks may still need more
-        tiles, shapes, constant, need = buffers_for(tile)
-        # The tile was sized on one block; a block at a border can read more (padding shifts its halo), and the
-        # buffers must hold the largest of all: if they do not fit, aim lower and tile again.
-        if need <= capacity:
-            break
-        if tile == minimal:
-            if splittable and reduction is not None:
-                stage_split_reduction(builder, stmt, capacity, reduction)
-                return
-            raise _too_large(builder, stmt, None, need, capacity, frozenset(resident))
-        target -= need - capacity
-    else:
+    operands = len({*stmt.tensors_read, stmt.writes[0].tensor} - touched)
+
+    def fit(slots: int) -> OpTiling | TileTooLarge:
+        """The tiling with `slots` slots per operand that changes between tiles, or why none fits."""
+        target = capacity
+        for _ in range(MAX_SHRINKS):
+            # The largest tile by bytes, widened where that costs no room and saves cycles (planner.stage_tile).
+            tile = choose_tile(stmt, lambda block: cost(block, slots), target, builder.machine,
+                               graph.planning_dtype or "fp32", operands)
+            if tile is None:
+                middle = middle_block(stmt, minimal)
+                if cost(middle, slots) > capacity:  # one block alone is too large: no need to look at the others
+                    return _too_large(builder, stmt, middle, cost(middle), capacity, touched)
+                tile = minimal  # the last resort, whose border blocks may still need more
+            order, tiles = _cheapest_order(stmt, tile, graph.elem_bytes, touched)
+            # The tile was sized on one block; a block at a border can read more (padding shifts its halo), and the
+            # buffers must hold the largest of all: if they do not fit, aim lower and tile again.
+            if _buffers(builder, stmt, tiles, touched, slots)[2] <= capacity:
+                return OpTiling(tuple(tile.items()), order, slots=slots)
+            if tile == minimal:
+                return _too_large(builder, stmt, None, _buffers(builder, stmt, tiles, touched, slots)[2], capacity,
+                                  touched)
+            target -= _buffers(builder, stmt, tiles, touched, slots)[2] - capacity
         raise PlanError(f"{graph.source}: op {stmt.node!r} ({stmt.op_type}): no tiling fits its buffers in "
                         f"{capacity:,} bytes per partition")
+
+    # Not even one output element with the whole reduction fits: split the reduction, partial sums on chip. An op
+    # that cannot split is tried with one slot per operand instead: no tile's loads then run ahead of the compute
+    # before it, but it plans (a BatchNormalization's four channel parameters at 8 KiB).
+    found = fit(2)
+    if isinstance(found, TileTooLarge) and split_dim(builder, stmt) is not None and not touched:
+        return OpTiling((), (), split=True)
+    if isinstance(found, TileTooLarge):
+        single = fit(1)
+        if isinstance(single, TileTooLarge):
+            raise found
+        return single
+    return found
+
+
+def _buffers(builder: ProgramBuilder, stmt: Statement, tiles: list[tuple[Block, dict[str, Box], dict[str, Box]]],
+             in_place: frozenset[str], slots: int) -> tuple[dict[str, tuple[int, ...]], set[str], int]:
+    """Each tensor's buffer shape (the largest box it holds), the inputs every tile reads whole (one slot), and the
+    bytes per partition all that takes."""
+    graph = builder.graph
+    whole_reads, _ = tile_boxes(stmt, {})
+    shapes: dict[str, tuple[int, ...]] = {}
+    for _, reads, writes in tiles:
+        for tensor, box in [*reads.items(), *writes.items()]:
+            if tensor not in in_place:
+                old = shapes.get(tensor, box.shape)
+                shapes[tensor] = tuple(max(a, b) for a, b in zip(old, box.shape, strict=True))
+    constant = {t for t in whole_reads if t in shapes and all(r.get(t) == whole_reads[t] for _, r, _ in tiles)}
+    need = sum((1 if t in constant else slots) * builder.partition_bytes(shape, graph.elem_bytes(t))
+               for t, shape in shapes.items())
+    return shapes, constant, need
+
+
+def stage_statement(builder: ProgramBuilder, stmt: Statement, resident: Mapping[str, Resident] | None = None,
+                    budget: int | None = None, tiling: OpTiling | None = None) -> None:
+    """Emit the tiles of one statement; tensors in `resident` are read and written in place. A `tiling` chosen
+    beforehand (planner.schedule) is staged as it is; without one it is chosen here (`choose_tiling`)."""
+    resident = resident or {}
+    graph = builder.graph
+    capacity = builder.machine.scratchpad.partition_bytes if budget is None else budget
+    in_place = frozenset(resident)
+    if tiling is None:
+        tiling = choose_tiling(builder, stmt, in_place, capacity)
+    if tiling.split:
+        reduction = split_dim(builder, stmt)
+        assert reduction is not None, f"{stmt.name}: a split tiling of an op with no reduction to split"
+        stage_split_reduction(builder, stmt, capacity, reduction)
+        return
+    slots = tiling.slots
+    tiles = [(block, *tile_boxes(stmt, block)) for block in blocks(stmt, dict(tiling.tile), tiling.order)]
+    shapes, constant, _ = _buffers(builder, stmt, tiles, in_place, slots)
     buffers = {t: [builder.buffer(f"{stmt.name}.{t}.{s}", shapes[t], graph.elem_bytes(t))
-                   for s in range(1 if t in constant else 2)] for t in shapes}
+                   for s in range(1 if t in constant else slots)] for t in shapes}
 
     held: dict[str, dict[int, tuple[Box, list[int]]]] = {t: {} for t in buffers}  # slot -> (box, its load ids)
     last_reader: dict[str, list[int]] = {}  # buffer -> the instructions that last read it
@@ -164,8 +186,8 @@ def stage_statement(builder: ProgramBuilder, stmt: Statement, resident: Mapping[
 
     pending = load_tile(tiles[0][1], {})
     for index, (block, _, writes) in enumerate(tiles):
-        current = pending
-        if index + 1 < len(tiles):  # prefetch: the next tile's loads go ahead of this compute
+        current = pending if index == 0 or slots == 2 else load_tile(tiles[index][1], {})
+        if index + 1 < len(tiles) and slots == 2:  # prefetch: the next tile's loads go ahead of this compute
             pending = load_tile(tiles[index + 1][1], current)
         (out_tensor, out_box), = writes.items()
         deps = [dep for _, _, _, waits in current.values() for dep in waits]
@@ -207,11 +229,11 @@ def stage_statement(builder: ProgramBuilder, stmt: Statement, resident: Mapping[
                 builder.release(buffer, last_reader[buffer])
 
 
-def _cheapest_order(stmt: Statement, tile: dict[str, int], elem_bytes: Callable[[str], int], in_place: set[str],
-                    ) -> list[tuple[Block, dict[str, Box], dict[str, Box]]]:
-    """The tiles in the loop order that loads the fewest bytes: an input is reloaded only when its box changes, so
+def _cheapest_order(stmt: Statement, tile: dict[str, int], elem_bytes: Callable[[str], int], in_place: frozenset[str],
+                    ) -> tuple[tuple[str, ...], list[tuple[Block, dict[str, Box], dict[str, Box]]]]:
+    """The loop order that loads the fewest bytes, and its tiles: an input is reloaded only when its box changes, so
     the order decides which operand is read once and which once per tile of the other."""
-    best: tuple[int, list[tuple[Block, dict[str, Box], dict[str, Box]]]] | None = None
+    best: tuple[int, tuple[str, ...], list[tuple[Block, dict[str, Box], dict[str, Box]]]] | None = None
     for order in loop_orders(stmt, tile):
         tiles = [(block, *tile_boxes(stmt, block)) for block in blocks(stmt, tile, order)]
         loaded = 0
@@ -222,18 +244,6 @@ def _cheapest_order(stmt: Statement, tile: dict[str, int], elem_bytes: Callable[
                     loaded += box.numel * elem_bytes(tensor)
                     held[tensor] = box
         if best is None or loaded < best[0]:
-            best = (loaded, tiles)
+            best = (loaded, order, tiles)
     assert best is not None
-    return best[1]
-
-
-def mnk_of(stmt: Statement, block: Block) -> tuple[int, ...]:
-    """Systolic shape of a tensor-engine tile: K the reduction, N the output channels, M the rest."""
-    if stmt.engine != "tensor":
-        return ()
-    spans = extents(stmt)
-    k = math.prod(hi - lo for dim, (lo, hi) in spans.items() if dim not in output_dims(stmt))
-    out = {dim: hi - lo for dim, (lo, hi) in block.items()}
-    n = math.prod(out.get(dim, 1) for dim in ("g", "k") if dim in out) if stmt.op_type in CONV_LIKE \
-        else out.get("n", 1)
-    return (math.prod(out.values()) // n, n, k)
+    return best[1], best[2]

@@ -13,9 +13,13 @@ import math
 
 from planner.best_unfused import ACCUMULATOR_BYTES
 from planner.errors import PlanError, SplitTooLarge
+from planner.stage_tile import widen
 from planner.staging import ProgramBuilder, ReductionSlice
 from planner.stmt import Statement
 from planner.tiling import Block, block_size, blocks, extents, output_dims, tile_boxes
+from simulator.isa import Box
+from simulator.machine import mac_dtype
+from simulator.systolic import tensor_cycles
 
 
 def split_dim(builder: ProgramBuilder, stmt: Statement) -> str | None:
@@ -42,9 +46,9 @@ def _slices(builder: ProgramBuilder, stmt: Statement, start: int, stop: int) -> 
                                                                                start, stop))
 
 
-def stage_split_reduction(builder: ProgramBuilder, stmt: Statement, capacity: int, reduction: str) -> None:
-    """Emit the op's output tiles, each as a sequence of reduction slices; PlanError when not even one output element
-    over one reduction step fits."""
+def split_tile(builder: ProgramBuilder, stmt: Statement, capacity: int, reduction: str) -> dict[str, int]:
+    """The slice shape: output dims and the reduction step, the largest by halving that fits, then widened where the
+    estimated cycles drop; SplitTooLarge when not even one output element over one reduction step fits."""
     graph = builder.graph
     out_tensor = stmt.writes[0].tensor
     spans = extents(stmt)
@@ -77,20 +81,21 @@ def stage_split_reduction(builder: ProgramBuilder, stmt: Statement, capacity: in
                                 bytes_per_partition=need(step), capacity_bytes=capacity)
         tile = min(({**tile, dim: -(-tile[dim] // 2)} for dim in candidates),
                    key=lambda t: (need(middle(t)), -sum(t.values())))
-    outer = list(blocks(stmt, {d: tile[d] for d in output_dims(stmt)}))
-    lo, hi = spans[reduction]
-    steps = [(start, min(start + tile[reduction], hi)) for start in range(lo, hi, tile[reduction])]
-    tiles = [(block, step, *tile_boxes(stmt, {**block, reduction: step})) for block in outer for step in steps]
-    shapes: dict[str, tuple[int, ...]] = {}
-    for _, _, reads, writes in tiles:
-        for tensor, box in [*reads.items(), *writes.items()]:
-            old = shapes.get(tensor, box.shape)
-            shapes[tensor] = tuple(max(a, b) for a, b in zip(old, box.shape, strict=True))
-    if sum(2 * builder.partition_bytes(s, graph.elem_bytes(t)) for t, s in shapes.items() if t != out_tensor) + \
-            builder.partition_bytes(shapes[out_tensor], ACCUMULATOR_BYTES) + \
-            builder.partition_bytes(shapes[out_tensor], graph.elem_bytes(out_tensor)) > capacity:
-        raise PlanError(f"{graph.source}: op {stmt.node!r} ({stmt.op_type}): no split of its reduction fits its "
-                        f"buffers in {capacity:,} bytes per partition")
+    # The halving stops at the first tile that fits, often far below what fits (every buffer takes at least one
+    # aligned line per partition): widen it again where the estimated cycles drop (vgg16-small's 3x3 convs at 8 KiB
+    # went from 32,768 slices of one output element each to a few hundred).
+    tile = widen(stmt, tile, need, capacity, lambda t: _split_cycles(builder, stmt, t, reduction))
+    return tile
+
+
+def stage_split_reduction(builder: ProgramBuilder, stmt: Statement, capacity: int, reduction: str) -> None:
+    """Emit the op's output tiles, each as a sequence of reduction slices; PlanError when not even one output element
+    over one reduction step fits."""
+    graph = builder.graph
+    out_tensor = stmt.writes[0].tensor
+    lo, hi = extents(stmt)[reduction]
+    tile = split_tile(builder, stmt, capacity, reduction)
+    tiles, shapes = _split_tiles(builder, stmt, capacity, reduction, tile)
     slots = {t: [builder.buffer(f"{stmt.name}.{t}.{s}", shape, graph.elem_bytes(t)) for s in range(2)]
              for t, shape in shapes.items() if t != out_tensor}
     running = builder.buffer(f"{stmt.name}.partial", shapes[out_tensor], ACCUMULATOR_BYTES)
@@ -130,3 +135,82 @@ def stage_split_reduction(builder: ProgramBuilder, stmt: Statement, capacity: in
         if buffer in last_reader:
             builder.release(buffer, last_reader[buffer])
 
+
+
+def _slice_boxes(builder: ProgramBuilder, stmt: Statement, block: Block, reduction: str,
+                 steps: list[tuple[int, int]]) -> list[tuple[dict[str, Box], dict[str, Box]]]:
+    """The boxes of every reduction slice of one output block. A slice moves only the reduction axis of the inputs
+    it runs along, so isl is asked for the first two slices and the rest are those boxes moved along that axis
+    (isl for every slice is what made vgg16-small at 8 KiB plan for minutes); where the first two slices do not
+    show that shape (a view, a strided reduction), isl answers for each."""
+    asked = [tile_boxes(stmt, {**block, reduction: step}) for step in steps[:2]]
+    node = builder.nodes[stmt.node]
+    axis_of: dict[str, tuple[int, int]] = {}  # tensor -> (axis, offset of the slice's start on it)
+    for slot, axis, start, _ in _slices(builder, stmt, *steps[0]):
+        name = node.inputs[slot]
+        if builder.lowered.base(name) != name:
+            return [tile_boxes(stmt, {**block, reduction: step}) for step in steps]
+        box = asked[0][0].get(name)
+        if box is None:
+            return [tile_boxes(stmt, {**block, reduction: step}) for step in steps]
+        axis_of[name] = (axis, box.start[axis] - start)
+
+    def moved(step: tuple[int, int]) -> tuple[dict[str, Box], dict[str, Box]]:
+        reads, writes = asked[0]
+        found = {}
+        for tensor, box in reads.items():
+            if tensor in axis_of:
+                axis, offset = axis_of[tensor]
+                box = Box((*box.start[:axis], step[0] + offset, *box.start[axis + 1:]),
+                          (*box.stop[:axis], step[1] + offset, *box.stop[axis + 1:]))
+            found[tensor] = box
+        return found, writes
+
+    if any(moved(step) != boxes for step, boxes in zip(steps, asked, strict=False)):
+        return [tile_boxes(stmt, {**block, reduction: step}) for step in steps]
+    return [*asked[:1], *(moved(step) for step in steps[1:])]
+
+
+def _split_cycles(builder: ProgramBuilder, stmt: Statement, tile: dict[str, int], reduction: str) -> int:
+    """Estimated cycles of the op in split tiles of `tile` (output dims and the reduction slice): per slice its
+    systolic folds and a descriptor for each of its three transfers."""
+    spans = extents(stmt)
+    count = math.prod(-(-(spans[dim][1] - spans[dim][0]) // size) for dim, size in tile.items())
+    out = {dim: size for dim, size in tile.items() if dim in output_dims(stmt)}
+    n = math.prod(out.get(d, 1) for d in ("g", "k")) if stmt.op_type == "Conv" else out.get("n", 1)
+    k = math.prod(hi - lo for dim, (lo, hi) in spans.items() if dim not in output_dims(stmt) and dim != reduction)
+    mnk = (math.prod(out.values()) // max(n, 1), n, k * tile[reduction])
+    machine = builder.machine
+    dtype = mac_dtype(stmt.op_type, builder.graph.planning_dtype or "fp32")
+    return count * (tensor_cycles(mnk, machine.tensor_engine, dtype) + 3 * machine.dma.descriptor_cycles)
+
+
+def split_slices(builder: ProgramBuilder, stmt: Statement, capacity: int, reduction: str,
+                 ) -> list[tuple[Block, tuple[int, int], dict[str, Box], dict[str, Box]]]:
+    """The slices `stage_split_reduction` emits, in order: (output block, reduction step, reads, writes) each; the
+    cost model prices these. Raises SplitTooLarge or PlanError as staging would."""
+    return _split_tiles(builder, stmt, capacity, reduction, split_tile(builder, stmt, capacity, reduction))[0]
+
+
+def _split_tiles(builder: ProgramBuilder, stmt: Statement, capacity: int, reduction: str, tile: dict[str, int],
+                 ) -> tuple[list[tuple[Block, tuple[int, int], dict[str, Box], dict[str, Box]]],
+                            dict[str, tuple[int, ...]]]:
+    graph = builder.graph
+    out_tensor = stmt.writes[0].tensor
+    spans = extents(stmt)
+    outer = list(blocks(stmt, {d: tile[d] for d in output_dims(stmt)}))
+    lo, hi = spans[reduction]
+    steps = [(start, min(start + tile[reduction], hi)) for start in range(lo, hi, tile[reduction])]
+    tiles = [(block, step, *boxes) for block in outer
+             for step, boxes in zip(steps, _slice_boxes(builder, stmt, block, reduction, steps), strict=True)]
+    shapes: dict[str, tuple[int, ...]] = {}
+    for _, _, reads, writes in tiles:
+        for tensor, box in [*reads.items(), *writes.items()]:
+            old = shapes.get(tensor, box.shape)
+            shapes[tensor] = tuple(max(a, b) for a, b in zip(old, box.shape, strict=True))
+    if sum(2 * builder.partition_bytes(s, graph.elem_bytes(t)) for t, s in shapes.items() if t != out_tensor) + \
+            builder.partition_bytes(shapes[out_tensor], ACCUMULATOR_BYTES) + \
+            builder.partition_bytes(shapes[out_tensor], graph.elem_bytes(out_tensor)) > capacity:
+        raise PlanError(f"{graph.source}: op {stmt.node!r} ({stmt.op_type}): no split of its reduction fits its "
+                        f"buffers in {capacity:,} bytes per partition")
+    return tiles, shapes

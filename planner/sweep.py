@@ -33,7 +33,7 @@ from planner.errors import PlanError
 from simulator.machine import MachineConfig
 
 COLUMNS = ("scratchpad_bytes", "bandwidth_bytes_per_cycle", "array", "strategy", "dram_bytes", "cycles",
-           "compulsory_bytes", "roofline_cycles", "error")
+           "compulsory_bytes", "best_unfused_bytes", "roofline_cycles", "error")
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,13 +113,18 @@ def run_point(job: Job, point: Point) -> list[dict[str, Any]]:
     model_source: str | onnx.ModelProto = job.model if isinstance(job.model, str) else onnx.load_from_string(job.model)
     model = api.load(model_source, batch=job.batch, input_shapes=dict(job.input_shapes), dtype=job.dtype)
     machine = machine_at(job.machine, point)
-    limits = bounds(model.lowered, machine)
+    try:  # once per point, shared by its strategies (api.evaluate reads the same cache)
+        limits = api.model_limits(model, machine)
+    except PlanError:  # no tiling of some op fits: best unfused is undefined here, the rows say why
+        limits = bounds(model.lowered, machine)
     rows = []
     for strategy in job.strategies:
         row: dict[str, Any] = {"scratchpad_bytes": point.scratchpad_bytes,
                                "bandwidth_bytes_per_cycle": point.bandwidth_bytes_per_cycle, "array": point.array,
                                "strategy": strategy, "dram_bytes": None, "cycles": None,
-                               "compulsory_bytes": limits.compulsory_bytes, "roofline_cycles": limits.roofline_cycles,
+                               "compulsory_bytes": limits.compulsory_bytes,
+                               "best_unfused_bytes": limits.best_unfused_bytes,
+                               "roofline_cycles": limits.roofline_cycles,
                                "error": None}
         try:
             report = api.evaluate(model, machine, strategy=strategy)

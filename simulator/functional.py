@@ -60,19 +60,21 @@ __all__ = ["FunctionalError", "FunctionalMismatch", "compare_outputs", "poison_v
 
 def run_functional(program: Program, machine: MachineConfig, dram: Mapping[str, np.ndarray], *,
                    reference: Mapping[str, np.ndarray] | None = None, rtol: float | None = None,
-                   atol: float | None = None, seed: int = 0) -> dict[str, np.ndarray]:
+                   atol: float | None = None, seed: int = 0,
+                   error_bounds: Mapping[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
     """Run `program` twice (see the module docstring) and return the final DRAM contents of run 0, one array per
     tensor.
 
     `dram` gives the model inputs and constants. With `reference` (expected values per tensor), every Compute tile,
     every DmaStore and finally every program output is compared, in both runs, and the first difference raises
     FunctionalMismatch; so does a stored value that differs between the runs. `rtol`/`atol` override the per-dtype
-    float tolerances; `seed` picks the random orders. The tests build small programs by hand:
-    tests/simulator/test_functional.py.
+    float tolerances; `error_bounds` adds, per tensor (an array broadcast to its shape), an absolute error allowed on
+    top of them (a split reduction sums in another order than the reference); `seed` picks the random orders. The
+    tests build small programs by hand: tests/simulator/test_functional.py.
     """
     tensors = {tensor.name: tensor for tensor in program.tensors}
     check_given(program, tensors, dram)
-    checker = Checker(tensors, reference, rtol, atol)
+    checker = Checker(tensors, reference, rtol, atol, error_bounds or {})
     geometry = _scratchpad(program, machine, POISONS[0])
     try:
         races, readers = analyse(program, geometry, tensors)

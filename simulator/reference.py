@@ -21,7 +21,7 @@ class FunctionalMismatch(AssertionError):
 
 
 def compare_outputs(got: np.ndarray, expected: np.ndarray, dtype: np.dtype | str, *, rtol: float | None = None,
-                    atol: float | None = None) -> str | None:
+                    atol: float | np.ndarray | None = None) -> str | None:
     """None when `got` matches `expected` (floats within the dtype's tolerance, a NaN never, even where NaN is
     expected: the reference inputs keep every op inside its domain; everything else exactly), else one line saying
     how far off it is.
@@ -60,7 +60,7 @@ class Checker:
     """Expected values per tensor; `check` compares one box of one tensor."""
 
     def __init__(self, tensors: Mapping[str, DramTensor], reference: Mapping[str, np.ndarray] | None,
-                 rtol: float | None, atol: float | None) -> None:
+                 rtol: float | None, atol: float | None, error_bounds: Mapping[str, np.ndarray]) -> None:
         self.reference: dict[str, np.ndarray] = {}
         for name, values in (reference or {}).items():
             if name in tensors and np.size(values) != int(np.prod(tensors[name].shape)):
@@ -69,13 +69,17 @@ class Checker:
             # the same elements in the same order: a scalar reference for a [1] tensor is the same values
             self.reference[name] = np.asarray(values).reshape(tensors[name].shape) if name in tensors \
                 else np.asarray(values)
-        self.rtol, self.atol = rtol, atol
+        self.rtol, self.atol, self.error_bounds = rtol, atol, error_bounds
 
     def check(self, where: str, tensor: DramTensor, box: Box, got: np.ndarray) -> None:
         if tensor.name not in self.reference:
             return
         expected = self.reference[tensor.name][_slices(box)]
-        problem = compare_outputs(got, expected, tensor.dtype, rtol=self.rtol, atol=self.atol)
+        atol: float | np.ndarray | None = self.atol
+        if tensor.name in self.error_bounds and np.dtype(tensor.dtype).kind == "f":
+            base = _TOLERANCES.get(np.dtype(tensor.dtype).name, _TOLERANCES["float32"])[1] if atol is None else atol
+            atol = base + np.broadcast_to(self.error_bounds[tensor.name], tensor.shape)[_slices(box)]
+        problem = compare_outputs(got, expected, tensor.dtype, rtol=self.rtol, atol=atol)
         if problem:
             raise FunctionalMismatch(f"{where} -> {tensor.name}{_format(box)}: {problem}")
 

@@ -1,8 +1,9 @@
 """Compulsory traffic counted from the ONNX model alone, without the planner: a lower bound to test plans against.
 
 - **Reads**: every initializer and graph input that some live node reads whole (an elementwise op, a normalisation,
-  a matrix product, a concat, a transpose; a Conv's weights and bias). Inputs only a window, a slice or a view
-  reads are left out: a window with stride may skip elements, and a view moves nothing.
+  a matrix product, a concat, a transpose; a Conv's weights and bias) for outputs that are needed whole themselves
+  (graph outputs, and what such readers read, back through views). Inputs only a window or a slice reads are left
+  out: a window with stride may skip elements, and a tensor a Slice reads in part is not needed whole.
 - **Writes**: every graph output computed by a live node that is not a view.
 
 Element sizes follow the planning dtype for floats (as `--dtype` does), else the tensor's own. Both sums are lower
@@ -16,6 +17,8 @@ bounds on what any legal program moves, whoever planned it.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import numpy as np
 import onnx
@@ -52,11 +55,21 @@ def onnx_compulsory(model: onnx.ModelProto, dtype: str | None = None) -> tuple[i
 
     live = _live_nodes(graph)
     sources = {init.name for init in graph.initializer} | {value.name for value in graph.input}
+    # Needed whole: a graph output, or what a whole reader reads for outputs that are all needed whole. An op whose
+    # output is needed only in part (a Slice reads it, a pool drops its last row) needs only part of its inputs.
+    whole = {value.name for value in graph.output}
     read: set[str] = set()
-    for node in live:
-        positions = (WEIGHT_INPUTS.get(node.op_type, ()) if node.op_type not in WHOLE_READERS
-                     else [p for p in range(len(node.input)) if p not in SHAPE_INPUTS.get(node.op_type, ())])
-        read |= {node.input[p] for p in positions if p < len(node.input) and node.input[p] in sources}
+    for node in reversed(live):  # consumers before producers
+        if not all(out in whole for out in node.output if out):
+            continue
+        positions: Sequence[int] = (
+            (0,) if node.op_type in VIEWS
+            else WEIGHT_INPUTS.get(node.op_type, ()) if node.op_type not in WHOLE_READERS
+            else [p for p in range(len(node.input)) if p not in SHAPE_INPUTS.get(node.op_type, ())])
+        inputs = {node.input[p] for p in positions if p < len(node.input) and node.input[p]}
+        whole |= inputs
+        if node.op_type not in VIEWS:  # a view moves nothing: an output that is a view of an input is in DRAM
+            read |= inputs & sources
     producers = {out: node for node in live for out in node.output}
     written = {value.name for value in graph.output
                if value.name in producers and producers[value.name].op_type not in VIEWS}

@@ -61,14 +61,16 @@ def features(program: Program) -> Features:
 def recomputed_elements(program: Program) -> int:
     """Elements computed more than once: per tensor, the elements of all its computes' output boxes beyond the
     hull those boxes span. Tiles of a group cover rows side by side, so the excess is exactly their overlap (the
-    recomputed halo); a plan that computes each element once has none.
+    recomputed halo); a plan that computes each element once has none, and the slices of a split reduction, which
+    add partial sums into one box, count it once.
 
     >>> recomputed_elements(Program("m", "fused", "x", (), (), ()))
     0
     """
     boxes: dict[str, list[Box]] = collections.defaultdict(list)
     for instruction in program.instructions:
-        if isinstance(instruction, Compute):
+        # a split reduction computes its output box once per slice: only the first slice counts
+        if isinstance(instruction, Compute) and instruction.accumulate is None:
             boxes[instruction.output.tensor].append(instruction.output.box)
     total = 0
     for pieces in boxes.values():

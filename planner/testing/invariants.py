@@ -8,6 +8,8 @@ program of it (a plan file your own scheduler wrote included). The oracles, each
 - DRAM traffic is at least the compulsory bytes counted straight from the ONNX model (`onnx_compulsory`: weights
   and inputs that some op reads whole, outputs that must be written), and at least the isl-counted compulsory;
 - cycles are at least the roofline, and the scratchpad peak at most the capacity;
+- on request (`below_best_unfused`), a fused plan moves no more than the best unfused bound (issue 7's per-op
+  optimum, searched by `planner.best_unfused` apart from the fused strategy);
 - the program does no more than the model's work, except where it computes elements twice (recompute, counted
   apart by `planner.testing.coverage.recomputed_elements`).
 
@@ -24,7 +26,6 @@ import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from typing import Any
 
 import numpy as np
 import onnx
@@ -32,6 +33,7 @@ import onnx.printer
 
 from planner import poly
 from planner.baseline import plan_baseline
+from planner.best_unfused import best_unfused
 from planner.bounds import Bounds, bounds, program_bounds
 from planner.check import reference_values
 from planner.errors import PlanError
@@ -94,9 +96,11 @@ def traffic_bytes(stats: SimStats) -> int:
 
 
 def check_plan(model: onnx.ModelProto, machine: MachineConfig, strategy: str = "fused",
-               dtype: str | None = None) -> Program | None:
+               dtype: str | None = None, *, below_best_unfused: bool = False) -> Program | None:
     """Plan `model` on `machine` with the named strategy (and planning dtype) and assert every invariant; the program,
-    or None when the scratchpad was rightly too small."""
+    or None when the scratchpad was rightly too small. `below_best_unfused` also asserts that a strategy other than
+    the baseline moves no more than the best unfused bound (`check_best_unfused`); it is off by default because
+    today's fused strategy breaks it (tests/regressions/test_found_by_fusion_cases.py)."""
     with explained(model, machine, dtype):
         case = Case.of(model, dtype)
         plan = STRATEGIES[strategy]
@@ -114,10 +118,24 @@ def check_plan(model: onnx.ModelProto, machine: MachineConfig, strategy: str = "
             else:
                 assert traffic_bytes(stats) <= traffic_bytes(baseline), (
                     f"{strategy} moves {traffic_bytes(stats):,} bytes, the baseline {traffic_bytes(baseline):,}")
+        if below_best_unfused and strategy != "baseline":
+            check_best_unfused(stats, case, machine)
         # From scratch, so that no cache or id() leaks into the plan:
         again = plan(lower(load_graph(model, dtype=dtype)), machine)
         assert program_to_json(again) == program_to_json(program), "planning the same model twice gave different plans"
         return program
+
+
+def check_best_unfused(stats: SimStats, case: Case, machine: MachineConfig) -> None:
+    """A fused plan moves no more than the best unfused bound: each op alone at its cheapest tiling that fits, each
+    intermediate written once and read once per consumer (`planner.best_unfused`, searched apart from the fused
+    strategy's own choices). Fusion may only save traffic against that."""
+    try:
+        bound = best_unfused(case.lowered, machine).dram_bytes
+    except PlanError:
+        return  # some op fits no tiling alone: the bound is undefined, and the fused plan fitted anyway
+    assert traffic_bytes(stats) <= bound, (
+        f"fused moves {traffic_bytes(stats):,} bytes, more than the best unfused {bound:,}")
 
 
 def check_program(program: Program, machine: MachineConfig, model: onnx.ModelProto | Case,
@@ -166,19 +184,17 @@ def check_work(program: Program, case: Case, machine: MachineConfig) -> None:
 
 
 def footprint_bounds(lowered: LoweredGraph, machine: MachineConfig) -> Bounds:
-    """The bounds with compulsory traffic counted from isl footprints: the elements of each input and constant that
-    some op reads, and every element of every output. A legal plan moves at least this much."""
+    """The bounds with compulsory traffic counted here from isl footprints (not read off the planner's totals):
+    every element of every output, and the elements of each input and constant that some output element depends
+    on (the outputs pulled back through the statements). A legal plan moves at least this much."""
     graph = lowered.graph
-    read: dict[str, Any] = {}  # tensor -> isl set of the elements some op reads
-    for stmt in lowered.statements:
-        for tensor, elements in poly.footprint(stmt).items():
-            if graph.tensors[tensor].kind != "activation":
-                read[tensor] = read[tensor].union(elements) if tensor in read else elements
-    compulsory = sum(int(elements.count_val().to_python()) * graph.elem_bytes(tensor)
-                     for tensor, elements in read.items())
     # a model output that is a view of an input or constant is in DRAM already: nothing to write
-    written = {lowered.base(name) for name in graph.outputs} - set(read) - set(graph.inputs)
-    compulsory += sum(graph.tensor_bytes(name) for name in written if graph.tensors[name].kind == "activation")
+    written = {lowered.base(name) for name in graph.outputs if graph.tensors[lowered.base(name)].kind == "activation"}
+    wanted = {name: poly.tensor_set(lowered.spaces[name], graph.tensors[name].shape) for name in written}
+    needed = poly.needed_elements(lowered.statements, wanted)
+    compulsory = sum(poly.count(elements) * graph.elem_bytes(tensor) for tensor, elements in needed.items()
+                     if graph.tensors[tensor].kind != "activation")
+    compulsory += sum(graph.tensor_bytes(name) for name in written)
     limits = bounds(lowered, machine)
     memory_cycles = math.ceil(compulsory / machine.dram.bandwidth_bytes_per_cycle)
     return Bounds(compulsory, limits.compute_cycles, memory_cycles)

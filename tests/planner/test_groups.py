@@ -1,7 +1,7 @@
 """Fusion groups (planner.groups, planner.stage_group): halos pulled through a group's tiles, recomputed or cached;
 staged groups legal, numerically right, and keeping their intermediates off DRAM; choose_groups within its budget.
 
-Hand-picked groups are staged with no resident tensors through planner.fused._stage; the models are tiny chains
+Hand-picked groups are staged with no resident tensors through planner.fused.stage; the models are tiny chains
 built with onnx.helper (8 channels, 16x16) so each check runs against onnxruntime in well under a second.
 """
 
@@ -21,7 +21,7 @@ import models
 from planner import fused
 from planner.alloc import buffer_bytes
 from planner.check import reference_values
-from planner.fused import _stage, plan_fused
+from planner.fused import plan_fused
 from planner.graph import load_graph
 from planner.group_choice import choose_groups, cut_points
 from planner.groups import (
@@ -34,7 +34,8 @@ from planner.groups import (
     working_set,
 )
 from planner.ops import lower
-from planner.schedule import Residency
+from planner.schedule.ir import Residency
+from planner.schedule.search import GROUP_SHARES, schedule_of
 from planner.stmt import LoweredGraph
 from simulator.functional import run_functional
 from simulator.isa import Compute, DmaLoad, DmaStore, Program
@@ -108,11 +109,13 @@ MACHINES: dict[str, Callable[[], MachineConfig]] = {"tight": tight, "roomy": lam
 
 def no_residency(lowered: LoweredGraph, machine: MachineConfig) -> Residency:
     capacity = machine.scratchpad.partition_bytes
-    return Residency({}, {}, {}, tuple([capacity] * len(lowered.statements)))
+    return Residency((), tuple([capacity] * len(lowered.statements)))
 
 
 def stage(lowered: LoweredGraph, machine: MachineConfig, *groups: Group) -> Program:
-    return _stage(lowered, machine, no_residency(lowered, machine), groups)
+    schedule = schedule_of(lowered, machine, groups, no_residency(lowered, machine))
+    assert schedule is not None
+    return fused.stage(lowered, machine, schedule)
 
 
 def partition_bytes_of(lowered: LoweredGraph, machine: MachineConfig) -> Callable[[str, tuple[int, ...]], int]:
@@ -343,7 +346,7 @@ def test_plan_fused_with_groups_moves_no_group_intermediate() -> None:
         # The groups the plan staged: those of one of the shares plan_fused tries whose first statements match.
         partition_bytes = partition_bytes_of(lowered, machine)
         choices = [choose_groups(lowered, int(machine.scratchpad.partition_bytes * share), partition_bytes)
-                   for share in fused.GROUP_SHARES]
+                   for share in GROUP_SHARES]
         matching = [groups for groups in choices if {group.first for group in groups} == tags]
         assert matching
         moved = dram_tensors(program)

@@ -11,21 +11,10 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
+from planner.schedule.ir import Kept, Residency
 from planner.stmt import LoweredGraph, Statement
 from planner.tiling import Block, extents, largest_tile, middle_block, output_dims
-
-
-@dataclass(frozen=True, slots=True)
-class Residency:
-    """Tensors kept whole: the statement range each lives over, its offset (bytes per partition, placed from the
-    top of the scratchpad down), and per statement the room below every resident tensor, left for its tiles."""
-
-    lifetimes: dict[str, tuple[int, int]]   # tensor -> (first statement, last statement), inclusive
-    offsets: dict[str, int]
-    sizes: dict[str, int]                   # tensor -> bytes per partition of its whole-tensor buffer
-    room: tuple[int, ...]
 
 
 def choose_residency(lowered: LoweredGraph, capacity: int, alignment: int, size_of: Callable[[str], int],
@@ -35,7 +24,8 @@ def choose_residency(lowered: LoweredGraph, capacity: int, alignment: int, size_
 
     `size_of(tensor)` is the whole tensor's aligned bytes per partition; `reserve[i]` the room statement i keeps
     for its tiles. Each kept tensor is placed first-fit from the top among the kept tensors whose lifetimes overlap
-    its own, and only if every op it spans keeps its reserve in one piece below. `units[i]` is the range of
+    its own (offsets in bytes per partition, from the top of the scratchpad down), and only if every op it spans
+    keeps its reserve in one piece below. `units[i]` is the range of
     statements staged together with statement i (a fusion group runs its ops tile by tile, so a tensor one of them
     touches lives for the whole group).
     """
@@ -65,18 +55,18 @@ def choose_residency(lowered: LoweredGraph, capacity: int, alignment: int, size_
 
     for tensor in sorted(candidates, key=lambda t: (-value(t), t)):
         size, span = size_of(tensor), (first_write[tensor], last_use[tensor])
-        neighbours = sorted(((offsets[t], offsets[t] + sizes[t]) for t, (a, b) in kept.items()
-                             if a <= span[1] and span[0] <= b), reverse=True)
+        neighbours = [(offsets[t], offsets[t] + sizes[t]) for t, (a, b) in kept.items()
+                      if a <= span[1] and span[0] <= b]
         offset = (capacity - size) // alignment * alignment
-        for start, end in neighbours:  # first fit from the top
-            if end <= offset:
-                break
-            offset = min(offset, (start - size) // alignment * alignment)
+        # First fit from the top: step below the highest neighbour in the way until none is. (Neighbours may
+        # overlap one another in address, when they do not in time, so no one order of them can be walked once.)
+        while clashes := [start for start, end in neighbours if start < offset + size and offset < end]:
+            offset = (max(clashes) - size) // alignment * alignment
         if all(offset >= reserve[i] and offset >= 0 for i in range(span[0], span[1] + 1)):
             kept[tensor], offsets[tensor], sizes[tensor] = span, offset, size
             for i in range(span[0], span[1] + 1):
                 room[i] = min(room[i], offset)
-    return Residency(kept, offsets, sizes, tuple(room))
+    return Residency(tuple(Kept(t, *kept[t], offsets[t], sizes[t]) for t in kept), tuple(room))
 
 
 def working_sets(lowered: LoweredGraph, capacity: int, cost: Callable[[Statement, Block], int],

@@ -1,0 +1,180 @@
+"""Prices a Schedule without building a Program: DRAM bytes exactly, cycles as an estimate.
+
+The walk follows staging instruction by instruction, on boxes alone: per op alone, its tiles in the chosen loop
+order with the two-slot reuse staging does (a box already in a slot is not loaded again) and the next tile's loads
+ahead of this tile's compute; per group, its constants once, then every tile's inputs, steps (in staging's emission
+order) and sink; per split reduction, every slice's inputs and each finished tile. Each instruction goes onto a
+Timeline (planner.schedule.timeline) that counts its bytes and its finish time with the simulator's own formulas
+(`simulator.systolic.tensor_cycles`, the vector rate, `simulator.timing.descriptors`). Bytes equal the simulated
+program's `dram_bytes_read + dram_bytes_written`; cycles are near its `total_cycles` (tests/planner/schedule).
+
+>>> # price(lowered, machine, schedule).dram_bytes == simulate(stage(schedule), machine).stats.dram_bytes_read + ...
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from planner.groups import constant_boxes, hull, internal_tensors, output_boxes, sink_tensor, tiles
+from planner.schedule.ir import GroupSchedule, OpTiling, Schedule
+from planner.schedule.op_tiles import constant_inputs, split_tiles
+from planner.schedule.timeline import Timeline
+from planner.stage_group import emission_order
+from planner.stage_op import mnk_of
+from planner.stmt import LoweredGraph, Statement
+from planner.tiling import Block, block_size, blocks, tile_boxes
+from simulator.isa import Box
+from simulator.machine import MachineConfig, mac_dtype
+from simulator.systolic import macs_cycles, tensor_cycles, warm_tensor_cycles
+
+
+@dataclass(frozen=True, slots=True)
+class Price:
+    """What a schedule costs: DRAM bytes moved (exact) and estimated cycles."""
+
+    dram_bytes: int
+    cycles: int
+
+
+def price(lowered: LoweredGraph, machine: MachineConfig, schedule: Schedule) -> Price:
+    """The schedule's DRAM bytes and estimated cycles."""
+    timeline = Timeline(lowered, machine)
+    resident = schedule.residency.tensors
+    tilings = dict(schedule.ops)
+    for unit in schedule.units():
+        # The allocator places each unit's buffers first fit from the bottom, where the last unit's lay: their first
+        # writes wait for those buffers' releases, so a unit starts filling its buffers once the last one is done.
+        timeline.barrier = timeline.end
+        if isinstance(unit, GroupSchedule):
+            price_group(timeline, unit, resident)
+        else:
+            stmt = lowered.statements[unit]
+            touched = resident & {*stmt.tensors_read, stmt.writes[0].tensor}
+            price_op(timeline, stmt, tilings[unit], touched, schedule.residency.room[unit])
+    return Price(timeline.dram_bytes, math.ceil(timeline.end))
+
+
+def output_tensors(lowered: LoweredGraph) -> frozenset[str]:
+    """Model outputs staging stores (a view of an input or constant is in DRAM already)."""
+    graph = lowered.graph
+    return frozenset(lowered.base(n) for n in graph.outputs if graph.tensors[lowered.base(n)].kind == "activation")
+
+
+def price_op(timeline: Timeline, stmt: Statement, tiling: OpTiling, resident: frozenset[str], room: int) -> None:
+    """One statement staged alone (planner.stage_op.stage_statement)."""
+    lowered, machine = timeline.lowered, timeline.machine
+    out_tensor = stmt.writes[0].tensor
+    if tiling.split:
+        found = split_tiles(lowered, machine, stmt, room)
+        assert found is not None, f"{stmt.name}: a split the cost model cannot stage"
+        done = 0.0
+        for index, (block, reads, writes, last) in enumerate(found):
+            ready = max(timeline.load(t, box, timeline.barrier if index < 2 else 0.0) for t, box in reads.items())
+            done = compute(timeline, stmt, block, max(ready, done), out_tensor, warm=index > 0)
+            if last:
+                timeline.store(out_tensor, writes[out_tensor], done)
+        return
+    tile_list = [(block, *tile_boxes(stmt, block)) for block in blocks(stmt, dict(tiling.tile), tiling.order)]
+    constant = constant_inputs(stmt, tile_list)
+    stores_output = out_tensor not in resident or out_tensor in output_tensors(lowered)
+    held: dict[str, list[tuple[Box, int, float]]] = {}  # per tensor, its slots: (box, when loaded, when landed)
+    freed: dict[tuple[str, int], float] = {}  # (tensor, slot) -> when its last reader finished
+    stamp = 0
+
+    def load(reads: dict[str, Box], busy: dict[str, int]) -> tuple[dict[str, int], float]:
+        nonlocal stamp
+        placed, ready = {}, 0.0
+        for tensor, box in reads.items():
+            if tensor in resident:
+                ready = max(ready, timeline.computed.get(tensor, 0.0))
+                continue
+            slots = held.setdefault(tensor, [])
+            slot = next((s for s, (b, _, _) in enumerate(slots) if b == box), None)
+            if slot is None:
+                if len(slots) < (1 if tensor in constant else tiling.slots):
+                    slots.append((box, stamp, 0.0))
+                    slot = len(slots) - 1
+                else:
+                    slot = min((s for s in range(len(slots)) if s != busy.get(tensor)), key=lambda s: slots[s][1])
+                landed = timeline.load(tensor, box, freed.get((tensor, slot), timeline.barrier))
+                slots[slot] = (box, stamp, landed)
+                stamp += 1
+            placed[tensor] = slot
+            ready = max(ready, slots[slot][2])
+        return placed, ready
+
+    pending = load(tile_list[0][1], {})
+    out_free = [0.0] * tiling.slots
+    for index, (block, _, writes) in enumerate(tile_list):
+        # One slot per operand: no tile's loads run ahead of the compute before it (staging's single-slot mode).
+        (current, ready) = pending if index == 0 or tiling.slots == 2 else load(tile_list[index][1], {})
+        if index + 1 < len(tile_list) and tiling.slots == 2:
+            pending = load(tile_list[index + 1][1], current)
+        (_, out_box), = writes.items()
+        after = max(ready, out_free[index % tiling.slots], timeline.barrier if index < 2 else 0.0)
+        if stmt.indirect is not None:
+            done = timeline.gather(stmt.indirect.table, out_box.numel // max(1, out_box.shape[-1]),
+                                   out_box.shape[-1], after)
+        else:
+            done = compute(timeline, stmt, block, after, out_tensor, warm=index > 0)
+        for tensor, slot in current.items():
+            freed[(tensor, slot)] = done
+        out_free[index % tiling.slots] = timeline.store(out_tensor, out_box, done) if stores_output else done
+
+
+def price_group(timeline: Timeline, plan: GroupSchedule, resident: frozenset[str]) -> None:
+    """One fusion group (planner.stage_group.stage_group)."""
+    lowered, machine = timeline.lowered, timeline.machine
+    group = plan.group
+    statements = lowered.statements
+    internal = internal_tensors(lowered, group)
+    constants = constant_boxes(lowered, group)
+    sink = sink_tensor(statements[group.last])
+    stores_sink = sink not in resident or sink in output_tensors(lowered)
+    steps_of = tiles(lowered, group)
+    weights = {t: timeline.load(t, box, timeline.barrier) for t, box in constants.items()}
+    loaded: dict[int, dict[str, float]] = {}
+    finished: dict[tuple[int, str], float] = {}  # (tile, tensor) -> when the tile's step writing it finished
+
+    def load_inputs(index: int) -> dict[str, float]:
+        boxes: dict[str, Box] = {}
+        for step in steps_of[index]:
+            for tensor, box in step.reads.items():
+                if tensor not in internal and tensor not in constants and tensor not in resident:
+                    boxes[tensor] = hull(boxes[tensor], box) if tensor in boxes else box
+        after = timeline.barrier if index < 2 else 0.0
+        return {t: timeline.load(t, box, after) for t, box in boxes.items()}
+
+    for index, position in emission_order(lowered, group, machine):
+        for ahead in (index, index + 1):
+            if ahead < len(steps_of) and ahead not in loaded:
+                loaded[ahead] = load_inputs(ahead)
+        step = steps_of[index][position]
+        after = 0.0
+        for tensor in step.reads:
+            after = max(after, weights.get(tensor, 0.0), loaded[index].get(tensor, 0.0))
+            after = max(after, finished.get((index, tensor), 0.0), timeline.computed.get(tensor, 0.0)
+                        if tensor in resident or (group.cache and tensor in internal) else 0.0)
+        done = compute(timeline, statements[step.index], step.block, after, step.output,
+                       warm=not group.cache)
+        finished[(index, step.output)] = done
+        if position == len(steps_of[index]) - 1 and stores_sink:
+            timeline.store(sink, output_boxes(steps_of[index])[sink], done)
+
+
+def compute(timeline: Timeline, stmt: Statement, block: Block, after: float, output: str, warm: bool) -> float:
+    """One compute of `block`, at the simulator's rate for its engine (warm: its stationary load hidden)."""
+    machine = timeline.machine
+    share = block_size(stmt, block), max(1, block_size(stmt, {}))
+    if stmt.engine == "tensor":
+        mnk = mnk_of(stmt, block)
+        engine, rate = machine.tensor_engine, mac_dtype(stmt.op_type, timeline.lowered.graph.planning_dtype or "fp32")
+        if not mnk or min(mnk) <= 0:
+            cycles = macs_cycles(-(-stmt.macs * share[0] // share[1]), engine, rate)
+        else:
+            cycles = (warm_tensor_cycles if warm else tensor_cycles)(mnk, engine, rate)
+        return timeline.compute("tensor", cycles, after, output)
+    elem_ops = -(-stmt.elem_ops * share[0] // share[1])
+    return timeline.compute("vector", max(1, -(-elem_ops // machine.vector_engine.elements_per_cycle)), after,
+                            output)

@@ -1,0 +1,131 @@
+"""Fusion groups by dynamic programming over the program order.
+
+The graph is cut at its cut points (planner.group_choice.cut_points: where only one complete tensor is live). A run
+of consecutive intervals between cut points may become one group; `best_groups` picks the runs and each run's tiling
+that minimise the whole graph's cost, by dynamic programming: best[j] = min over i < j of best[i] + the cheaper of the
+run i..j as a group and its ops alone. Each run is priced on a timeline of its own (planner.schedule.cost), bytes
+first, then cycles; a group estimated (scaled by GROUP_ESTIMATE_MARGIN) more than CYCLES_SLACK slower than its ops
+alone is not taken, so the groups never trade the baseline's speed for bytes. Tiles: the batch, then rows, over
+divisors and near-divisors of the extent (ceil(extent / n)), not only halvings.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+
+from planner.best_unfused import candidate_sizes
+from planner.group_choice import MAX_RECOMPUTE, cut_points, is_closed
+from planner.groups import Group, NotCacheable, recompute_ratio, sink_tensor, working_set
+from planner.schedule.cost import price_group, price_op
+from planner.schedule.ir import GroupSchedule, group_schedule
+from planner.schedule.op_tiles import op_tiling
+from planner.schedule.timeline import Timeline
+from planner.stmt import LoweredGraph
+from simulator.machine import MachineConfig
+
+MAX_SPAN = 3  # a group spans at most this many intervals between cut points
+MAX_TILES = 4  # tile shapes tried per run
+CYCLES_SLACK = 1.01
+GROUP_ESTIMATE_MARGIN = 1.0  # as planner.schedule.search's
+
+Cost = tuple[int, int]  # (DRAM bytes, cycles)
+
+
+def group_tiles(shape: tuple[int, ...]) -> list[tuple[tuple[int, ...], bool]]:
+    """Sink tiles to try, largest first, with whether caching can apply: batch sizes, then (NCHW, one image per
+    tile) row counts ceil(rows / n).
+
+    >>> [tile for tile, _ in group_tiles((1, 8, 6, 6))][:4]
+    [(1, 8, 6, 6), (1, 8, 3, 6), (1, 8, 2, 6), (1, 8, 1, 6)]
+    """
+    if not shape:
+        return [((), False)]
+    found = [((size, *shape[1:]), False) for size in sorted(candidate_sizes(shape[0]), reverse=True)]
+    if len(shape) == 4 and shape[2] > 1:
+        found += [((1, shape[1], rows, shape[3]), shape[0] == 1)
+                  for rows in sorted(candidate_sizes(shape[2]), reverse=True) if rows < shape[2]]
+    return found
+
+
+def best_groups(lowered: LoweredGraph, machine: MachineConfig, budget: int,
+                partition_bytes: Callable[[str, tuple[int, ...]], int]) -> tuple[Group, ...]:
+    """The groups (runs of at least two statements) of the cheapest whole-graph cover; see the module docstring."""
+    statements = lowered.statements
+    cuts = sorted({0, *cut_points(lowered), len(statements)})
+    capacity = machine.scratchpad.partition_bytes
+
+    @functools.cache
+    def alone(index: int) -> Cost:
+        tiling = op_tiling(lowered, machine, statements[index], frozenset(), capacity)
+        if tiling is None:
+            return (1 << 62, 1 << 62)
+        return _run(lowered, machine, lambda t: price_op(t, statements[index], tiling, frozenset(), capacity))
+
+    def as_group(first: int, last: int) -> tuple[Cost, Group] | None:
+        if not is_closed(lowered, first, last) or any(s.indirect for s in statements[first:last + 1]):
+            return None
+        ops = tuple(map(sum, zip(*(alone(i) for i in range(first, last + 1)), strict=True)))
+        shape = lowered.graph.tensors[sink_tensor(statements[last])].shape
+        best: tuple[Cost, Group] | None = None
+        tried = 0
+        for tile, cacheable in group_tiles(shape):
+            for group in ([Group(first, last, tile, True)] if cacheable else []) + [Group(first, last, tile, False)]:
+                try:
+                    if working_set(lowered, group, partition_bytes) > budget:
+                        continue
+                    if not group.cache and recompute_ratio(lowered, group) > MAX_RECOMPUTE:
+                        continue
+                except NotCacheable:
+                    continue
+                tried += 1
+                plan = group_schedule(lowered, group)
+
+                def walk(timeline: Timeline, plan: GroupSchedule = plan) -> None:
+                    price_group(timeline, plan, frozenset())
+
+                cost = _run(lowered, machine, walk)
+                if cost[1] * GROUP_ESTIMATE_MARGIN <= ops[1] * CYCLES_SLACK and (best is None or cost < best[0]):
+                    best = (cost, group)
+            if tried >= MAX_TILES:
+                break
+        return best
+
+    @functools.cache
+    def run(i: int, j: int) -> tuple[Cost, tuple[Group, ...]]:
+        first, last = cuts[i], cuts[j] - 1
+        ops = tuple(map(sum, zip(*(alone(k) for k in range(first, last + 1)), strict=True)))
+        choice: tuple[Cost, tuple[Group, ...]] = ((ops[0], ops[1]), ())
+        if last > first:
+            grouped = as_group(first, last)
+            if grouped is not None and grouped[0] < choice[0]:
+                choice = (grouped[0], (grouped[1],))
+        return choice
+
+    return cheapest_cover(len(cuts) - 1, run)[1]
+
+
+def cheapest_cover(intervals: int, run: Callable[[int, int], tuple[Cost, tuple[Group, ...]]],
+                   max_span: int = MAX_SPAN) -> tuple[Cost, tuple[Group, ...]]:
+    """The cheapest way to cover intervals 0..intervals-1 by runs of at most `max_span` consecutive intervals, where
+    `run(i, j)` prices intervals i..j-1 as one run (and says which groups it makes); costs add element-wise and
+    compare bytes first.
+
+    >>> cheapest_cover(2, lambda i, j: ((5, 0), ()) if j - i == 2 else ((3, 0), ()))
+    ((5, 0), ())
+    """
+    best: dict[int, tuple[Cost, tuple[Group, ...]]] = {0: ((0, 0), ())}
+    for j in range(1, intervals + 1):
+        options = []
+        for i in range(max(0, j - max_span), j):
+            (before, groups), (cost, made) = best[i], run(i, j)
+            options.append(((before[0] + cost[0], before[1] + cost[1]), groups + made))
+        best[j] = min(options, key=lambda option: option[0])
+    return best[intervals]
+
+
+def _run(lowered: LoweredGraph, machine: MachineConfig, walk: Callable[[Timeline], None]) -> Cost:
+    timeline = Timeline(lowered, machine)
+    walk(timeline)
+    return (timeline.dram_bytes, int(timeline.end))
+

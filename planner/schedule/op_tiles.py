@@ -1,0 +1,72 @@
+"""The tiling of one statement staged alone: the tile the room allows, and the loop order that loads least.
+
+This is the choice per-operator staging makes (the baseline's): planner.stage_op.choose_tiling and
+planner.stage_split.split_slices, asked here before staging so that the cost model prices exactly what staging then
+emits. Only the choice functions are shared, never a copy of them.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+
+from planner.alloc import buffer_bytes
+from planner.errors import PlanError
+from planner.schedule.ir import OpTiling
+from planner.stage_op import choose_tiling
+from planner.stage_split import split_dim, split_slices
+from planner.staging import ProgramBuilder
+from planner.stmt import LoweredGraph, Statement
+from planner.tiling import Block, extents, tile_boxes
+from simulator.isa import Box
+from simulator.machine import MachineConfig
+
+Tiles = list[tuple[Block, dict[str, Box], dict[str, Box]]]
+
+
+def partition_bytes_of(lowered: LoweredGraph, machine: MachineConfig) -> Callable[[str, tuple[int, ...]], int]:
+    """Aligned bytes per partition a buffer of `shape` elements of `tensor` takes."""
+    graph, sp = lowered.graph, machine.scratchpad
+    return lambda tensor, shape: buffer_bytes(shape, graph.elem_bytes(tensor), sp)
+
+
+def op_tiling(lowered: LoweredGraph, machine: MachineConfig, stmt: Statement, resident: frozenset[str],
+              budget: int) -> OpTiling | None:
+    """How staging tiles `stmt` in `budget` bytes per partition with the tensors in `resident` read and written in
+    place (planner.stage_op.choose_tiling, the one choice both use); None when nothing fits (staging would refuse
+    it).
+
+    >>> # op_tiling(lowered, machine, lowered.statements[0], frozenset(), machine.scratchpad.partition_bytes)
+    """
+    builder = _builder(lowered, machine)
+    try:
+        tiling = choose_tiling(builder, stmt, resident, budget)
+        if tiling.split:
+            split_tiles(lowered, machine, stmt, budget)
+    except PlanError:
+        return None
+    return tiling
+
+
+def constant_inputs(stmt: Statement, tiles: Tiles) -> frozenset[str]:
+    """Inputs every tile reads whole: one buffer slot, loaded once."""
+    whole_reads, _ = tile_boxes(stmt, {})
+    return frozenset(t for t in whole_reads if all(reads.get(t) == whole_reads[t] for _, reads, _ in tiles))
+
+
+def split_tiles(lowered: LoweredGraph, machine: MachineConfig, stmt: Statement, capacity: int,
+                ) -> list[tuple[Block, dict[str, Box], dict[str, Box], bool]]:
+    """The slices planner.stage_split emits for `stmt` in `capacity`: (block, reads, writes, last slice of its
+    output tile) each; raises PlanError as staging would."""
+    builder = _builder(lowered, machine)
+    reduction = split_dim(builder, stmt)
+    assert reduction is not None
+    hi = extents(stmt)[reduction][1]
+    return [(block, reads, writes, step[1] == hi)
+            for block, step, reads, writes in split_slices(builder, stmt, capacity, reduction)]
+
+
+@functools.lru_cache(maxsize=8)
+def _builder(lowered: LoweredGraph, machine: MachineConfig) -> ProgramBuilder:
+    # Only asked for sizes, nodes and the machine: the choice functions build no instruction with it.
+    return ProgramBuilder(lowered, machine, "cost")
