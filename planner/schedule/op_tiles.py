@@ -7,7 +7,6 @@ emits. Only the choice functions are shared, never a copy of them.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 
 from planner.alloc import buffer_bytes
@@ -66,7 +65,16 @@ def split_tiles(lowered: LoweredGraph, machine: MachineConfig, stmt: Statement, 
             for block, step, reads, writes in split_slices(builder, stmt, capacity, reduction)]
 
 
-@functools.lru_cache(maxsize=8)
+_BUILDERS: dict[tuple[int, int], tuple[LoweredGraph, MachineConfig, ProgramBuilder]] = {}
+
+
 def _builder(lowered: LoweredGraph, machine: MachineConfig) -> ProgramBuilder:
-    # Only asked for sizes, nodes and the machine: the choice functions build no instruction with it.
-    return ProgramBuilder(lowered, machine, "cost")
+    # Only asked for sizes, nodes and the machine: the choice functions build no instruction with it. Kept by
+    # identity (a MachineConfig holds dicts, so it does not hash); the entry keeps both alive, so ids are not reused.
+    key = (id(lowered), id(machine))
+    entry = _BUILDERS.get(key)
+    if entry is None or entry[0] is not lowered or entry[1] is not machine:
+        if len(_BUILDERS) >= 8:
+            _BUILDERS.pop(next(iter(_BUILDERS)))
+        entry = _BUILDERS[key] = (lowered, machine, ProgramBuilder(lowered, machine, "cost"))
+    return entry[2]
