@@ -9,8 +9,8 @@ nothing is kept from one op to the next. This is what an honest per-operator com
 from __future__ import annotations
 
 from planner.progress import progress
-from planner.stage_op import stage_statement
-from planner.staging import ProgramBuilder
+from planner.staging.builder import ProgramBuilder
+from planner.staging.op import stage_statement
 from planner.stmt import LoweredGraph
 from simulator.isa import Program
 from simulator.machine import MachineConfig

@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from planner import poly
-from planner.alloc import buffer_bytes
+from planner.staging.alloc import buffer_bytes
 from planner.stmt import LoweredGraph, Statement
 from planner.tiling import extents, output_dims
 from simulator.machine import MachineConfig

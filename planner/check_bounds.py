@@ -1,6 +1,6 @@
 """How far a program's float values may honestly be from onnxruntime's, where it splits a reduction.
 
-A split reduction (a Conv, Gemm or MatMul whose input channels or k are summed in slices, `planner.stage_split`) adds
+A split reduction (a Conv, Gemm or MatMul whose input channels or k are summed in slices, `planner.staging.split`) adds
 the same n products in another order than onnxruntime. Two orders differ by rounding errors whose size follows the
 magnitude of the *terms*, not of the result: where the products cancel, a result near zero carries the error of
 terms of the tensor's scale. The dtype's absolute tolerance (1e-5 for fp32) then fails on values of scale 100:

@@ -2,8 +2,8 @@
 
     search  -> candidate Schedules (planner.schedule.search): the baseline's own, residency policies, fusion
                groups; priced by the cost model (planner.schedule.cost), never by staging them
-    stage   -> the best Schedule under the objective, lowered to one Program: groups by planner.stage_group, ops
-               alone by planner.stage_op with the tiling the schedule names, resident tensors pinned where the
+    stage   -> the best Schedule under the objective, lowered to one Program: groups by planner.staging.group, ops
+               alone by planner.staging.op with the tiling the schedule names, resident tensors pinned where the
                residency placed them
     build   -> addresses from lifetimes; should fragmentation defeat the allocator, the next schedule is staged
 """
@@ -15,9 +15,9 @@ from planner.errors import PlanError
 from planner.progress import progress
 from planner.schedule.ir import GroupSchedule, Schedule
 from planner.schedule.search import search
-from planner.stage_group import stage_group
-from planner.stage_op import Resident, stage_statement
-from planner.staging import ProgramBuilder
+from planner.staging.builder import ProgramBuilder
+from planner.staging.group import stage_group
+from planner.staging.op import Resident, stage_statement
 from planner.stmt import LoweredGraph
 from simulator.isa import DmaGather, DmaLoad, DmaStore, Program
 from simulator.machine import MachineConfig

@@ -189,7 +189,7 @@ def working_set(lowered: LoweredGraph, group: Group, partition_bytes: Callable[[
             for position in range(len(steps)):
                 live = max(live, sum(size for t, size in sizes.items()
                                      if first_write[t] <= position <= last_read.get(t, -1)))
-        # One tile and the next one's inputs. Independent tiles are interleaved two at a time (planner.stage_group)
+        # One tile and the next one's inputs. Independent tiles are interleaved two at a time (planner.staging.group)
         # in what room the allocator finds around them: a tile's intermediates die within it, so two tiles offset
         # by a few steps rarely need twice the peak, and the allocation proves whether they fit.
         peak = max(peak, 2 * loads + 2 * out + live)

@@ -24,8 +24,8 @@ import pytest
 from hypothesis import given, reject, settings
 from hypothesis import strategies as st
 
-from planner.alloc import align
 from planner.errors import PlanError
+from planner.staging.alloc import align
 from planner.testing import STRATEGIES, Case, explained, machines, onnx_models
 from simulator.functional import FunctionalError, FunctionalMismatch, run_functional
 from simulator.isa import Box, Buffer, Compute, DmaLoad, DmaStore, Instruction, Operand, Program, Release

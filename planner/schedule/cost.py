@@ -20,8 +20,8 @@ from planner.groups import constant_boxes, hull, internal_tensors, output_boxes,
 from planner.schedule.ir import GroupSchedule, OpTiling, Schedule
 from planner.schedule.op_tiles import constant_inputs, split_tiles
 from planner.schedule.timeline import Timeline
-from planner.stage_group import emission_order
-from planner.stage_op import mnk_of
+from planner.staging.group import emission_order
+from planner.staging.op import mnk_of
 from planner.stmt import LoweredGraph, Statement
 from planner.tiling import Block, block_size, blocks, tile_boxes
 from simulator.isa import Box
@@ -62,7 +62,7 @@ def output_tensors(lowered: LoweredGraph) -> frozenset[str]:
 
 
 def price_op(timeline: Timeline, stmt: Statement, tiling: OpTiling, resident: frozenset[str], room: int) -> None:
-    """One statement staged alone (planner.stage_op.stage_statement)."""
+    """One statement staged alone (planner.staging.op.stage_statement)."""
     lowered, machine = timeline.lowered, timeline.machine
     out_tensor = stmt.writes[0].tensor
     if tiling.split:
@@ -124,7 +124,7 @@ def price_op(timeline: Timeline, stmt: Statement, tiling: OpTiling, resident: fr
 
 
 def price_group(timeline: Timeline, plan: GroupSchedule, resident: frozenset[str]) -> None:
-    """One fusion group (planner.stage_group.stage_group)."""
+    """One fusion group (planner.staging.group.stage_group)."""
     lowered, machine = timeline.lowered, timeline.machine
     group = plan.group
     statements = lowered.statements

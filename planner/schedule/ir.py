@@ -3,7 +3,7 @@
 A Schedule says, for the whole graph, which runs of statements execute as fusion groups (and how each is tiled),
 how every statement outside a group is tiled, and which tensors stay whole in the scratchpad between them. The search
 (planner.schedule.search) makes one, the cost model (planner.schedule.cost) prices it, and staging (planner.fused
-._stage, planner.stage_group, planner.stage_op) lowers it to a Program without choosing anything again.
+._stage, planner.staging.group, planner.staging.op) lowers it to a Program without choosing anything again.
 
 >>> tiling = OpTiling((("n", 1), ("k", 8)), ("n", "k"))
 >>> dict(tiling.tile)["k"]
@@ -24,7 +24,7 @@ WEIGHT_POLICIES = ("resident",)
 @dataclass(frozen=True, slots=True)
 class OpTiling:
     """The tiles of one statement staged alone: sizes per output dim, and the loop order (outermost first). With
-    `split` the whole-reduction tile does not fit and the reduction is split (planner.stage_split picks the slices
+    `split` the whole-reduction tile does not fit and the reduction is split (planner.staging.split picks the slices
     from the room); `tile` and `order` are then empty."""
 
     tile: tuple[tuple[str, int], ...]

@@ -1,7 +1,7 @@
 """The tiling of one statement staged alone: the tile the room allows, and the loop order that loads least.
 
-This is the choice per-operator staging makes (the baseline's): planner.stage_op.choose_tiling and
-planner.stage_split.split_slices, asked here before staging so that the cost model prices exactly what staging then
+This is the choice per-operator staging makes (the baseline's): planner.staging.op.choose_tiling and
+planner.staging.split.split_slices, asked here before staging so that the cost model prices exactly what staging then
 emits. Only the choice functions are shared, never a copy of them.
 """
 
@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from planner.alloc import buffer_bytes
 from planner.errors import PlanError
 from planner.schedule.ir import OpTiling
-from planner.stage_op import choose_tiling
-from planner.stage_split import split_dim, split_slices
-from planner.staging import ProgramBuilder
+from planner.staging.alloc import buffer_bytes
+from planner.staging.builder import ProgramBuilder
+from planner.staging.op import choose_tiling
+from planner.staging.split import split_dim, split_slices
 from planner.stmt import LoweredGraph, Statement
 from planner.tiling import Block, extents, tile_boxes
 from simulator.isa import Box
@@ -32,7 +32,7 @@ def partition_bytes_of(lowered: LoweredGraph, machine: MachineConfig) -> Callabl
 def op_tiling(lowered: LoweredGraph, machine: MachineConfig, stmt: Statement, resident: frozenset[str],
               budget: int) -> OpTiling | None:
     """How staging tiles `stmt` in `budget` bytes per partition with the tensors in `resident` read and written in
-    place (planner.stage_op.choose_tiling, the one choice both use); None when nothing fits (staging would refuse
+    place (planner.staging.op.choose_tiling, the one choice both use); None when nothing fits (staging would refuse
     it).
 
     >>> # op_tiling(lowered, machine, lowered.statements[0], frozenset(), machine.scratchpad.partition_bytes)
@@ -55,7 +55,7 @@ def constant_inputs(stmt: Statement, tiles: Tiles) -> frozenset[str]:
 
 def split_tiles(lowered: LoweredGraph, machine: MachineConfig, stmt: Statement, capacity: int,
                 ) -> list[tuple[Block, dict[str, Box], dict[str, Box], bool]]:
-    """The slices planner.stage_split emits for `stmt` in `capacity`: (block, reads, writes, last slice of its
+    """The slices planner.staging.split emits for `stmt` in `capacity`: (block, reads, writes, last slice of its
     output tile) each; raises PlanError as staging would."""
     builder = _builder(lowered, machine)
     reduction = split_dim(builder, stmt)

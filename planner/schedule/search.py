@@ -24,7 +24,7 @@ from planner.schedule.cuts import best_groups
 from planner.schedule.ir import OpTiling, Residency, Schedule, group_schedule
 from planner.schedule.op_tiles import op_tiling, partition_bytes_of
 from planner.schedule.residency import choose_residency, working_sets
-from planner.stage_op import tile_cost
+from planner.staging.op import tile_cost
 from planner.stmt import LoweredGraph, Statement
 from planner.tiling import Block
 from simulator.machine import MachineConfig

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import itertools
 
-from planner.staging import SPLIT_BYTES
+from planner.staging.builder import SPLIT_BYTES
 from planner.stmt import LoweredGraph
 from simulator.isa import Box
 from simulator.machine import MachineConfig

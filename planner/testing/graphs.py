@@ -25,7 +25,7 @@ import onnx
 from hypothesis import strategies as st
 from onnx import TensorProto, helper, shape_inference
 
-from planner.alloc import choose_layout
+from planner.staging.alloc import choose_layout
 from planner.testing.layers import IR_VERSION, LAYERS, MAX_ELEMENTS, MAX_LAYERS, OPSET, Draw, _batch_norm, _Graph
 from planner.testing.machines import machines
 from simulator.machine import MachineConfig

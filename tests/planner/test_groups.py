@@ -1,4 +1,4 @@
-"""Fusion groups (planner.groups, planner.stage_group): halos pulled through a group's tiles, recomputed or cached;
+"""Fusion groups (planner.groups, planner.staging.group): halos pulled through a group's tiles, recomputed or cached;
 staged groups legal, numerically right, and keeping their intermediates off DRAM; choose_groups within its budget.
 
 Hand-picked groups are staged with no resident tensors through planner.fused.stage; the models are tiny chains
@@ -19,7 +19,6 @@ from onnx import TensorProto, helper, numpy_helper
 
 import models
 from planner import fused
-from planner.alloc import buffer_bytes
 from planner.check import reference_values
 from planner.fused import plan_fused
 from planner.graph import load_graph
@@ -36,6 +35,7 @@ from planner.groups import (
 from planner.ops import lower
 from planner.schedule.ir import Residency
 from planner.schedule.search import GROUP_SHARES, schedule_of
+from planner.staging.alloc import buffer_bytes
 from planner.stmt import LoweredGraph
 from simulator.functional import run_functional
 from simulator.isa import Compute, DmaLoad, DmaStore, Program

@@ -9,7 +9,7 @@ from collections import Counter
 import pytest
 
 from planner import api
-from planner.layout import dma_cycles
+from planner.staging.layout import dma_cycles
 from simulator.dma import program_totals
 from simulator.isa import DmaLoad, DmaStore, Program
 from simulator.machine import MachineConfig

@@ -8,13 +8,13 @@ import onnx
 from onnx import helper, numpy_helper
 
 from planner import api
-from planner.alloc import buffer_bytes
 from planner.check import reference_values
 from planner.check_bounds import LAMBDA, split_error_bounds
 from planner.graph import load_graph
 from planner.ops import lower
-from planner.stage_op import tile_cost
-from planner.stage_tile import choose_tile, op_cycles
+from planner.staging.alloc import buffer_bytes
+from planner.staging.op import tile_cost
+from planner.staging.tile import choose_tile, op_cycles
 from planner.tiling import largest_tile
 from simulator.isa import Compute
 from simulator.machine_file import load_machine

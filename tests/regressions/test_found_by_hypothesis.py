@@ -40,7 +40,7 @@ def model(text: str) -> onnx.ModelProto:
     return onnx.parser.parse_model('<ir_version: 8, opset_import: ["" : 17]>\n' + text)
 
 
-# planner/staging.py (build): a model output that is a view of a model input took the input's name with role
+# planner/staging/builder.py (build): a model output that is a view of a model input took the input's name with role
 # "output"; nothing stored it, verify found it unstored, and loads of the input read an output no store had written.
 @pytest.mark.parametrize("text", [
     "g (float[2,3] x) => (float[1,6] y) { y = Flatten <axis = 0> (x) }",
@@ -50,7 +50,7 @@ def test_output_that_is_a_view_of_an_input(text: str) -> None:
     check_plan(model(text), machine(), "baseline")
 
 
-# planner/staging.py (compute): the tensor of an Unread slot was not declared in the program when no instruction
+# planner/staging/builder.py (compute): the tensor of an Unread slot was not declared in the program when no instruction
 # loaded it, and verify and the functional simulator refused the unknown name.
 def test_conv_whose_windows_read_only_padding() -> None:
     text = """g (float[1,1,1,1] x) => (float[1,1,1,1] y) <float[1,1,1,1] w = {0.5}> {
@@ -69,7 +69,7 @@ def test_border_tile_that_reads_more_than_the_middle_one() -> None:
     check_plan(model(text), machine("255 B", alignment="64 B"), "baseline")
 
 
-# planner/stage_op.py (load_tile) evicted the slot loaded first. Along L the tiles read x[.., 1:2], x[.., 0:3],
+# planner/staging/op.py (load_tile) evicted the slot loaded first. Along L the tiles read x[.., 1:2], x[.., 0:3],
 # x[.., 1:2] (dilation 2, pad 1): the third reused slot 0 without a reload, and the prefetch for the next batch's
 # first tile evicted slot 0 as the oldest before the third tile read it. Verify: not-resident.
 def test_tile_box_that_comes_back() -> None:

@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import onnx
 
-from planner.alloc import Lifetime, allocate, buffer_bytes, choose_layout
 from planner.inspect import totals
-from planner.layout import choose_layouts
+from planner.staging.alloc import Lifetime, allocate, buffer_bytes, choose_layout
+from planner.staging.layout import choose_layouts
 from planner.stmt import LoweredGraph
 from simulator.isa import (
     Box,

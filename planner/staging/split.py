@@ -13,8 +13,8 @@ import math
 
 from planner.best_unfused import ACCUMULATOR_BYTES
 from planner.errors import PlanError, SplitTooLarge
-from planner.stage_tile import widen
-from planner.staging import ProgramBuilder, ReductionSlice
+from planner.staging.builder import ProgramBuilder, ReductionSlice
+from planner.staging.tile import widen
 from planner.stmt import Statement
 from planner.tiling import Block, block_size, blocks, extents, output_dims, tile_boxes
 from simulator.isa import Box

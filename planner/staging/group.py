@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from planner.groups import IN_FLIGHT, Group, constant_boxes, hull, internal_tensors, output_boxes, sink_tensor, tiles
-from planner.stage_op import Resident
-from planner.stage_tile import estimated_cycles, mnk_of
-from planner.staging import ProgramBuilder
+from planner.staging.builder import ProgramBuilder
+from planner.staging.op import Resident
+from planner.staging.tile import estimated_cycles, mnk_of
 from planner.stmt import LoweredGraph
 from planner.tiling import block_size
 from simulator.isa import Box

@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 
 from planner.errors import PlanError, TileTooLarge
 from planner.schedule.ir import OpTiling
-from planner.stage_split import split_dim, stage_split_reduction
-from planner.stage_tile import choose_tile, mnk_of
-from planner.staging import ProgramBuilder, boxes_meet
+from planner.staging.builder import ProgramBuilder, boxes_meet
+from planner.staging.split import split_dim, stage_split_reduction
+from planner.staging.tile import choose_tile, mnk_of
 from planner.stmt import Statement
 from planner.tiling import Block, block_size, blocks, extents, loop_orders, middle_block, output_dims, tile_boxes
 from simulator.isa import Box
@@ -83,7 +83,7 @@ def choose_tiling(builder: ProgramBuilder, stmt: Statement, in_place: frozenset[
         """The tiling with `slots` slots per operand that changes between tiles, or why none fits."""
         target = capacity
         for _ in range(MAX_SHRINKS):
-            # The largest tile by bytes, widened where that costs no room and saves cycles (planner.stage_tile).
+            # The largest tile by bytes, widened where that costs no room and saves cycles (planner.staging.tile).
             tile = choose_tile(stmt, lambda block: cost(block, slots), target, builder.machine,
                                graph.planning_dtype or "fp32", operands)
             if tile is None:
