@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 
 from planner.best_unfused import ACCUMULATOR_BYTES
-from planner.errors import PlanError, SplitTooLarge
+from planner.errors import SplitTooLarge
 from planner.staging.builder import ProgramBuilder, ReductionSlice
 from planner.staging.tile import widen
 from planner.stmt import Statement
@@ -46,9 +46,11 @@ def _slices(builder: ProgramBuilder, stmt: Statement, start: int, stop: int) -> 
                                                                                start, stop))
 
 
-def split_tile(builder: ProgramBuilder, stmt: Statement, capacity: int, reduction: str) -> dict[str, int]:
-    """The slice shape: output dims and the reduction step, the largest by halving that fits, then widened where the
-    estimated cycles drop; SplitTooLarge when not even one output element over one reduction step fits."""
+def split_tile(builder: ProgramBuilder, stmt: Statement, capacity: int, reduction: str,
+               target: int | None = None) -> dict[str, int]:
+    """The slice shape: output dims and the reduction step, the largest by halving whose middle slice fits in
+    `target` (the capacity unless given), then widened where the estimated cycles drop; SplitTooLarge when not even
+    one output element over one reduction step fits."""
     graph = builder.graph
     out_tensor = stmt.writes[0].tensor
     spans = extents(stmt)
@@ -71,10 +73,13 @@ def split_tile(builder: ProgramBuilder, stmt: Statement, capacity: int, reductio
 
     tile = {dim: spans[dim][1] - spans[dim][0] for dim in dims}
     tile[reduction] = max(1, tile[reduction] // 2)  # a split at all: the whole reduction did not fit
-    while need(middle(tile)) > capacity:
+    aim = capacity if target is None else target
+    while need(middle(tile)) > aim:
         candidates = [dim for dim, size in tile.items() if size > 1]
         if not candidates:
             step = middle(tile)
+            if need(step) <= capacity:
+                return tile  # below a lowered aim: the smallest slice, whose border copies decide
             raise SplitTooLarge(f"{graph.source}: op {stmt.node!r} ({stmt.op_type}): one output element over one "
                                 f"reduction step needs {need(step):,} bytes per partition, but the scratchpad "
                                 f"has {capacity:,}", node=stmt.node, op_type=stmt.op_type, block=step,
@@ -84,8 +89,7 @@ def split_tile(builder: ProgramBuilder, stmt: Statement, capacity: int, reductio
     # The halving stops at the first tile that fits, often far below what fits (every buffer takes at least one
     # aligned line per partition): widen it again where the estimated cycles drop (vgg16-small's 3x3 convs at 8 KiB
     # went from 32,768 slices of one output element each to a few hundred).
-    tile = widen(stmt, tile, need, capacity, lambda t: _split_cycles(builder, stmt, t, reduction))
-    return tile
+    return widen(stmt, tile, need, aim, lambda t: _split_cycles(builder, stmt, t, reduction))
 
 
 def stage_split_reduction(builder: ProgramBuilder, stmt: Statement, capacity: int, reduction: str) -> None:
@@ -94,8 +98,7 @@ def stage_split_reduction(builder: ProgramBuilder, stmt: Statement, capacity: in
     graph = builder.graph
     out_tensor = stmt.writes[0].tensor
     lo, hi = extents(stmt)[reduction]
-    tile = split_tile(builder, stmt, capacity, reduction)
-    tiles, shapes = _split_tiles(builder, stmt, capacity, reduction, tile)
+    tiles, shapes = _fitting_slices(builder, stmt, capacity, reduction)
     slots = {t: [builder.buffer(f"{stmt.name}.{t}.{s}", shape, graph.elem_bytes(t)) for s in range(2)]
              for t, shape in shapes.items() if t != out_tensor}
     running = builder.buffer(f"{stmt.name}.partial", shapes[out_tensor], ACCUMULATOR_BYTES)
@@ -189,12 +192,34 @@ def split_slices(builder: ProgramBuilder, stmt: Statement, capacity: int, reduct
                  ) -> list[tuple[Block, tuple[int, int], dict[str, Box], dict[str, Box]]]:
     """The slices `stage_split_reduction` emits, in order: (output block, reduction step, reads, writes) each; the
     cost model prices these. Raises SplitTooLarge or PlanError as staging would."""
-    return _split_tiles(builder, stmt, capacity, reduction, split_tile(builder, stmt, capacity, reduction))[0]
+    return _fitting_slices(builder, stmt, capacity, reduction)[0]
 
 
-def _split_tiles(builder: ProgramBuilder, stmt: Statement, capacity: int, reduction: str, tile: dict[str, int],
-                 ) -> tuple[list[tuple[Block, tuple[int, int], dict[str, Box], dict[str, Box]]],
-                            dict[str, tuple[int, ...]]]:
+Slices = list[tuple[Block, tuple[int, int], dict[str, Box], dict[str, Box]]]
+
+
+def _fitting_slices(builder: ProgramBuilder, stmt: Statement, capacity: int, reduction: str,
+                    ) -> tuple[Slices, dict[str, tuple[int, ...]]]:
+    """The slices and their buffer shapes. The slice is sized on a middle block; one at a border can read more
+    (padding shifts its halo), and the buffers hold the largest of all: while they do not fit, aim lower."""
+    target = capacity
+    for _ in range(16):
+        tile = split_tile(builder, stmt, capacity, reduction, target)
+        tiles, shapes, need = _split_tiles(builder, stmt, reduction, tile)
+        if need <= capacity:
+            return tiles, shapes
+        if all(size == 1 for size in tile.values()):
+            break
+        target -= need - capacity
+    raise SplitTooLarge(f"{builder.graph.source}: op {stmt.node!r} ({stmt.op_type}): the largest of its split "
+                        f"reduction's slices needs {need:,} bytes per partition, but the scratchpad has "
+                        f"{capacity:,}", node=stmt.node, op_type=stmt.op_type,
+                        block={dim: (0, size) for dim, size in tile.items()}, bytes_per_partition=need,
+                        capacity_bytes=capacity)
+
+
+def _split_tiles(builder: ProgramBuilder, stmt: Statement, reduction: str, tile: dict[str, int],
+                 ) -> tuple[Slices, dict[str, tuple[int, ...]], int]:
     graph = builder.graph
     out_tensor = stmt.writes[0].tensor
     spans = extents(stmt)
@@ -208,9 +233,7 @@ def _split_tiles(builder: ProgramBuilder, stmt: Statement, capacity: int, reduct
         for tensor, box in [*reads.items(), *writes.items()]:
             old = shapes.get(tensor, box.shape)
             shapes[tensor] = tuple(max(a, b) for a, b in zip(old, box.shape, strict=True))
-    if sum(2 * builder.partition_bytes(s, graph.elem_bytes(t)) for t, s in shapes.items() if t != out_tensor) + \
-            builder.partition_bytes(shapes[out_tensor], ACCUMULATOR_BYTES) + \
-            builder.partition_bytes(shapes[out_tensor], graph.elem_bytes(out_tensor)) > capacity:
-        raise PlanError(f"{graph.source}: op {stmt.node!r} ({stmt.op_type}): no split of its reduction fits its "
-                        f"buffers in {capacity:,} bytes per partition")
-    return tiles, shapes
+    need = sum(2 * builder.partition_bytes(s, graph.elem_bytes(t)) for t, s in shapes.items() if t != out_tensor) + \
+        builder.partition_bytes(shapes[out_tensor], ACCUMULATOR_BYTES) + \
+        builder.partition_bytes(shapes[out_tensor], graph.elem_bytes(out_tensor))
+    return tiles, shapes, need
