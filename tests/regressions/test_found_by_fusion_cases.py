@@ -105,6 +105,21 @@ hypothesis (float[1,1,3] x) => (float[1,1,3] relu1, float[1,1,2] maxpool2) {
    [maxpool_2] maxpool2 = MaxPool <kernel_shape: ints = [1], pads: ints = [0, 0], strides: ints = [2]> (x)
 }"""
 
+# The energy section hypothesis printed for both machines below (the presets' figures).
+ENERGY_YAML = """energy:
+  mac:
+    fp32: 4.6 pJ
+    bf16: 1.5 pJ
+    fp16: 1.5 pJ
+    int8: 0.3 pJ
+  vector_op: 0.9 pJ
+  scratchpad_read: 12.5 pJ
+  scratchpad_write: 12.5 pJ
+  dram: 162.5 pJ
+  descriptor: 80 pJ
+
+"""
+
 BELOW_UNFUSED_MACHINE = """name: hypothesis
 clock: 1 GHz
 scratchpad:
@@ -136,19 +151,7 @@ tensor_engine:
   stationary_buffers: 1
 vector_engine:
   elements_per_cycle: 1
-energy:
-  mac:
-    fp32: 4.6 pJ
-    bf16: 1.5 pJ
-    fp16: 1.5 pJ
-    int8: 0.3 pJ
-  vector_op: 0.9 pJ
-  scratchpad_read: 12.5 pJ
-  scratchpad_write: 12.5 pJ
-  dram: 162.5 pJ
-  descriptor: 80 pJ
-
-"""
+""" + ENERGY_YAML
 
 
 @pytest.mark.xfail(strict=True, raises=AssertionError, reason="fused loads x once per reader (44 > 40 bytes)")
@@ -212,19 +215,7 @@ tensor_engine:
   stationary_buffers: 1
 vector_engine:
   elements_per_cycle: 114
-energy:
-  mac:
-    fp32: 4.6 pJ
-    bf16: 1.5 pJ
-    fp16: 1.5 pJ
-    int8: 0.3 pJ
-  vector_op: 0.9 pJ
-  scratchpad_read: 12.5 pJ
-  scratchpad_write: 12.5 pJ
-  dram: 162.5 pJ
-  descriptor: 80 pJ
-
-"""
+""" + ENERGY_YAML
 
 
 @pytest.mark.xfail(strict=True, raises=AssertionError, reason="fused moves 182,372 bytes, best unfused 57,124")
