@@ -83,13 +83,39 @@ def run_job(model: str, machine_name: str, batch: int, reports: Path | None) -> 
         row[strategy] = {"dram_bytes": report.dram_bytes, "cycles": report.cycles,
                          "dma_transfers": report.dma_transfers, "dram_burst_bytes": report.dram_burst_bytes,
                          "busy_cycles": dict(report.busy_cycles), "instructions": report.instructions,
-                         "peak_scratchpad_bytes": report.peak_scratchpad_bytes}
+                         "peak_scratchpad_bytes": report.peak_scratchpad_bytes, "roles": role_bytes(program)}
     row |= {"compulsory_bytes": limits.compulsory_bytes, "best_unfused_bytes": limits.best_unfused_bytes,
             "roofline_cycles": limits.roofline_cycles, "cpu_seconds": cpu, "wall_seconds": wall}
     if reports is not None:
         reports.mkdir(parents=True, exist_ok=True)
         (reports / f"{model}.{machine_name}.b{batch}.json").write_text(json.dumps(documents) + "\n")
     return row
+
+
+def role_bytes(program: Any) -> dict[str, dict[str, int]]:
+    """Payload bytes the program's DMAs read and write, by the role of the DRAM tensor (input, constant, output,
+    intermediate), and how many bytes of distinct tensors of each role they touch: where a plan's traffic goes. Read
+    off the emitted instructions; the totals are the simulator's `dram_bytes_read` / `_written`."""
+    from simulator.isa import DmaGather, DmaLoad, DmaStore
+
+    tensors = {t.name: t for t in program.tensors}
+    roles: dict[str, dict[str, int]] = {}
+    touched: set[str] = set()
+    for instruction in program.instructions:
+        if isinstance(instruction, DmaLoad | DmaStore):
+            name, moved = instruction.tensor, instruction.box.numel
+            direction = "read" if isinstance(instruction, DmaLoad) else "written"
+        elif isinstance(instruction, DmaGather):
+            name, moved, direction = instruction.table, instruction.rows * instruction.row_box.numel, "read"
+        else:
+            continue
+        tensor = tensors[name]
+        entry = roles.setdefault(tensor.role, {"read": 0, "written": 0, "tensor_bytes": 0})
+        entry[direction] += moved * tensor.elem_bytes
+        if name not in touched:
+            touched.add(name)
+            entry["tensor_bytes"] += tensor.nbytes
+    return roles
 
 
 def job_in_subprocess(job: tuple[str, str, int], timeout: float, reports: Path | None) -> dict[str, Any]:
