@@ -19,12 +19,12 @@ from pathlib import Path
 
 import onnx
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE / "peers"))
-from workloads import basic_block
-
 from planner import api
 from planner.schedule.search import search
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE / "peers"))
+from workloads import basic_block  # noqa: E402  (benchmarks/peers is no package)
 
 MACHINE = HERE / "basic_block.yaml"
 
