@@ -137,22 +137,22 @@ def price_group(timeline: Timeline, plan: GroupSchedule, resident: frozenset[str
     loaded: dict[int, dict[str, float]] = {}
     finished: dict[tuple[int, str], float] = {}  # (tile, tensor) -> when the tile's step writing it finished
 
-    def load_inputs(index: int, after: float | None) -> dict[str, float]:
+    def load_inputs(index: int, freed: dict[str, float] | None) -> dict[str, float]:
         boxes: dict[str, Box] = {}
         for step in steps_of[index]:
             for tensor, box in step.reads.items():
                 if tensor not in internal and tensor not in constants and tensor not in resident:
                     boxes[tensor] = hull(boxes[tensor], box) if tensor in boxes else box
-        if after is None:
-            after = timeline.barrier if index < 2 else 0.0
-        return {t: timeline.load(t, box, after) for t, box in boxes.items()}
+        after = timeline.barrier if index < 2 else 0.0
+        return {t: timeline.load(t, box, after if freed is None else freed.get(t, timeline.barrier))
+                for t, box in boxes.items()}
 
-    tile_done = timeline.barrier  # when the last tile's final step finished
+    freed: dict[str, float] = {}  # per input, when the last tile's last reader of it finished
     for index, position in emission_order(lowered, group, machine):
         for ahead in (index, index + 1)[:group.slots]:
             if ahead < len(steps_of) and ahead not in loaded:
-                # one slot: the tile's loads reuse the last tile's room, so they wait for it to finish
-                loaded[ahead] = load_inputs(ahead, tile_done if group.slots == 1 else None)
+                # one slot: a tile's load takes the room of the last tile's copy of that input, once read
+                loaded[ahead] = load_inputs(ahead, dict(freed) if group.slots == 1 else None)
         step = steps_of[index][position]
         after = 0.0
         for tensor in step.reads:
@@ -162,8 +162,7 @@ def price_group(timeline: Timeline, plan: GroupSchedule, resident: frozenset[str
         done = compute(timeline, statements[step.index], step.block, after, step.output,
                        warm=not group.cache)
         finished[(index, step.output)] = done
-        if position == len(steps_of[index]) - 1:
-            tile_done = done
+        freed.update((tensor, done) for tensor in step.reads if tensor in loaded[index])
         if position == len(steps_of[index]) - 1 and stores_sink:
             timeline.store(sink, output_boxes(steps_of[index])[sink], done)
 

@@ -111,7 +111,7 @@ def best_groups(lowered: LoweredGraph, machine: MachineConfig, budget: int,
         return choice
 
     def earliest(j: int) -> int:
-        return min(max(0, j - MAX_SPAN), next(i for i in range(j) if cuts[j] - cuts[i] <= MAX_STATEMENTS))
+        return min(max(0, j - MAX_SPAN), next((i for i in range(j) if cuts[j] - cuts[i] <= MAX_STATEMENTS), j - 1))
 
     return cheapest_cover(len(cuts) - 1, run, earliest=earliest)[1]
 

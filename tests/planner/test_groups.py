@@ -34,7 +34,7 @@ from planner.groups import (
 )
 from planner.ops import lower
 from planner.schedule.ir import Residency
-from planner.schedule.search import GROUP_SHARES, schedule_of
+from planner.schedule.search import candidates, schedule_of
 from planner.staging.alloc import buffer_bytes
 from planner.stmt import LoweredGraph
 from simulator.functional import run_functional
@@ -343,10 +343,8 @@ def test_plan_fused_with_groups_moves_no_group_intermediate() -> None:
             continue
         used += 1
         check_legal_and_right(program, machine, model, lowered)
-        # The groups the plan staged: those of one of the shares plan_fused tries whose first statements match.
-        partition_bytes = partition_bytes_of(lowered, machine)
-        choices = [choose_groups(lowered, int(machine.scratchpad.partition_bytes * share), partition_bytes)
-                   for share in GROUP_SHARES]
+        # The groups the plan staged: those of one of the searched schedules whose first statements match.
+        choices = [[g.group for g in schedule.groups] for schedule in candidates(lowered, machine)]
         matching = [groups for groups in choices if {group.first for group in groups} == tags]
         assert matching
         moved = dram_tensors(program)

