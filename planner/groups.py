@@ -10,7 +10,9 @@ Overlapping halos are handled one of two ways per group:
 - **recompute**: every intermediate of a tile lives in a buffer of its own, sized to the tile's box, and the rows
   two tiles share are computed by both;
 - **cache**: every intermediate is kept whole for the group's lifetime, and each tile computes only the rows no tile
-  before it did; the rows it shares with the last tile are read where that tile left them.
+  before it did; the rows it shares with the last tile are read where that tile left them;
+- **line buffers** (cache with `lines`): as cache, but each tile holds only the rows of each intermediate and input
+  it reads or writes, the rows the next tile shares carried over on chip (planner.staging.lines).
 
 Caching computes nothing twice but holds the whole intermediates; recomputing holds one tile of each. A group caches
 when the intermediates fit and the tiles would recompute; the tile is the largest whose working set fits.
@@ -42,10 +44,12 @@ class Group:
     tile: tuple[int, ...]
     cache: bool
     slots: int = 2
+    lines: bool = False  # with cache: hold only the rows later tiles read (planner.staging.lines), not whole tensors
 
     def __post_init__(self) -> None:
-        if self.slots not in (1, 2) or (self.cache and self.slots != 2):
-            raise ValueError(f"group {self.first}..{self.last}: {self.slots} slots")
+        if self.slots not in (1, 2) or (self.cache and self.slots != 2) or (self.lines and not self.cache):
+            raise ValueError(f"group {self.first}..{self.last}: {self.slots} slots, cache {self.cache}, lines "
+                             f"{self.lines}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,7 +123,7 @@ def _pull(lowered: LoweredGraph, group: Group, start: tuple[int, ...], computed:
             continue
         if computed is not None and out != sink:
             done = computed.get(offset)
-            want = _remaining(want, done)
+            want = remaining(want, done)
             if want is None:
                 continue
             computed[offset] = want if done is None else hull(done, want)
@@ -145,7 +149,7 @@ def hull(first: Box, second: Box) -> Box:
     return Box(tuple(map(min, first.start, second.start)), tuple(map(max, first.stop, second.stop)))
 
 
-def _remaining(want: Box, done: Box | None) -> Box | None:
+def remaining(want: Box, done: Box | None) -> Box | None:
     """The part of `want` not yet in `done`, when that is a box that extends `done` along one axis."""
     if done is None:
         return want
@@ -182,6 +186,9 @@ def working_set(lowered: LoweredGraph, group: Group, partition_bytes: Callable[[
     internal = internal_tensors(lowered, group)
     constants = constant_boxes(lowered, group)
     held = sum(partition_bytes(t, box.shape) for t, box in constants.items())
+    if group.lines:
+        from planner.staging.lines import lines_peak  # staging's own order of buffers decides the peak
+        return held + lines_peak(lowered, group, partition_bytes)
     if group.cache:
         held += sum(partition_bytes(t, graph.tensors[t].shape) for t in internal)
     peak = 0

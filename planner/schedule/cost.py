@@ -16,11 +16,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from planner.groups import constant_boxes, hull, internal_tensors, output_boxes, sink_tensor, tiles
+from planner.groups import Group, constant_boxes, hull, internal_tensors, output_boxes, sink_tensor, tiles
 from planner.schedule.ir import GroupSchedule, OpTiling, Schedule
 from planner.schedule.op_tiles import constant_inputs, split_tiles
 from planner.schedule.timeline import Timeline
 from planner.staging.group import emission_order
+from planner.staging.lines import line_plan
 from planner.staging.op import mnk_of
 from planner.stmt import LoweredGraph, Statement
 from planner.tiling import Block, block_size, blocks, tile_boxes
@@ -127,6 +128,9 @@ def price_group(timeline: Timeline, plan: GroupSchedule, resident: frozenset[str
     """One fusion group (planner.staging.group.stage_group)."""
     lowered, machine = timeline.lowered, timeline.machine
     group = plan.group
+    if group.lines:
+        price_lines(timeline, group, resident)
+        return
     statements = lowered.statements
     internal = internal_tensors(lowered, group)
     constants = constant_boxes(lowered, group)
@@ -165,6 +169,47 @@ def price_group(timeline: Timeline, plan: GroupSchedule, resident: frozenset[str
         freed.update((tensor, done) for tensor in step.reads if tensor in loaded[index])
         if position == len(steps_of[index]) - 1 and stores_sink:
             timeline.store(sink, output_boxes(steps_of[index])[sink], done)
+
+
+def price_lines(timeline: Timeline, group: Group, resident: frozenset[str]) -> None:
+    """One line-buffered fusion group (planner.staging.lines.stage_lines): the carried rows copied on the vector
+    engine, only the rows no tile loaded before loaded."""
+    lowered, machine = timeline.lowered, timeline.machine
+    statements = lowered.statements
+    internal = internal_tensors(lowered, group)
+    sink = sink_tensor(statements[group.last])
+    stores_sink = sink not in resident or sink in output_tensors(lowered)
+    weights = {t: timeline.load(t, box, timeline.barrier) for t, box in constant_boxes(lowered, group).items()}
+    ready: dict[str, float] = {}  # tensor -> when what its buffer holds so far is written
+    freed: dict[str, float] = {}  # tensor -> when the last reader of its last buffer finished
+    rate = machine.vector_engine.elements_per_cycle
+    for steps, plan in zip(tiles(lowered, group), line_plan(lowered, group), strict=True):
+        lines = {t: line for t, line in plan.items() if t not in resident}
+        for tensor, line in lines.items():
+            if line.carry is not None:
+                ready[tensor] = timeline.compute("vector", max(1, -(-line.carry.numel // rate)), ready[tensor])
+            elif tensor in internal:
+                ready[tensor] = 0.0
+        for tensor, line in lines.items():
+            if tensor not in internal and line.fresh is not None:
+                landed = timeline.load(tensor, line.fresh, freed.get(tensor, timeline.barrier))
+                ready[tensor] = max(ready[tensor], landed) if line.carry is not None else landed
+        done = 0.0
+        last_read = {t: p for p, step in enumerate(steps) for t in step.reads}
+        for position, step in enumerate(steps):
+            after = max((weights[t] if t in weights else timeline.computed.get(t, 0.0) if t in resident
+                         else ready[t]) for t in step.reads) if step.reads else 0.0
+            done = compute(timeline, statements[step.index], step.block, after, step.output, warm=False)
+            if step.output in lines:
+                ready[step.output] = max(ready[step.output], done)
+            freed.update((t, done) for t in step.reads if t in lines)
+            for tensor in sorted({*step.reads, step.output}):  # the rows a later tile takes, copied aside
+                handing = lines.get(tensor)
+                if handing is not None and handing.handed is not None and last_read.get(tensor, position) == position:
+                    ready[tensor] = timeline.compute("vector", max(1, -(-handing.handed.numel // rate)),
+                                                     max(ready[tensor], done))
+        if stores_sink:
+            timeline.store(sink, output_boxes(steps)[sink], done)
 
 
 def compute(timeline: Timeline, stmt: Statement, block: Block, after: float, output: str, warm: bool) -> float:

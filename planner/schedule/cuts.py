@@ -72,7 +72,7 @@ def best_groups(lowered: LoweredGraph, machine: MachineConfig, budget: int,
         best: tuple[Cost, Group] | None = None
         tried = 0
         for tile, cacheable in group_tiles(shape):
-            options = [Group(first, last, tile, True)] if cacheable else []
+            options = [Group(first, last, tile, True, lines=True), Group(first, last, tile, True)] if cacheable else []
             options += [Group(first, last, tile, False), Group(first, last, tile, False, slots=1)]
             fitted = False
             for group in options:

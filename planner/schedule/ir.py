@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from planner.groups import Group, sink_tensor
 from planner.stmt import LoweredGraph
 
-OVERLAP_MODES = ("recompute", "cache")
+OVERLAP_MODES = ("recompute", "line-buffer", "cache")
 WEIGHT_POLICIES = ("resident",)
 
 
@@ -65,7 +65,8 @@ class GroupSchedule:
     @property
     def group(self) -> Group:
         """The group as planner.groups tiles it."""
-        return Group(self.first, self.last, self.tile, self.overlap == "cache", self.slots)
+        return Group(self.first, self.last, self.tile, self.overlap != "recompute", self.slots,
+                     self.overlap == "line-buffer")
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,4 +128,4 @@ def group_schedule(lowered: LoweredGraph, group: Group) -> GroupSchedule:
     shape = lowered.graph.tensors[sink].shape
     tiled = tuple(axis for axis, (size, extent) in enumerate(zip(group.tile, shape, strict=True)) if size < extent)
     return GroupSchedule(group.first, group.last, sink, group.tile, tiled, tuple(range(len(shape))),
-                         "cache" if group.cache else "recompute", slots=group.slots)
+                         "line-buffer" if group.lines else "cache" if group.cache else "recompute", slots=group.slots)
