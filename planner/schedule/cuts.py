@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from typing import Any
 
 from planner.best_unfused import candidate_sizes
 from planner.group_choice import MAX_RECOMPUTE, cut_points, is_closed
@@ -51,18 +52,39 @@ def group_tiles(shape: tuple[int, ...]) -> list[tuple[tuple[int, ...], bool]]:
 
 
 def best_groups(lowered: LoweredGraph, machine: MachineConfig, budget: int,
-                partition_bytes: Callable[[str, tuple[int, ...]], int]) -> tuple[Group, ...]:
-    """The groups (runs of at least two statements) of the cheapest whole-graph cover; see the module docstring."""
+                partition_bytes: Callable[[str, tuple[int, ...]], int],
+                memo: dict[tuple[object, ...], Any] | None = None) -> tuple[Group, ...]:
+    """The groups (runs of at least two statements) of the cheapest whole-graph cover; see the module docstring.
+    `memo` keeps what does not depend on the budget (each group's working set, recompute ratio and price, each op's
+    price alone) for the next call on the same graph and machine."""
     statements = lowered.statements
+    memo = {} if memo is None else memo
+
+    def remember(key: tuple[object, ...], make: Callable[[], Any]) -> Any:
+        if key not in memo:
+            memo[key] = make()
+        return memo[key]
     cuts = sorted({0, *cut_points(lowered), len(statements)})
     capacity = machine.scratchpad.partition_bytes
 
-    @functools.cache
     def alone(index: int) -> Cost:
-        tiling = op_tiling(lowered, machine, statements[index], frozenset(), capacity)
-        if tiling is None:
-            return (1 << 62, 1 << 62)
-        return _run(lowered, machine, lambda t: price_op(t, statements[index], tiling, frozenset(), capacity))
+        def make() -> Cost:
+            tiling = op_tiling(lowered, machine, statements[index], frozenset(), capacity)
+            if tiling is None:
+                return (1 << 62, 1 << 62)
+            return _run(lowered, machine, lambda t: price_op(t, statements[index], tiling, frozenset(), capacity))
+        return remember(("alone", index), make)
+
+    def fits(group: Group) -> bool:
+        def make() -> int | None:  # the working set, or None when the group cannot be tiled so
+            try:
+                if not group.cache and recompute_ratio(lowered, group) > MAX_RECOMPUTE:
+                    return None
+                return working_set(lowered, group, partition_bytes)
+            except NotCacheable:
+                return None
+        need = remember(("need", group), make)
+        return need is not None and need <= budget
 
     def as_group(first: int, last: int) -> tuple[Cost, Group] | None:
         if not is_closed(lowered, first, last) or any(s.indirect for s in statements[first:last + 1]):
@@ -78,12 +100,7 @@ def best_groups(lowered: LoweredGraph, machine: MachineConfig, budget: int,
             for group in options:
                 if group.slots == 1 and fitted:
                     continue  # the same tiles fit with two in flight
-                try:
-                    if working_set(lowered, group, partition_bytes) > budget:
-                        continue
-                    if not group.cache and recompute_ratio(lowered, group) > MAX_RECOMPUTE:
-                        continue
-                except NotCacheable:
+                if not fits(group):
                     continue
                 tried += 1
                 fitted = fitted or not group.cache
@@ -92,7 +109,7 @@ def best_groups(lowered: LoweredGraph, machine: MachineConfig, budget: int,
                 def walk(timeline: Timeline, plan: GroupSchedule = plan) -> None:
                     price_group(timeline, plan, frozenset())
 
-                cost = _run(lowered, machine, walk)
+                cost: Cost = remember(("cost", group), functools.partial(_run, lowered, machine, walk))
                 if cost[1] * GROUP_ESTIMATE_MARGIN <= ops[1] * CYCLES_SLACK and (best is None or cost < best[0]):
                     best = (cost, group)
             if tried >= MAX_TILES:

@@ -16,6 +16,7 @@ the fewest cycles, ties by bytes; `edp` the least estimated energy x cycles.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from planner.group_choice import choose_groups
 from planner.groups import Group, internal_tensors, working_set
@@ -67,8 +68,9 @@ def candidates(lowered: LoweredGraph, machine: MachineConfig) -> list[Schedule]:
         chosen.append(tuple(choose_groups(lowered, budget, size_of)))
     # by dynamic programming at the larger share, and over the whole scratchpad (groups that leave residency no
     # room, for a graph whose groups cover it): each run it prices costs isl queries per tile
+    memo: dict[tuple[object, ...], Any] = {}  # what the runs cost does not depend on the share
     for share in DP_SHARES:
-        chosen.append(best_groups(lowered, machine, int(sp.partition_bytes * share), size_of))
+        chosen.append(best_groups(lowered, machine, int(sp.partition_bytes * share), size_of, memo))
     for groups in dict.fromkeys(chosen):
         if groups:
             reserve = list(policies["baseline-tiles"])
