@@ -378,3 +378,27 @@ def test_groups_never_start_inside_a_concat() -> None:
     assert len(chosen) > 1  # the budgets span several choices
     for groups in chosen:
         assert verify(stage(lowered, machine, *groups), machine) == [], groups
+
+
+# -- 5. line buffers ---------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("graph", "rows"), [("chain", ROWS), ("chain", 1), ("residual", ROWS), ("residual", 1),
+                                             ("residual", 3)])
+def test_line_buffered_groups_load_each_input_row_once_and_compute_each_row_once(graph: str, rows: int) -> None:
+    """A line-buffered group (planner.staging.lines) is legal and right, loads every input element once, computes
+    every MAC once, and holds each tensor in windows of the tile's rows, never whole."""
+    lowered, model = chain() if graph == "chain" else residual()
+    first, last = (0, 2) if graph == "chain" else (1, 5)
+    machine = load_machine("inferentia2-core")
+    group = Group(first, last, (1, C, rows, W), True, lines=True)
+    program = stage(lowered, machine, group)
+    check_legal_and_right(program, machine, model, lowered)
+    assert total_macs(program) == lowered.macs
+    source = lowered.statements[first].reads[0].tensor
+    loaded = sum(i.box.numel for i in program.instructions if isinstance(i, DmaLoad) and i.tensor == source)
+    assert loaded == math.prod(lowered.graph.tensors[source].shape)
+    assert dram_tensors(program) & internal_tensors(lowered, group) == set()
+    windows = [b for b in program.buffers if ".tile" in b.name and not b.name.endswith(".handed")]
+    assert windows and all(b.shape[2] < H for b in windows)
+    copies = [i for i in program.instructions if isinstance(i, Compute) and i.op_type == "Identity"]
+    assert copies  # the shared rows move on chip
