@@ -170,7 +170,8 @@ def test_fused_moves_no_more_than_best_unfused_on_two_readers_of_an_input() -> N
 # Found the same way over fusion_cases() (shrinking gave up after five minutes, so not minimal): a 3x3 conv -> Relu ->
 # dilated 3x3 conv -> BatchNormalization chain on 587 bytes of scratchpad. Both fused and baseline move 182,372 bytes;
 # best unfused is 57,124 (conv_3 25,720 in 2-channel 4x7 tiles, relu_4 11,232, conv_7 17,348, the norm 2,824): the
-# per-op tilings the strategies choose move three times what each op's best tiling does.
+# per-op tilings the strategies choose move three times what each op's best tiling does. (Since the search also
+# tries one-slot and line-buffered groups, fused moves 155,236: still the per-op tilings' fault.)
 CONV_CHAIN_MODEL = """<
    ir_version: 8,
    opset_import: ["" : 17]
@@ -218,7 +219,7 @@ vector_engine:
 """ + ENERGY_YAML
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason="fused moves 182,372 bytes, best unfused 57,124")
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason="fused moves 155,236 bytes, best unfused 57,124")
 def test_fused_moves_no_more_than_best_unfused_on_a_tight_conv_chain() -> None:
     from planner.testing import Case, check_best_unfused
     from simulator.timing import simulate
