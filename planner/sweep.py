@@ -137,14 +137,20 @@ def run_point(job: Job, point: Point) -> list[dict[str, Any]]:
 
 
 def sweep(job: Job, sweep_points: Sequence[Point], *, executor: str = "local", jobs: int | None = None,
-          progress: bool | None = None) -> list[dict[str, Any]]:
-    """Every point's rows, in the order of `sweep_points` (however the executor finishes them)."""
+          progress: bool | None = None,
+          on_point: Callable[[list[dict[str, Any]]], None] | None = None) -> list[dict[str, Any]]:
+    """Every point's rows, in the order of `sweep_points` (however the executor finishes them).
+
+    `on_point`, when given, is called after each point completes with the rows of every point finished so far (in
+    the order of `sweep_points`), so that a long sweep cut short keeps what it has done."""
     results: dict[int, list[dict[str, Any]]] = {}
     bar = tqdm(total=len(sweep_points), desc="sweep", unit="point", file=sys.stderr,
                disable=(not sys.stderr.isatty()) if progress is None else not progress)
     for index, rows in _run(job, sweep_points, executor, jobs):
         results[index] = rows
         bar.update()
+        if on_point is not None:
+            on_point([row for done in sorted(results) for row in results[done]])
     bar.close()
     return [row for index in range(len(sweep_points)) for row in results[index]]
 

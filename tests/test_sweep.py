@@ -57,6 +57,13 @@ def test_a_point_too_small_is_a_row_saying_so() -> None:
     assert rows[-1]["error"] is None and rows[-1]["dram_bytes"] > 0
 
 
+def test_rows_are_handed_over_as_points_finish() -> None:
+    seen: list[list[dict]] = []
+    grid = [sweep.Point(64), sweep.Point(256 * 1024)]
+    rows = sweep.sweep(_job(), grid, jobs=1, on_point=seen.append)
+    assert [len(done) for done in seen] == [2, 4] and seen[0] == rows[:2] and seen[-1] == rows
+
+
 def test_a_process_pool_gives_the_same_rows() -> None:
     grid = sweep.points((16 * 1024, 256 * 1024), 3)
     assert sweep.sweep(_job(), grid, jobs=2) == sweep.sweep(_job(), grid, jobs=1)
