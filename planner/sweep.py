@@ -199,3 +199,15 @@ def to_csv(rows: Sequence[dict[str, Any]]) -> str:
     for row in rows:
         writer.writerow({key: "" if row[key] is None else row[key] for key in COLUMNS})
     return stream.getvalue()
+
+
+def from_csv(text: str) -> list[dict[str, Any]]:
+    """Rows written by `to_csv`, read back with their types (what a sweep cut short left on disk can be plotted).
+
+    >>> rows = [{**dict.fromkeys(COLUMNS), "scratchpad_bytes": 1024, "strategy": "fused", "error": "too small"}]
+    >>> from_csv(to_csv(rows)) == rows
+    True
+    """
+    numbers: dict[str, Callable[[str], Any]] = {"strategy": str, "error": str, "bandwidth_bytes_per_cycle": float}
+    return [{key: None if value == "" else numbers.get(key, int)(value) for key, value in row.items()}
+            for row in csv.DictReader(io.StringIO(text))]

@@ -47,6 +47,7 @@ def test_json_csv_and_plot(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     assert len(read) == len(rows) and read[0].keys() == set(sweep.COLUMNS)
     assert [int(r["dram_bytes"]) for r in read if r["dram_bytes"]] == [r["dram_bytes"] for r in rows
                                                                         if r["dram_bytes"] is not None]
+    assert sweep.from_csv(table.read_text()) == rows
     data = picture.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000
 
