@@ -5,7 +5,8 @@
 The model is the zoo's three-conv CNN at 32x32 (`cnn`) on edge-npu. "same model again" hits the report cache (a
 report is a pure function of the model bytes, machine and strategy); "new variant" is what a NAS loop pays per
 candidate: a CNN with other channel widths, loaded, lowered, planned and simulated from scratch (with the best
-unfused bound searched too, and without it). CPU ms is this process's own time, a fairer figure on a shared machine.
+unfused bound searched too, and without it; the bound's search alone; the per-op baseline strategy instead of the
+fused planner). CPU ms is this process's own time, a fairer figure on a shared machine.
 """
 
 from __future__ import annotations
@@ -44,6 +45,16 @@ def main() -> None:
     rows.append(("new variant, best_unfused=False", [_timed(lambda v=v: api.evaluate(v, "edge-npu",
                                                                                     best_unfused=False))
                                                       for v in others]))
+    # where a new variant's time goes: the bound's search alone, and the per-op baseline instead of the fused planner
+    bounded = [api.load(models.build("cnn", channels=(12 + 4 * i, 24 + 8 * i, 40 + 16 * i)))
+               for i in range(args.variants)]
+    config = api.machine("edge-npu")
+    rows.append(("best unfused bound alone, new variant", [_timed(lambda m=m: api.model_limits(m, config))
+                                                            for m in bounded]))
+    plain = [models.build("cnn", channels=(14 + 4 * i, 28 + 8 * i, 44 + 16 * i)) for i in range(args.variants)]
+    rows.append(("new variant, strategy=baseline, best_unfused=False",
+                 [_timed(lambda v=v: api.evaluate(v, "edge-npu", strategy="baseline", best_unfused=False))
+                  for v in plain]))
     print("| evaluate, cnn 3x32x32 on edge-npu | calls | median ms | min ms | max ms | median CPU ms |")
     print("|---|---:|---:|---:|---:|---:|")
     for name, calls in rows:

@@ -15,7 +15,13 @@ The space searched, per op:
 
 Two prunings keep it fast and exact within that space: along a dim whose every index is affine without gaps, only
 tiles that cannot grow and still fit are priced (a larger tile there never reads more); a dim some view reads through
-floor divisions gets the halvings and divisors only, every one of them priced.
+floor divisions gets the halvings and divisors only, every one of them priced. When the later dims of the search
+are all affine and fit whole, their whole is the one completion priced (any other is smaller along an affine dim).
+
+A tiling's room is the sum over tensors of one buffer as large as its largest box, and each axis of that box depends
+only on the sizes of the dims that move it: the axes' widths are found once per size, the room once per tiling. An
+op's bound depends on its structure, its element sizes and the scratchpad only, so it is kept across models (the
+layers a pruned variant shares with its original, or a sweep's repeated points, are not searched again).
 
 Boxes come from closed forms isl gives once per op (`poly.tile_box_functions`); candidates are priced by arithmetic.
 """
@@ -66,15 +72,23 @@ def best_unfused(lowered: LoweredGraph, machine: MachineConfig) -> BestUnfused:
 
     >>> # best_unfused(lower(load_graph(models.build("cnn", small=True))), load_machine("edge-npu")).dram_bytes
     """
-    found: dict[tuple[object, ...], OpBound] = {}  # repeated layers are priced once
     ops = []
     for stmt in lowered.statements:
+        # an op's bound is a function of its structure (names left out), its tensors' element sizes and the
+        # scratchpad alone: repeated layers, and the layers a pruned variant shares with its original, are priced once
         key = (poly.structure_key(stmt), tuple(lowered.graph.elem_bytes(t) for t in
-                                               (*stmt.tensors_read, *(a.tensor for a in stmt.writes))))
-        if key not in found:
-            found[key] = op_bound(lowered, stmt, machine)
-        ops.append(dataclasses.replace(found[key], node=stmt.node, statement=stmt.name))
+                                               (*stmt.tensors_read, *(a.tensor for a in stmt.writes))),
+               machine.scratchpad)
+        if key not in _FOUND:
+            if len(_FOUND) >= _FOUND_KEPT:
+                _FOUND.pop(next(iter(_FOUND)))
+            _FOUND[key] = op_bound(lowered, stmt, machine)
+        ops.append(dataclasses.replace(_FOUND[key], node=stmt.node, statement=stmt.name))
     return BestUnfused(tuple(ops))
+
+
+_FOUND: dict[tuple[object, ...], OpBound] = {}
+_FOUND_KEPT = 4096
 
 
 def tileable_dims(stmt: Statement) -> tuple[str, ...]:
@@ -138,6 +152,20 @@ def op_bound(lowered: LoweredGraph, stmt: Statement, machine: MachineConfig) -> 
     tables = {**reads, output: writes[output]}
     groups = {tensor: _axis_groups(table) for tensor, table in tables.items()}
     moved_by = {tensor: frozenset(d for bound in table for d in bound.dims) for tensor, table in tables.items()}
+    elem_bytes = {tensor: graph.elem_bytes(tensor) for tensor in tables}
+
+    @functools.cache
+    def widest(tensor: str, axis: int, key: tuple[int, ...]) -> int:
+        """The largest extent of one axis over the tiles of the dims that move it (sizes `key`, in bound.dims
+        order): the same figure `component` finds for the axis, from a walk over those dims alone."""
+        bound = tables[tensor][axis]
+        grids = [[(lo, min(lo + size, spans[d][1])) for lo in range(spans[d][0], spans[d][1], size)]
+                 for d, size in zip(bound.dims, key, strict=True)]
+        start, stop, largest = bound.start, bound.stop, 0
+        for at in itertools.product(*grids):
+            arguments = [v for pair in at for v in pair]
+            largest = max(largest, stop(*arguments) - start(*arguments))
+        return largest
 
     def boxes(tensor: str, tile: dict[str, int]) -> tuple[int, tuple[int, ...], frozenset[str]]:
         """Elements summed over the distinct boxes of the tiling, the largest box's shape, and the split dims it
@@ -151,13 +179,27 @@ def op_bound(lowered: LoweredGraph, stmt: Statement, machine: MachineConfig) -> 
         return total, tuple(shape), frozenset(d for d in moved_by[tensor] if tile[d] < spans[d][1] - spans[d][0])
 
     @functools.cache
-    def room(shape: tuple[int, ...], elem_bytes: int) -> int:
-        return 0 if 0 in shape else buffer_bytes(shape, elem_bytes, sp)
+    def room(shape: tuple[int, ...], elem: int) -> int:
+        return 0 if 0 in shape else buffer_bytes(shape, elem, sp)
+
+    full = tuple(spans[d][1] - spans[d][0] for d in dims)
+    position = {d: i for i, d in enumerate(dims)}
+    split_at = tuple(position[d] for d in reductions)
+    axis_dims = {tensor: tuple(tuple(position[d] for d in bound.dims) for bound in table)
+                 for tensor, table in tables.items()}
+
+    @functools.cache
+    def need_of(key: tuple[int, ...]) -> int:
+        """Bytes per partition of one buffer per tensor, each as large as the largest box it takes."""
+        split_reduction = any(key[i] < full[i] for i in split_at)
+        total = 0
+        for tensor, per_axis in axis_dims.items():
+            shape = tuple(widest(tensor, axis, tuple(key[i] for i in at)) for axis, at in enumerate(per_axis))
+            total += room(shape, ACCUMULATOR_BYTES if tensor == output and split_reduction else elem_bytes[tensor])
+        return total
 
     def need(tile: dict[str, int]) -> int:
-        split_reduction = any(tile[d] < spans[d][1] - spans[d][0] for d in reductions)
-        return sum(room(boxes(tensor, tile)[1], ACCUMULATOR_BYTES if tensor == output and split_reduction
-                        else graph.elem_bytes(tensor)) for tensor in tables)
+        return need_of(tuple(tile[d] for d in dims))
 
     def price(tile: dict[str, int]) -> tuple[int, tuple[str, ...]]:
         counts = {d: -(-(spans[d][1] - spans[d][0]) // tile[d]) for d in dims}
@@ -168,12 +210,12 @@ def op_bound(lowered: LoweredGraph, stmt: Statement, machine: MachineConfig) -> 
         best: tuple[int, tuple[str, ...]] | None = None
         for order in orders:
             loops = [*order, *inner]
-            total = priced[output][0] * graph.elem_bytes(output)
+            total = priced[output][0] * elem_bytes[output]
             for tensor in reads:
                 elements, _, moves = priced[tensor]
                 innermost = max((loops.index(d) for d in moves), default=-1)
                 reloads = math.prod(counts[d] for d in loops[:innermost] if d not in moves)
-                total += reloads * elements * graph.elem_bytes(tensor)
+                total += reloads * elements * elem_bytes[tensor]
             if best is None or total < best[0]:
                 best = (total, tuple(loops))
         assert best is not None
@@ -234,6 +276,12 @@ def _fitting_tiles(dims: tuple[str, ...], sizes: dict[str, tuple[int, ...]], fit
         if not rest:
             if not grows(prefix):
                 yield dict(prefix)
+            return
+        largest = {**prefix, **{d: sizes[d][-1] for d in rest}}
+        if monotone.issuperset(rest) and fits(largest):
+            # every other completion is smaller along some monotone dim, so it reads no less than this one
+            if not grows(largest):
+                yield largest
             return
         dim, later = rest[0], rest[1:]
         fitting = []

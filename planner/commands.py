@@ -117,10 +117,12 @@ def run_sweep(args: argparse.Namespace) -> str:
     grid = sweep.points(sweep.parse_range(args.scratchpad, "--scratchpad", parse_size), args.points,
                         sweep.parse_range(args.bandwidth, "--bandwidth") if args.bandwidth else None,
                         sweep.parse_range(args.array, "--array", int) if args.array else None)
-    rows = sweep.sweep(job, grid, executor=args.executor, jobs=args.jobs)
-    document = {"model": model.name, "machine": machine.name, "points": rows}
-    if args.csv:
+
+    def save(rows: list[dict[str, Any]]) -> None:  # the CSV grows as points finish: an interrupted sweep keeps them
         write_atomically(args.csv, sweep.to_csv(rows))
+
+    rows = sweep.sweep(job, grid, executor=args.executor, jobs=args.jobs, on_point=save if args.csv else None)
+    document = {"model": model.name, "machine": machine.name, "points": rows}
     if args.plot:
         from planner.plots import plot_sweep
 

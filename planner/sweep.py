@@ -137,14 +137,20 @@ def run_point(job: Job, point: Point) -> list[dict[str, Any]]:
 
 
 def sweep(job: Job, sweep_points: Sequence[Point], *, executor: str = "local", jobs: int | None = None,
-          progress: bool | None = None) -> list[dict[str, Any]]:
-    """Every point's rows, in the order of `sweep_points` (however the executor finishes them)."""
+          progress: bool | None = None,
+          on_point: Callable[[list[dict[str, Any]]], None] | None = None) -> list[dict[str, Any]]:
+    """Every point's rows, in the order of `sweep_points` (however the executor finishes them).
+
+    `on_point`, when given, is called after each point completes with the rows of every point finished so far (in
+    the order of `sweep_points`), so that a long sweep cut short keeps what it has done."""
     results: dict[int, list[dict[str, Any]]] = {}
     bar = tqdm(total=len(sweep_points), desc="sweep", unit="point", file=sys.stderr,
                disable=(not sys.stderr.isatty()) if progress is None else not progress)
     for index, rows in _run(job, sweep_points, executor, jobs):
         results[index] = rows
         bar.update()
+        if on_point is not None:
+            on_point([row for done in sorted(results) for row in results[done]])
     bar.close()
     return [row for index in range(len(sweep_points)) for row in results[index]]
 
@@ -193,3 +199,15 @@ def to_csv(rows: Sequence[dict[str, Any]]) -> str:
     for row in rows:
         writer.writerow({key: "" if row[key] is None else row[key] for key in COLUMNS})
     return stream.getvalue()
+
+
+def from_csv(text: str) -> list[dict[str, Any]]:
+    """Rows written by `to_csv`, read back with their types (what a sweep cut short left on disk can be plotted).
+
+    >>> rows = [{**dict.fromkeys(COLUMNS), "scratchpad_bytes": 1024, "strategy": "fused", "error": "too small"}]
+    >>> from_csv(to_csv(rows)) == rows
+    True
+    """
+    numbers: dict[str, Callable[[str], Any]] = {"strategy": str, "error": str, "bandwidth_bytes_per_cycle": float}
+    return [{key: None if value == "" else numbers.get(key, int)(value) for key, value in row.items()}
+            for row in csv.DictReader(io.StringIO(text))]

@@ -106,3 +106,17 @@ def test_a_plot_with_an_unknown_suffix_is_refused(tmp_path: Path, capsys: pytest
     assert main(["simulate", "cnn-small", "--machine", "edge-npu", "--plot", str(tmp_path / "plot.bmp")]) == 2
     assert "plot.bmp" in capsys.readouterr().err
     assert not list(tmp_path.iterdir())
+
+
+def test_a_variant_gets_the_same_best_unfused_bound_with_its_original_priced_before() -> None:
+    from planner import best_unfused as search
+
+    machine = api.machine("edge-npu", scratchpad="16KiB")
+    original, variant = (api.load(models.build("cnn", small=True, channels=widths)) for widths in ((8, 16), (8, 12)))
+    search._FOUND.clear()
+    cold = search.best_unfused(variant.lowered, machine)
+    search._FOUND.clear()
+    search.best_unfused(original.lowered, machine)  # shares its first conv and pool with the variant
+    warm = search.best_unfused(variant.lowered, machine)
+    assert warm == cold
+    assert len(search._FOUND) < len(original.lowered.statements) + len(variant.lowered.statements)

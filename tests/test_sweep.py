@@ -47,6 +47,7 @@ def test_json_csv_and_plot(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     assert len(read) == len(rows) and read[0].keys() == set(sweep.COLUMNS)
     assert [int(r["dram_bytes"]) for r in read if r["dram_bytes"]] == [r["dram_bytes"] for r in rows
                                                                         if r["dram_bytes"] is not None]
+    assert sweep.from_csv(table.read_text()) == rows
     data = picture.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000
 
@@ -55,6 +56,13 @@ def test_a_point_too_small_is_a_row_saying_so() -> None:
     rows = sweep.sweep(_job(), [sweep.Point(64), sweep.Point(256 * 1024)], jobs=1)
     assert rows[0]["error"] and "bytes" in rows[0]["error"] and rows[0]["dram_bytes"] is None
     assert rows[-1]["error"] is None and rows[-1]["dram_bytes"] > 0
+
+
+def test_rows_are_handed_over_as_points_finish() -> None:
+    seen: list[list[dict]] = []
+    grid = [sweep.Point(64), sweep.Point(256 * 1024)]
+    rows = sweep.sweep(_job(), grid, jobs=1, on_point=seen.append)
+    assert [len(done) for done in seen] == [2, 4] and seen[0] == rows[:2] and seen[-1] == rows
 
 
 def test_a_process_pool_gives_the_same_rows() -> None:
