@@ -36,8 +36,8 @@ def schedule(costs: Costs, machine: MachineConfig, *, compiled: bool | None = No
         result = events_jit.schedule(costs, machine)
         if result is not None:
             return result
-    resource, fixed_cycles, warm_cycles, burst_bytes = (costs.resource, costs.fixed_cycles, costs.warm_cycles,
-                                                        costs.burst_bytes)
+    resource, fixed_cycles, warm_cycles, burst_bytes = (costs.resource.tolist(), costs.fixed_cycles.tolist(),
+                                                        costs.warm_cycles.tolist(), costs.burst_bytes.tolist())
     size = len(resource)
     load_cycles = machine.tensor_engine.load_cycles
     latency, outstanding, queues = machine.dram.latency_cycles, machine.dma.outstanding, machine.dma.engines
