@@ -123,14 +123,16 @@ def boxes_by_rank(starts: Sequence[tuple[int, ...]], stops: Sequence[tuple[int, 
     ranks = np.fromiter(map(len, starts), dtype=np.int64, count=len(starts))
     for rank in np.unique(ranks).tolist():
         positions = np.flatnonzero(ranks == rank)
+        these: Sequence[tuple[int, ...]]
+        those: Sequence[tuple[int, ...]]
         if positions.size < len(starts):
             picked = positions.tolist()
             these, those = [starts[p] for p in picked], [stops[p] for p in picked]
         else:
             these, those = starts, stops
-        count = positions.size * rank
-        yield (positions, np.fromiter(chain.from_iterable(these), dtype=np.int64, count=count).reshape(positions.size, rank),
-               np.fromiter(chain.from_iterable(those), dtype=np.int64, count=count).reshape(positions.size, rank))
+        count, shape = positions.size * rank, (positions.size, rank)
+        yield (positions, np.fromiter(chain.from_iterable(these), dtype=np.int64, count=count).reshape(shape),
+               np.fromiter(chain.from_iterable(those), dtype=np.int64, count=count).reshape(shape))
 
 
 def box_elements(starts: Sequence[tuple[int, ...]], stops: Sequence[tuple[int, ...]]) -> np.ndarray:

@@ -10,19 +10,13 @@ from __future__ import annotations
 from operator import le
 from typing import Any
 
+from simulator.engine_cycles import TimingError, compute_cycles
 from simulator.isa import Compute, DmaLoad, DmaStore, Operand, Program, Release
 from simulator.machine import MachineConfig
 
 
-class TimingError(ValueError):
-    """A program the timing model cannot run (a DMA queue the machine lacks, an unknown tensor or buffer, a dtype
-    the tensor engine has no rate for); the message names the instruction."""
-
-
 def first_problem(program: Program, machine: MachineConfig) -> TimingError | None:
     """The error of the first instruction the timing model cannot run, or None if it can run them all."""
-    from simulator.costs import compute_cycles  # costs imports this module
-
     tensors = {tensor.name: tensor for tensor in program.tensors}
     buffers = {buffer.name for buffer in program.buffers}
     queues = machine.dma.engines

@@ -3,10 +3,10 @@
 `instruction_costs` reads the Program into columns (numpy arrays indexed by instruction id) and checks it: a queue
 the machine lacks, an unknown tensor or buffer, a box outside its tensor, a dtype the tensor engine has no rate for
 (`simulator.cost_checks` names the first culprit). The event loop (`simulator.events`), the stats and the energy
-then work on these columns and never touch an instruction object again. The formulas are in `simulator.timing`'s
-docstring. The instructions are read kind by kind, each field of all instructions of a kind at once; a program
-repeats a few tile shapes many times, so the box arithmetic (`simulator.box_costs`) is worked out per distinct
-(tensor, box extents) and the tensor-engine cycles per distinct tile.
+then work on these columns and never touch an instruction object again. It reads the instructions in one pass,
+taking the fields of each while it is at hand, then works kind by kind with numpy; a program repeats a few tile
+shapes many times, so the box arithmetic (`simulator.box_costs`) is done per distinct (tensor, box extents) and the
+engine cycles (`simulator.engine_cycles`, formulas in `simulator.timing`'s docstring) per distinct tile.
 """
 
 from __future__ import annotations
@@ -20,12 +20,12 @@ from typing import Any
 
 import numpy as np
 
-from simulator import systolic
 from simulator.box_costs import box_costs, box_elements, boxes_by_rank
-from simulator.cost_checks import TimingError, first_problem
+from simulator.cost_checks import first_problem
 from simulator.dma import transfer as dma_transfer
+from simulator.engine_cycles import TimingError, compute_cycles
 from simulator.isa import Box, Compute, DmaGather, DmaLoad, DmaStore, Operand, Program, Release
-from simulator.machine import MachineConfig, mac_dtype
+from simulator.machine import MachineConfig
 
 __all__ = ["COMPUTE", "FIRST_QUEUE", "GATHER", "LOAD", "NO_RESOURCE", "RELEASE", "STORE", "TENSOR", "VECTOR", "Costs",
            "TimingError", "compute_cycles", "instruction_costs"]
@@ -39,25 +39,6 @@ _TRANSFER = attrgetter("queue", "tensor", "box.start", "box.stop", "buffer", "op
 _TILE = attrgetter("engine", "op_type", "mnk", "macs", "elem_ops")  # what a compute's cycles depend on
 _COMPUTE = attrgetter("node", "output.buffer", "output.box.start", "output.box.stop")
 _OPERAND = attrgetter("buffer", "box.start", "box.stop")
-
-
-def compute_cycles(compute: Compute, machine: MachineConfig, dtype: str, *, warm: bool = False) -> int:
-    """Cycles one Compute occupies its engine (formulas in `simulator.timing`); `warm`: it follows another tensor
-    tile back to back with its operands ready early, so its first load and fill hid under that one."""
-    if compute.engine == "vector":
-        return max(1, -(-compute.elem_ops // machine.vector_engine.elements_per_cycle))
-    engine = machine.tensor_engine
-    dtype = mac_dtype(compute.op_type, dtype)
-    macs_per_cycle = engine.macs_per_cycle.get(dtype)
-    if macs_per_cycle is None:
-        raise TimingError(f"instruction {compute.id}: the tensor engine has no MACs per cycle for dtype {dtype!r} "
-                          f"(it has {', '.join(engine.macs_per_cycle) or 'none'})")
-    if not compute.mnk:
-        return systolic.macs_cycles(compute.macs, engine, dtype)
-    if len(compute.mnk) != 3 or min(compute.mnk) <= 0:
-        raise TimingError(f"instruction {compute.id}: mnk {compute.mnk} is not three positive extents (M, N, K)")
-    m, n, k = compute.mnk
-    return (systolic.warm_tensor_cycles if warm else systolic.tensor_cycles)((m, n, k), engine, dtype)
 
 
 @dataclass(frozen=True, slots=True)
