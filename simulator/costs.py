@@ -118,9 +118,12 @@ def instruction_costs(program: Program, machine: MachineConfig) -> Costs:
     columns.buffer[kind_of == RELEASE] = releases
     counts = np.fromiter(map(len, deps), dtype=np.int64, count=size)
     sources = np.fromiter(chain.from_iterable(deps), dtype=np.int64, count=int(counts.sum()))
-    op_names, op_ids = _ids(columns.op.tolist())
-    buffer_names, buffer_ids = _ids(columns.buffer.tolist())
-    if "" in buffer_names:  # a store writes no buffer
+    # the ids of op and buffer names, leaving out the instructions known to have none (a Release serves no op, a
+    # store writes no buffer)
+    served, writes = kind_of != RELEASE, kind_of != STORE
+    op_names, op_ids = _ids(columns.op, served, "" if releases else None)
+    buffer_names, buffer_ids = _ids(columns.buffer, writes, None)
+    if "" in buffer_names:
         empty = buffer_names.index("")
         buffer_ids = np.where(buffer_ids == empty, -1, buffer_ids - (buffer_ids > empty))
         buffer_names = buffer_names[:empty] + buffer_names[empty + 1:]
@@ -129,7 +132,20 @@ def instruction_costs(program: Program, machine: MachineConfig) -> Costs:
                  columns.elem_ops, columns.read_bytes, columns.write_bytes)
 
 
-def _ids(names: list[str]) -> tuple[tuple[str, ...], np.ndarray]:
+def _ids(column: np.ndarray, named: np.ndarray, others: str | None) -> tuple[tuple[str, ...], np.ndarray]:
+    # (distinct names in order of first appearance, each instruction's position among them): of the names of
+    # column[named], plus `others` for the rest (-1 if None)
+    names, ids = _first_ids(column[named].tolist())
+    every = np.full(len(column), -1, dtype=np.int64)
+    every[named] = ids
+    if others is not None:
+        if others not in names:
+            names += (others,)
+        every[~named] = names.index(others)
+    return names, every
+
+
+def _first_ids(names: list[str]) -> tuple[tuple[str, ...], np.ndarray]:
     # (distinct names in order of first appearance, each name's position among them)
     first: dict[str, int] = {}  # name -> where it first appears
     where = np.fromiter(map(first.setdefault, names, range(len(names))), dtype=np.int64, count=len(names))
@@ -178,7 +194,7 @@ class _Columns:
         dma = self.machine.dma
         queues, tensors, starts, stops, buffers, ops = zip(*rows, strict=True)
         queue = np.array(queues, dtype=np.int64)
-        names, which = _ids(list(tensors))
+        names, which = _first_ids(list(tensors))
         self.check(bool((queue >= 0).all() and (queue < dma.engines).all()) and self.tensors.keys() >= set(names)
                    and all(map(self.buffer_bytes.__contains__, buffers)))
         known = [self.tensors[name] for name in names]

@@ -249,6 +249,12 @@ def _run(resource, fixed, warm, burst, dep_offsets, dep_targets, waiting, fifo, 
 
 def schedule(costs: Costs, machine: MachineConfig) -> tuple[list[int], list[int]] | None:
     """(start cycles, end cycles) as `simulator.events.schedule` gives them, or None (see the module docstring)."""
+    result = schedule_arrays(costs, machine)
+    return None if result is None else (result[0].tolist(), result[1].tolist())
+
+
+def schedule_arrays(costs: Costs, machine: MachineConfig) -> tuple[np.ndarray, np.ndarray] | None:
+    """`schedule` as int64 arrays."""
     if numba is None:
         return None
     size = len(costs.resource)
@@ -280,4 +286,4 @@ def schedule(costs: Costs, machine: MachineConfig) -> tuple[list[int], list[int]
                       float(dma.engine_bandwidth_bytes_per_cycle), EPS_ABS, EPS_REL)
     if (end < 0).any():
         raise RuntimeError(f"timing: instruction {int(np.argmax(end < 0))} never completed")
-    return start.tolist(), end.tolist()
+    return start, end
