@@ -1,19 +1,22 @@
 """Time the timing simulator before and after issue 12's speed-up, in the same run, on the same programs.
 
-    python benchmarks/simulator_speed.py [--repeat N] [--sizes 10000,100000,300000]
+    python benchmarks/simulator_speed.py [--repeat N] [--sizes 10000,100000,300000] [--before COMMIT]
 
 Programs: synthetic double-buffered chains of 10^4 to 3 * 10^5 instructions (load tile i + 1 while computing tile i
 on the tensor engine, store each result, release each buffer; loads and stores rotate over the DMA queues), and a few
 real plans (the stored programs of tests/simulator/golden/timing). Each is simulated by
 
-- `before`: the simulator as it was (benchmarks/simulator_reference, a frozen copy of main at 02c8f0d);
+- `before`: the simulator as it was at `--before` (default 02c8f0d, main before the speed-up, when the golden
+  figures were frozen), taken from git history (`git archive COMMIT simulator` into a temporary directory) and run
+  in a child process that imports it instead of today's package; it reads each program from its plan file;
 - `python`: today's `simulator.timing.simulate` with the event loop in Python;
 - `after`: today's `simulate` as it runs by default: the compiled loop (`simulator.events_jit`) from
   `simulator.events.COMPILED_FROM` instructions on, when numba (the `fast` extra) is installed.
 
-Every run's schedule and stats are checked equal to `before`'s. Times are medians of `--repeat` runs of the simulation
-alone (program building excluded), in CPU seconds (`time.process_time`: steadier than wall time on a shared machine);
-instructions per second is per CPU second. The ratios compare runs of the same program in the same process.
+Every run's schedule, stats and energy are checked equal to `before`'s. Times are medians of `--repeat` runs of the
+simulation alone (program building and decoding excluded), in CPU seconds (`time.process_time`: steadier than wall
+time on a shared machine); instructions per second is per CPU second. `before` runs in its own process, a few
+seconds before the others, in the same run.
 """
 
 from __future__ import annotations
@@ -21,8 +24,11 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
+import os
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -41,8 +47,8 @@ from simulator.machine import (
     TensorEngineConfig,
     VectorEngineConfig,
 )
-from simulator.machine_file import machine_from_dict
-from simulator.plan_file import decode_program
+from simulator.machine_file import machine_from_dict, machine_to_yaml
+from simulator.plan_file import decode_program, program_to_json
 from simulator.timing import simulate
 
 TILE_ROWS, COLS, OUT_COLS = 128, 512, 128  # a tile: 128 x 512 bf16 in (128 KiB), 128 x 128 out
@@ -113,14 +119,58 @@ def cpu_seconds(run: Callable[[], Any], repeat: int) -> tuple[float, Any]:
     return statistics.median(seconds), result
 
 
+def figures(result: Any) -> dict[str, Any]:
+    """What must agree bit for bit, as JSON values."""
+    return {"start": list(result.start_cycles), "end": list(result.end_cycles), "stats": result.stats.to_dict(),
+            "energy": result.energy.to_dict()}
+
+
+def run_before(commit: str, programs: list[tuple[str, Program, MachineConfig]], repeat: int) -> list[dict[str, Any]]:
+    """Each program's CPU seconds and figures under the simulator of `commit`, in a child process."""
+    root = Path(__file__).resolve().parent.parent
+    with tempfile.TemporaryDirectory(prefix="simulator-before-") as folder:
+        archive = subprocess.run(["git", "-C", str(root), "archive", commit, "simulator"], check=True,
+                                 capture_output=True).stdout
+        subprocess.run(["tar", "-x", "-C", folder], input=archive, check=True)
+        manifest = []
+        for n, (name, program, target) in enumerate(programs):
+            (Path(folder) / f"{n}.json").write_text(program_to_json(program))
+            (Path(folder) / f"{n}.yaml").write_text(machine_to_yaml(target))
+            manifest.append(name)
+        (Path(folder) / "manifest.json").write_text(json.dumps(manifest))
+        environment = {**os.environ, "PYTHONPATH": folder}  # the old package shadows today's
+        done = subprocess.run([sys.executable, __file__, "--child", folder, "--repeat", str(repeat)], env=environment,
+                              check=True, capture_output=True, text=True)
+    return [json.loads(line) for line in done.stdout.splitlines()]
+
+
+def child(folder: Path, repeat: int) -> None:
+    """`--child`: time the programs of `folder` with the `simulator` package found there, one JSON line each."""
+    import simulator
+    from simulator.machine_file import machine_from_dict as old_machine
+    from simulator.plan_file import decode_program as old_decode
+    from simulator.timing import simulate as old_simulate
+
+    if not Path(simulator.__file__).resolve().is_relative_to(folder.resolve()):
+        raise SystemExit(f"--child: imported {simulator.__file__}, not the package in {folder}")
+    for n, _ in enumerate(json.loads((folder / "manifest.json").read_text())):
+        program = old_decode(json.loads((folder / f"{n}.json").read_text()))
+        target = old_machine(yaml.safe_load((folder / f"{n}.yaml").read_text()))
+        seconds, result = cpu_seconds(lambda p=program, m=target: old_simulate(p, m), repeat)
+        print(json.dumps({"seconds": seconds, **figures(result)}), flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--sizes", default="10000,100000,300000", help="synthetic chain sizes, comma-separated")
+    parser.add_argument("--before", default="02c8f0d", metavar="COMMIT",
+                        help="the commit whose simulator is `before` (default: main before the speed-up)")
+    parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from simulator_reference.timing import simulate as simulate_before
-
+    if args.child:
+        child(args.child, args.repeat)
+        return
     try:
         from simulator import events_jit
         compiled = events_jit.numba is not None
@@ -129,27 +179,28 @@ def main() -> None:
     programs = [(f"chain {size:,} / {queues} queues", chain(size, queues), machine(queues))
                 for size in map(int, args.sizes.split(",")) for queues in (2, 4)]
     programs += [(case, *stored(case)) for case in REAL if (GOLDEN / f"{case}.json.gz").exists()]
+    befores = run_before(args.before, programs, args.repeat)
     if compiled:  # load (or compile) the compiled loop once, before any timing
         _, first, first_machine = programs[0]
         events_jit.schedule(instruction_costs(first, first_machine), first_machine)
-    print(f"compiled loop: {'numba ' + events_jit.numba.__version__ if compiled else 'not installed (python only)'}; "
-          f"used from {events.COMPILED_FROM:,} instructions on; CPU seconds, median of {args.repeat}")
+    print(f"before: simulator at {args.before}; compiled loop: "
+          f"{'numba ' + events_jit.numba.__version__ if compiled else 'not installed (python only)'}; "
+          f"used from {events.COMPILED_FROM:,} instructions on; CPU seconds, median of {args.repeat}; load average "
+          f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     print()
     print("| program | instructions | simulated cycles | before s | python s | after s | before instr/s | "
           "after instr/s | after / before |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     threshold = events.COMPILED_FROM
-    for name, program, target in programs:
-        before, old = cpu_seconds(lambda p=program, m=target: simulate_before(p, m), args.repeat)
+    for (name, program, target), old in zip(programs, befores, strict=True):
+        before = old.pop("seconds")
         events.COMPILED_FROM = 1 << 62  # the Python loop only
         python, new_python = cpu_seconds(lambda p=program, m=target: simulate(p, m), args.repeat)
         events.COMPILED_FROM = threshold
         after, new = cpu_seconds(lambda p=program, m=target: simulate(p, m), args.repeat)
         for result in (new_python, new):
-            # to_dict: the reference's classes are its own copies, so compare the figures, not the objects
-            if (result.start_cycles, result.end_cycles, result.stats.to_dict(), result.energy.to_dict()) != (
-                    old.start_cycles, old.end_cycles, old.stats.to_dict(), old.energy.to_dict()):
-                raise SystemExit(f"{name}: today's simulator disagrees with the reference")
+            if figures(result) != old:
+                raise SystemExit(f"{name}: today's simulator disagrees with the one at {args.before}")
         count = len(program.instructions)
         print(f"| {name} | {count:,} | {new.stats.total_cycles:,} | {before:.3f} | {python:.3f} | {after:.3f} | "
               f"{count / before:,.0f} | {count / after:,.0f} | {before / after:.1f}x |")

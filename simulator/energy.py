@@ -53,5 +53,5 @@ def program_energy(costs: Costs, energy: EnergyConfig, dtype: str) -> Energy:
     return Energy(mac_pj=costs.macs * energy.mac_pj[dtype], vector_pj=costs.elem_ops * energy.vector_op_pj,
                   scratchpad_read_pj=costs.scratchpad_read_bytes * energy.scratchpad_read_pj_per_byte,
                   scratchpad_write_pj=costs.scratchpad_write_bytes * energy.scratchpad_write_pj_per_byte,
-                  dram_pj=sum(costs.burst_bytes) * energy.dram_pj_per_byte,
-                  descriptor_pj=sum(costs.descriptors) * energy.descriptor_pj)
+                  dram_pj=int(costs.burst_bytes.sum()) * energy.dram_pj_per_byte,
+                  descriptor_pj=int(costs.descriptors.sum()) * energy.descriptor_pj)

@@ -16,6 +16,8 @@ from __future__ import annotations
 import math
 from heapq import heappop, heappush
 
+import numpy as np
+
 from simulator.bandwidth import EPS_ABS, EPS_REL, Bandwidth
 from simulator.costs import FIRST_QUEUE, NO_RESOURCE, Costs
 from simulator.machine import MachineConfig
@@ -30,14 +32,26 @@ COMPILED_FROM = 20_000
 def schedule(costs: Costs, machine: MachineConfig, *, compiled: bool | None = None) -> tuple[list[int], list[int]]:
     """(start cycles, end cycles) of every instruction; `compiled` forces (True) or avoids (False) the compiled
     loop, which by default runs programs of at least COMPILED_FROM instructions when numba is installed."""
+    start, end = schedule_arrays(costs, machine, compiled=compiled)
+    return start.tolist(), end.tolist()
+
+
+def schedule_arrays(costs: Costs, machine: MachineConfig, *, compiled: bool | None = None,
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """`schedule` as int64 arrays."""
     if compiled or (compiled is None and len(costs.resource) >= COMPILED_FROM):
         from simulator import events_jit  # imported only here: numba takes a while to import
 
-        result = events_jit.schedule(costs, machine)
+        result = events_jit.schedule_arrays(costs, machine)
         if result is not None:
             return result
-    resource, fixed_cycles, warm_cycles, burst_bytes = (costs.resource, costs.fixed_cycles, costs.warm_cycles,
-                                                        costs.burst_bytes)
+    start, end = _python_loop(costs, machine)
+    return np.array(start, dtype=np.int64), np.array(end, dtype=np.int64)
+
+
+def _python_loop(costs: Costs, machine: MachineConfig) -> tuple[list[int], list[int]]:
+    resource, fixed_cycles, warm_cycles, burst_bytes = (costs.resource.tolist(), costs.fixed_cycles.tolist(),
+                                                        costs.warm_cycles.tolist(), costs.burst_bytes.tolist())
     size = len(resource)
     load_cycles = machine.tensor_engine.load_cycles
     latency, outstanding, queues = machine.dram.latency_cycles, machine.dma.outstanding, machine.dma.engines

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import math
 from heapq import heappop, heappush
-from itertools import chain
 from typing import Any
 
 import numpy as np
@@ -250,12 +249,16 @@ def _run(resource, fixed, warm, burst, dep_offsets, dep_targets, waiting, fifo, 
 
 def schedule(costs: Costs, machine: MachineConfig) -> tuple[list[int], list[int]] | None:
     """(start cycles, end cycles) as `simulator.events.schedule` gives them, or None (see the module docstring)."""
+    result = schedule_arrays(costs, machine)
+    return None if result is None else (result[0].tolist(), result[1].tolist())
+
+
+def schedule_arrays(costs: Costs, machine: MachineConfig) -> tuple[np.ndarray, np.ndarray] | None:
+    """`schedule` as int64 arrays."""
     if numba is None:
         return None
     size = len(costs.resource)
-    resource = np.array(costs.resource, dtype=np.int64)
-    fixed, warm = np.array(costs.fixed_cycles, dtype=np.int64), np.array(costs.warm_cycles, dtype=np.int64)
-    burst = np.array(costs.burst_bytes, dtype=np.int64)
+    resource, fixed, warm, burst = costs.resource, costs.fixed_cycles, costs.warm_cycles, costs.burst_bytes
     dram, dma = machine.dram, machine.dma
     slowest = min(dma.engine_bandwidth_bytes_per_cycle / dma.outstanding,
                   dram.bandwidth_bytes_per_cycle / (dma.engines * dma.outstanding))
@@ -264,9 +267,7 @@ def schedule(costs: Costs, machine: MachineConfig) -> tuple[list[int], list[int]
     longest *= 2  # and a margin
     if longest >= 1 << 53 or (longest * 3 + 3) * (max(size, FIRST_QUEUE + dma.engines) + 1) >= _KEY_LIMIT:
         return None
-    counts = np.fromiter(map(len, costs.deps), dtype=np.int64, count=size)
-    sources = np.fromiter(chain.from_iterable(costs.deps), dtype=np.int64, count=int(counts.sum()))
-    targets = np.repeat(np.arange(size, dtype=np.int64), counts)
+    sources, targets = costs.dep_sources, np.repeat(np.arange(size, dtype=np.int64), costs.dep_counts)
     # each dependency once, by (source, target): the order in which the Python loop lists dependents (targets are
     # in program order already, so a stable sort by source keeps them so, and puts a repeated dependency next to
     # its twin)
@@ -285,4 +286,4 @@ def schedule(costs: Costs, machine: MachineConfig) -> tuple[list[int], list[int]
                       float(dma.engine_bandwidth_bytes_per_cycle), EPS_ABS, EPS_REL)
     if (end < 0).any():
         raise RuntimeError(f"timing: instruction {int(np.argmax(end < 0))} never completed")
-    return start.tolist(), end.tolist()
+    return start, end

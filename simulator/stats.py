@@ -9,29 +9,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from itertools import chain
 from typing import Any
 
 import numpy as np
 
 from simulator.costs import COMPUTE, FIRST_QUEUE, GATHER, LOAD, RELEASE, STORE, TENSOR, VECTOR, Costs
+from simulator.op_stats import OpStats, OpTable, op_stats
+
+__all__ = ["OpStats", "SimStats", "buffer_sizes", "collect_stats", "scratchpad_timeline"]
 from simulator.isa import Compute, DmaGather, DmaLoad, Program, Release
 from simulator.machine import MachineConfig
-
-
-@dataclass(frozen=True, slots=True)
-class OpStats:
-    """One op's share: `cycles` from the start of its first instruction to the end of its last (spans of different
-    ops may overlap), the payload bytes its loads read and its stores wrote, the same rounded up to whole bursts run
-    by run (what they took of the DRAM bandwidth), and `compute_cycles`, the engine-busy cycles of its computes (their
-    summed durations)."""
-
-    cycles: int
-    dram_bytes_read: int
-    dram_bytes_written: int
-    dram_burst_bytes_read: int = 0
-    dram_burst_bytes_written: int = 0
-    compute_cycles: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,16 +61,16 @@ class SimStats:
         document: dict[str, Any] = {name: getattr(self, name) for name in self.__slots__}
         document["busy_cycles"] = dict(self.busy_cycles)
         document["engine_stall_cycles"] = dict(self.engine_stall_cycles)
-        document["ops"] = {name: {slot: getattr(op, slot) for slot in op.__slots__} for name, op in self.ops.items()}
+        document["ops"] = (self.ops.to_dict() if isinstance(self.ops, OpTable) else
+                           {name: {slot: getattr(op, slot) for slot in op.__slots__} for name, op in self.ops.items()})
         return document
 
 
-def collect_stats(costs: Costs, machine: MachineConfig, sizes: Mapping[str, int], start_cycles: Sequence[int],
-                  end_cycles: Sequence[int]) -> SimStats:
-    """The stats of a finished schedule; `sizes` are the scratchpad bytes each buffer takes (`buffer_sizes`)."""
-    kind, resource = np.array(costs.kind, dtype=np.int64), np.array(costs.resource, dtype=np.int64)
-    start, end = np.array(start_cycles, dtype=np.int64), np.array(end_cycles, dtype=np.int64)
-    payload, burst = np.array(costs.payload_bytes, dtype=np.int64), np.array(costs.burst_bytes, dtype=np.int64)
+def collect_stats(costs: Costs, machine: MachineConfig, sizes: Mapping[str, int], start: np.ndarray,
+                  end: np.ndarray) -> SimStats:
+    """The stats of a finished schedule (int64 arrays of each instruction's start and end cycle); `sizes` are the
+    scratchpad bytes each buffer takes (`buffer_sizes`)."""
+    kind, resource, payload, burst = costs.kind, costs.resource, costs.payload_bytes, costs.burst_bytes
     busy = {"tensor": _sum(end - start, resource == TENSOR), "vector": _sum(end - start, resource == VECTOR)}
     for q in range(machine.dma.engines):
         queue = np.flatnonzero(resource == FIRST_QUEUE + q)
@@ -92,32 +79,31 @@ def collect_stats(costs: Costs, machine: MachineConfig, sizes: Mapping[str, int]
         covered = np.concatenate(([0], np.maximum.accumulate(end[queue])[:-1])) if queue.size else queue
         busy[f"dma{q}"] = int(np.maximum(0, end[queue] - np.maximum(start[queue], covered)).sum())
     reads, writes = (kind == LOAD) | (kind == GATHER), kind == STORE
-    stalls = _engine_stalls(costs, kind, resource, start, end)
-    timeline = _timeline(costs, sizes, start_cycles, end_cycles)
-    return SimStats(total_cycles=max(end_cycles, default=0), dram_bytes_read=_sum(payload, reads),
+    stalls = _engine_stalls(costs, start, end)
+    sizes_by_id = np.array([sizes[name] for name in costs.buffer_names], dtype=np.int64)
+    _, live = _live_bytes(kind, costs.buffer_ids, sizes_by_id, start, end)
+    return SimStats(total_cycles=int(end.max()) if end.size else 0, dram_bytes_read=_sum(payload, reads),
                     dram_bytes_written=_sum(payload, writes), dram_burst_bytes=int(burst.sum()),
                     dram_burst_bytes_read=_sum(burst, reads), dram_burst_bytes_written=_sum(burst, writes),
                     dma_transfers=int((reads | writes).sum()), busy_cycles=busy, stall_cycles=sum(stalls.values()),
-                    engine_stall_cycles=stalls, peak_scratchpad_bytes=max((live for _, live in timeline), default=0),
-                    ops=_op_stats(costs, kind, start, end, payload, burst))
+                    engine_stall_cycles=stalls, peak_scratchpad_bytes=int(live.max()) if live.size else 0,
+                    ops=op_stats(costs, start, end))
 
 
 def _sum(values: np.ndarray, mask: np.ndarray) -> int:
     return int(values[mask].sum())
 
 
-def _engine_stalls(costs: Costs, kind: np.ndarray, resource: np.ndarray, start: np.ndarray, end: np.ndarray,
-                   ) -> dict[str, int]:
+def _engine_stalls(costs: Costs, start: np.ndarray, end: np.ndarray) -> dict[str, int]:
     # settled[i]: when the non-DMA dependencies of i had completed, looking through Releases (a Release stands for
     # what it waited on): the least fixed point of settled = max over deps of (end of a Compute, settled of a
     # Release), found by relaxing all edges at once until nothing moves (as many rounds as the longest chain of
     # Releases)
-    counts = np.fromiter(map(len, costs.deps), dtype=np.int64, count=len(costs.deps))
-    sources = np.fromiter(chain.from_iterable(costs.deps), dtype=np.int64, count=int(counts.sum()))
-    targets = np.repeat(np.arange(len(counts), dtype=np.int64), counts)
+    kind, resource, sources = costs.kind, costs.resource, costs.dep_sources
+    targets = np.repeat(np.arange(len(kind), dtype=np.int64), costs.dep_counts)
     is_release = kind == RELEASE
     value = np.where(kind == COMPUTE, end, 0)  # what a dependency contributes; 0 for a DMA
-    settled = np.zeros(len(counts), dtype=np.int64)
+    settled = np.zeros(len(kind), dtype=np.int64)
     while True:
         settled[:] = 0
         np.maximum.at(settled, targets, value[sources])
@@ -159,55 +145,41 @@ def scratchpad_timeline(program: Program, machine: MachineConfig, start_cycles: 
         else:
             kinds.append(STORE)
             buffers.append("")
-    return _timeline_of(kinds, buffers, buffer_sizes(program, machine), start_cycles, end_cycles)
+    distinct = [name for name in dict.fromkeys(buffers) if name]
+    index = {name: position for position, name in enumerate(distinct)}
+    sizes = buffer_sizes(program, machine)
+    return _timeline_of(np.array(kinds, dtype=np.int64),
+                        np.fromiter(map(index.get, buffers, [-1] * len(buffers)), dtype=np.int64, count=len(buffers)),
+                        np.array([sizes[name] for name in distinct], dtype=np.int64),
+                        np.array(start_cycles, dtype=np.int64), np.array(end_cycles, dtype=np.int64))
 
 
-def _timeline(costs: Costs, sizes: Mapping[str, int], start_cycles: Sequence[int], end_cycles: Sequence[int],
-              ) -> list[tuple[int, int]]:
-    return _timeline_of(costs.kind, costs.buffer, sizes, start_cycles, end_cycles)
+def _timeline_of(kinds: np.ndarray, ids: np.ndarray, sizes: np.ndarray, start_cycles: np.ndarray,
+                 end_cycles: np.ndarray) -> list[tuple[int, int]]:
+    cycle, live = _live_bytes(kinds, ids, sizes, start_cycles, end_cycles)
+    return list(zip(cycle.tolist(), live.tolist(), strict=True))
 
 
-def _timeline_of(kinds: Sequence[int], buffers: Sequence[str], sizes: Mapping[str, int], start_cycles: Sequence[int],
-                 end_cycles: Sequence[int]) -> list[tuple[int, int]]:
+def _live_bytes(kinds: np.ndarray, ids: np.ndarray, sizes: np.ndarray, start_cycles: np.ndarray,
+                end_cycles: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    # (cycles, live bytes from each on): buffer ids[i] (-1 for none) is written or released by instruction i
     # a buffer is live from a write's start to a Release's end: per buffer, in time order (a release before a
     # write at the same cycle), a write to a dead buffer takes it and a Release of a live one frees it
-    names = {name: position for position, name in enumerate(name for name in dict.fromkeys(buffers) if name)}
-    ids = np.fromiter(map(names.get, buffers, [-1] * len(buffers)), dtype=np.int64, count=len(buffers))
     touched = np.flatnonzero(ids >= 0)
     if not touched.size:
-        return []
-    is_write = np.array(kinds, dtype=np.int64)[touched] != RELEASE
-    cycle = np.where(is_write, np.array(start_cycles, dtype=np.int64)[touched],
-                     np.array(end_cycles, dtype=np.int64)[touched])
+        return touched, touched
+    is_write = kinds[touched] != RELEASE
+    cycle = np.where(is_write, start_cycles[touched], end_cycles[touched])
     buffer = ids[touched]
     order = np.lexsort((is_write, cycle, buffer))
     buffer, cycle, is_write = buffer[order], cycle[order], is_write[order]
     was_live = np.concatenate(([False], is_write[:-1] & (buffer[1:] == buffer[:-1])))
-    size = np.array([sizes[name] for name in names], dtype=np.int64)[buffer]
+    size = sizes[buffer]
     delta = np.where(is_write & ~was_live, size, np.where(~is_write & was_live, -size, 0))
     changed = delta != 0
     cycle, delta = cycle[changed], delta[changed]
     order = np.argsort(cycle, kind="stable")
     cycle, live = cycle[order], np.cumsum(delta[order])
     last = np.flatnonzero(np.concatenate((cycle[1:] != cycle[:-1], [True])))  # a cycle's figure: after all its changes
-    return list(zip(cycle[last].tolist(), live[last].tolist(), strict=True))
+    return cycle[last], live[last]
 
-
-def _op_stats(costs: Costs, kind: np.ndarray, start: np.ndarray, end: np.ndarray, payload: np.ndarray,
-              burst: np.ndarray) -> dict[str, OpStats]:
-    # per op name, in order of first appearance: first start, last end, bytes by direction, compute cycles; each a
-    # reduction over the instructions sorted by op (every op has at least one, so no group is empty)
-    index = {name: position for position, name in enumerate(dict.fromkeys(costs.op))}
-    ids = np.fromiter(map(index.__getitem__, costs.op), dtype=np.int64, count=len(costs.op))
-    order = np.argsort(ids, kind="stable")
-    groups = np.flatnonzero(np.concatenate(([True], ids[order][1:] != ids[order][:-1]))) if ids.size else ids
-    if not groups.size:
-        return {}
-    reads, writes = (kind == LOAD) | (kind == GATHER), kind == STORE
-    spans = (np.maximum.reduceat(end[order], groups) - np.minimum.reduceat(start[order], groups)).tolist()
-    columns = [np.add.reduceat(np.where(mask, values, 0)[order], groups).tolist()
-               for mask, values in ((reads, payload), (writes, payload), (reads, burst), (writes, burst),
-                                    (kind == COMPUTE, end - start))]
-    figures = dict(zip(index, map(OpStats, spans, *columns), strict=True))
-    figures.pop("", None)
-    return figures

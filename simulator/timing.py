@@ -48,18 +48,12 @@ import gc
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from simulator.costs import (
-    NO_RESOURCE,
-    TimingError,
-    compute_cycles,
-    contiguous_runs,
-    descriptors,
-    gather_bytes,
-    instruction_costs,
-    transfer_bytes,
-)
+import numpy as np
+
+from simulator.box_costs import contiguous_runs, descriptors, gather_bytes, transfer_bytes
+from simulator.costs import NO_RESOURCE, TimingError, compute_cycles, instruction_costs
 from simulator.energy import Energy, program_energy
-from simulator.events import schedule
+from simulator.events import schedule_arrays
 from simulator.isa import Program
 from simulator.machine import MachineConfig
 from simulator.stats import SimStats, buffer_sizes, collect_stats
@@ -91,11 +85,11 @@ def simulate(program: Program, machine: MachineConfig) -> SimResult:
     """
     with _no_cyclic_gc():
         costs = instruction_costs(program, machine)  # raises TimingError on a program the machine cannot run
-        start_cycles, end_cycles = schedule(costs, machine)
-        names = {NO_RESOURCE: "", 0: "tensor", 1: "vector"} | {2 + q: f"dma{q}" for q in range(machine.dma.engines)}
-        resources = tuple(map(names.__getitem__, costs.resource))
-        stats = collect_stats(costs, machine, buffer_sizes(program, machine), start_cycles, end_cycles)
-        return SimResult(stats, tuple(start_cycles), tuple(end_cycles), resources, machine,
+        start, end = schedule_arrays(costs, machine)
+        names = np.array(["", "tensor", "vector", *(f"dma{q}" for q in range(machine.dma.engines))], dtype=object)
+        resources = tuple(names[costs.resource - NO_RESOURCE].tolist())
+        stats = collect_stats(costs, machine, buffer_sizes(program, machine), start, end)
+        return SimResult(stats, tuple(start.tolist()), tuple(end.tolist()), resources, machine,
                          program_energy(costs, machine.energy, program.dtype))
 
 

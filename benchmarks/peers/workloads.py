@@ -40,7 +40,8 @@ MODELS = {"small_cnn": small_cnn, "basic_block": basic_block, "resnet18": lambda
 
 @dataclass(frozen=True, slots=True)
 class Layer:
-    """A MAC layer as SCALE-Sim sees it: padded input, filter, channels, filters, stride; `mnk` its GEMM shape."""
+    """A MAC layer as SCALE-Sim sees it: the padded input its windows read, filter, channels, filters, stride;
+    `mnk` its GEMM shape."""
 
     name: str
     ifmap_h: int
@@ -73,8 +74,12 @@ def mac_layers(model: onnx.ModelProto) -> list[Layer]:
             pads = list(attrs.get("pads", [0, 0, 0, 0]))
             stride = int(attrs.get("strides", [1, 1])[0])
             out_h, out_w = shapes[node.output[0]][2:]
-            layers.append(Layer(node.name, height + pads[0] + pads[2], width + pads[1] + pads[3], kh, kw, channels,
-                                filters, stride, (out_h * out_w, filters, channels * kh * kw)))
+            # the padded rows and columns the windows read: a strided conv may leave the last padded row unread,
+            # and SCALE-Sim, given it, would round its ofmap up by one row (29x29 for a 28x28 output)
+            rows, columns = (out_h - 1) * stride + kh, (out_w - 1) * stride + kw
+            assert rows <= height + pads[0] + pads[2] and columns <= width + pads[1] + pads[3]
+            layers.append(Layer(node.name, rows, columns, kh, kw, channels, filters, stride,
+                                (out_h * out_w, filters, channels * kh * kw)))
         elif node.op_type == "Gemm":
             rows, inner = shapes[node.input[0]]
             out_features = weights[node.input[1]][0 if attrs.get("transB", 0) else 1]
