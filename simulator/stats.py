@@ -189,6 +189,8 @@ def _timeline_of(kinds: Sequence[int], buffers: Sequence[str], sizes: Mapping[st
     cycle, delta = cycle[changed], delta[changed]
     order = np.argsort(cycle, kind="stable")
     cycle, live = cycle[order], np.cumsum(delta[order])
+    if not cycle.size:  # nothing ever written (a program of Releases alone): the scratchpad stays empty
+        return []
     last = np.flatnonzero(np.concatenate((cycle[1:] != cycle[:-1], [True])))  # a cycle's figure: after all its changes
     return list(zip(cycle[last].tolist(), live[last].tolist(), strict=True))
 
