@@ -4,6 +4,20 @@
 from __future__ import annotations
 
 from hypothesis import HealthCheck, settings
+from hypothesis.internal.conjecture import providers
+from hypothesis.internal.constants_ast import Constants
+
+
+def _no_local_constants() -> Constants:
+    return Constants()
+
+
+# Hypothesis (>= 6.131) sometimes draws a constant found in the source of the project's modules loaded so far
+# (`sys.modules`). Which are loaded depends on the tests run before in the same process (and on which files were
+# collected), so `derandomize` drew other examples in the whole suite than in one file: test_refusals planned 11 of
+# 30 examples there, 17 alone, and under load took minutes. Without that pool, every process draws the same examples
+# (tests/test_determinism.py).
+providers._get_local_constants = _no_local_constants
 
 settings.register_profile("ci", max_examples=50, deadline=None, derandomize=True,
                           suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])

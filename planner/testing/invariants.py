@@ -13,9 +13,8 @@ program of it (a plan file your own scheduler wrote included). The oracles, each
 - the program does no more than the model's work, except where it computes elements twice (recompute, counted
   apart by `planner.testing.coverage.recomputed_elements`).
 
-Consistency checks that are not oracles: the plan JSON reads back to the same program, planning twice gives the
-same plan, and the fused strategy moves no more than the baseline (true by construction: the baseline's program is
-among its candidates). A refusal must name an op and the bytes, and four times the scratchpad must then plan
+Consistency checks that are not oracles: the plan JSON reads back to the same program, and planning twice gives the
+same plan. A refusal must name an op and the bytes, and four times the scratchpad must then plan
 legally or be refused the same way. Any failure carries the model as ONNX text and the machine as YAML.
 """
 
@@ -109,15 +108,9 @@ def check_plan(model: onnx.ModelProto, machine: MachineConfig, strategy: str = "
         except PlanError as error:
             check_too_small(error, case, machine, strategy)
             return None
+        # No "fused moves no more than the baseline": the baseline's schedule is among the fused strategy's
+        # candidates, so that would compare the planner with itself. The bound it answers to is best unfused.
         stats = check_program(program, machine, case)
-        if strategy != "baseline":  # a consistency check, not an oracle: fused has the baseline among its candidates
-            try:
-                baseline = simulate(plan_baseline(case.lowered, machine), machine).stats
-            except PlanError:
-                pass  # a strategy may fit where the baseline does not
-            else:
-                assert traffic_bytes(stats) <= traffic_bytes(baseline), (
-                    f"{strategy} moves {traffic_bytes(stats):,} bytes, the baseline {traffic_bytes(baseline):,}")
         if below_best_unfused and strategy != "baseline":
             check_best_unfused(stats, case, machine)
         # From scratch, so that no cache or id() leaks into the plan:

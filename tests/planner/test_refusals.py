@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 from collections import Counter
+from dataclasses import replace
 
 import islpy as isl
 import pytest
@@ -46,6 +47,12 @@ def one_element_blocks(stmt: Statement) -> list[Block]:
 def minimal_bytes(stmt: Statement, error: TileTooLarge, machine: MachineConfig, elem_bytes: dict[str, int]) -> int:
     """Bytes per partition of the buffers of the refusal's 1-element block(s), recomputed from isl footprints."""
     blocks = [error.block] if error.block is not None else one_element_blocks(stmt)
+    return blocks_bytes(stmt, blocks, frozenset(error.in_place), machine, elem_bytes)
+
+
+def blocks_bytes(stmt: Statement, blocks: list[Block], in_place: frozenset[str], machine: MachineConfig,
+                 elem_bytes: dict[str, int]) -> int:
+    """Bytes per partition of double-buffered buffers that hold what any of `blocks` reads and writes."""
     whole = {t: box_shape(s) for t, s in poly.footprint(stmt).items() if not s.is_empty()}
     shapes: dict[str, tuple[int, ...]] = {}
     partial: set[str] = set()
@@ -58,7 +65,7 @@ def minimal_bytes(stmt: Statement, error: TileTooLarge, machine: MachineConfig, 
         partial |= {t for t, s in read.items() if box_shape(s) != whole[t] or not s.is_equal(poly.footprint(stmt)[t])}
         partial |= set(written)
     return sum((2 if tensor in partial else 1) * buffer_bytes(shape, elem_bytes[tensor], machine.scratchpad)
-               for tensor, shape in shapes.items() if tensor not in error.in_place)
+               for tensor, shape in shapes.items() if tensor not in in_place)
 
 
 def check_proven(error: PlanError, lowered: LoweredGraph, machine: MachineConfig) -> None:
@@ -100,3 +107,32 @@ def test_every_refusal_is_proven(strategy: str, capsys: pytest.CaptureFixture[st
     with capsys.disabled():
         print(f"\nrefusals, {strategy}: " + ", ".join(f"{what} {count}" for what, count in sorted(seen.items())))
     assert sum(count for what, count in seen.items() if what.startswith("refused")) > 0
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_a_machine_that_holds_every_minimal_tile_is_never_refused(strategy: str,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """The converse: a scratchpad of exactly the bytes per partition the largest op's tiles of one output element need
+    (recomputed here, every 1-element block of every op, double buffered) always plans."""
+    seen: Counter[str] = Counter()
+
+    @settings(max_examples=15)
+    @given(model=onnx_models(max_layers=4), drawn=machines())
+    def plan(model, drawn: MachineConfig) -> None:
+        lowered = lower(load_graph(model))
+        elem_bytes = {name: lowered.graph.elem_bytes(name) for name in lowered.graph.tensors}
+        need = max(blocks_bytes(stmt, one_element_blocks(stmt), frozenset(), drawn, elem_bytes)
+                   for stmt in lowered.statements)
+        sp = drawn.scratchpad
+        machine = replace(drawn, scratchpad=replace(sp, capacity_bytes=need * sp.partitions))
+        try:
+            STRATEGIES[strategy](lowered, machine)
+        except PlanError as error:
+            raise AssertionError(f"refused on {need:,} bytes per partition, which holds every op's tiles of one "
+                                 f"output element: {error}") from None
+        seen["planned at the minimum"] += 1
+
+    plan()
+    with capsys.disabled():
+        print(f"\nminimal machines, {strategy}: " + ", ".join(f"{w} {c}" for w, c in sorted(seen.items())))
+    assert seen["planned at the minimum"] > 0
