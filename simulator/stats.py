@@ -181,7 +181,7 @@ def _live_bytes(kinds: np.ndarray, ids: np.ndarray, sizes: np.ndarray, start_cyc
     order = np.argsort(cycle, kind="stable")
     cycle, live = cycle[order], np.cumsum(delta[order])
     if not cycle.size:  # nothing ever written (a program of Releases alone): the scratchpad stays empty
-        return []
+        return cycle, live
     last = np.flatnonzero(np.concatenate((cycle[1:] != cycle[:-1], [True])))  # a cycle's figure: after all its changes
     return cycle[last], live[last]
 

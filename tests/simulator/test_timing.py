@@ -357,6 +357,15 @@ def test_peak_scratchpad_counts_live_buffers_with_releases_and_reuse() -> None:
     assert run(b.program(), machine).stats.peak_scratchpad_bytes == 128 + 16
 
 
+def test_a_program_of_releases_alone_has_an_empty_scratchpad() -> None:
+    # found by hypothesis: the stats' live-bytes pass indexed an empty array when no buffer was ever written
+    b = Builder()
+    a = b.buffer("a", (4,))
+    b.release(a)
+    stats = run(b.program(), make_machine()).stats
+    assert stats.peak_scratchpad_bytes == 0 and stats.total_cycles == 0
+
+
 def test_stalls_count_engine_idle_time_waiting_only_on_dma() -> None:
     machine = make_machine(engine_bandwidth=8.0, dram_bandwidth=8.0, vector=1)
     b = Builder()
