@@ -3,7 +3,7 @@
     pip install -e '.[corpus]'
     python benchmarks/corpus.py build [--out out/corpus] [--small] [--only NAME ...] [--exporter ts17 ...]
     python benchmarks/corpus.py report DIR [--scratchpad 512KiB ...] [--strategy fused ...] [--timeout S]
-        [--rows rows.jsonl] [--import-only] > table.md
+        [--rows rows.jsonl] [--import-only] [--file GLOB ...] > table.md
 
 `build` exports every model of `corpus_models.SPECS` with both PyTorch exporters (the TorchScript-based one at opset
 17, the torch.export-based one at opset 18), quantizes some of them with onnxruntime's tool (static QDQ and dynamic),
@@ -58,6 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     report.add_argument("--import-only", action="store_true", help="only import and count MACs: no plans")
     report.add_argument("--rows", type=Path, help="JSON lines of jobs already run: reuse them, append new ones")
     report.add_argument("--rows-only", action="store_true", help="with --rows: only the files it has rows for")
+    report.add_argument("--file", action="append", default=[], metavar="GLOB",
+                        help="only run jobs on files whose name matches (repeatable); the table still lists all")
     args = parser.parse_args(argv)
     if args.command == "report":
         from corpus_check import report_table
@@ -65,7 +67,8 @@ def main(argv: list[str] | None = None) -> int:
         scratchpads = [] if args.import_only else args.scratchpad or ["512KiB", "64KiB"]
         strategies = args.strategy or ["baseline", "fused"]
         print(report_table(args.dir, args.machine, scratchpads, strategies, check=not args.no_check,
-                           rows_file=args.rows, rows_only=args.rows_only, timeout_seconds=args.timeout))
+                           rows_file=args.rows, rows_only=args.rows_only, timeout_seconds=args.timeout,
+                           only=args.file))
         return 0
     return build_corpus(args)
 
