@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import re
 import shutil
 import sys
 import warnings
@@ -101,6 +102,7 @@ def build_corpus(args: argparse.Namespace) -> int:
     if not args.no_zoo and not args.only:
         for name in SMALL_ZOO if args.small else ZOO:
             copy_zoo(name, args.out)
+    failures = [plain(line) for line in failures]
     for line in failures:
         print(f"corpus: not made: {line}", file=sys.stderr)
     # what an exporter or the quantizer refused, for `report` to list under its table (this run's refusals only)
@@ -239,6 +241,11 @@ def zoo_macs(model: onnx.ModelProto) -> int:
         elif node.op_type == "MatMul":
             total += out * shapes[node.input[0]][-1]
     return total
+
+
+def plain(text: str) -> str:
+    """`text` without terminal colour codes (torch's ConversionError colours its "step 2/3")."""
+    return re.sub(r"\x1b\[[0-9;]*m", "", text)
 
 
 def write_manifest(path: Path, manifest: dict[str, Any]) -> None:

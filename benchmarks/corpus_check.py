@@ -16,6 +16,7 @@ import contextlib
 import fnmatch
 import io
 import json
+import re
 import subprocess
 import sys
 import time
@@ -30,6 +31,7 @@ from typing import Any
 MAC_TOLERANCE = 0.01
 TIMEOUT_SECONDS = 900
 STRATEGIES = ("baseline", "fused")
+COLOUR_CODE = re.compile(r"\x1b\[[0-9;]*m")  # torch's ConversionError colours its "step 2/3"
 
 
 def manifest_of(path: Path) -> dict[str, Any]:
@@ -198,7 +200,7 @@ def _table(rows: list[dict[str, Any]], folder: Path, keys: list[str]) -> str:
     refused = folder / "not-made.txt"
     if refused.exists() and refused.read_text().strip():
         lines += ["", "Not made (the exporter or quantizer refused):", ""]
-        lines += [f"- {line}" for line in refused.read_text().splitlines()]
+        lines += ["- " + COLOUR_CODE.sub("", line) for line in refused.read_text().splitlines()]
     return "\n".join(lines)
 
 
