@@ -3,7 +3,7 @@
     pip install -e '.[corpus]'
     python benchmarks/corpus.py build [--out out/corpus] [--small] [--only NAME ...] [--exporter ts17 ...]
     python benchmarks/corpus.py report DIR [--scratchpad 512KiB ...] [--strategy fused ...] [--timeout S]
-        [--rows rows.jsonl] [--import-only] > table.md
+        [--rows rows.jsonl] [--import-only] [--file GLOB ...] > table.md
 
 `build` exports every model of `corpus_models.SPECS` with both PyTorch exporters (the TorchScript-based one at opset
 17, the torch.export-based one at opset 18), quantizes some of them with onnxruntime's tool (static QDQ and dynamic),
@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import re
 import shutil
 import sys
 import warnings
@@ -58,6 +59,8 @@ def main(argv: list[str] | None = None) -> int:
     report.add_argument("--import-only", action="store_true", help="only import and count MACs: no plans")
     report.add_argument("--rows", type=Path, help="JSON lines of jobs already run: reuse them, append new ones")
     report.add_argument("--rows-only", action="store_true", help="with --rows: only the files it has rows for")
+    report.add_argument("--file", action="append", default=[], metavar="GLOB",
+                        help="only run jobs on files whose name matches (repeatable); the table still lists all")
     args = parser.parse_args(argv)
     if args.command == "report":
         from corpus_check import report_table
@@ -65,7 +68,8 @@ def main(argv: list[str] | None = None) -> int:
         scratchpads = [] if args.import_only else args.scratchpad or ["512KiB", "64KiB"]
         strategies = args.strategy or ["baseline", "fused"]
         print(report_table(args.dir, args.machine, scratchpads, strategies, check=not args.no_check,
-                           rows_file=args.rows, rows_only=args.rows_only, timeout_seconds=args.timeout))
+                           rows_file=args.rows, rows_only=args.rows_only, timeout_seconds=args.timeout,
+                           only=args.file))
         return 0
     return build_corpus(args)
 
@@ -98,6 +102,7 @@ def build_corpus(args: argparse.Namespace) -> int:
     if not args.no_zoo and not args.only:
         for name in SMALL_ZOO if args.small else ZOO:
             copy_zoo(name, args.out)
+    failures = [plain(line) for line in failures]
     for line in failures:
         print(f"corpus: not made: {line}", file=sys.stderr)
     # what an exporter or the quantizer refused, for `report` to list under its table (this run's refusals only)
@@ -236,6 +241,11 @@ def zoo_macs(model: onnx.ModelProto) -> int:
         elif node.op_type == "MatMul":
             total += out * shapes[node.input[0]][-1]
     return total
+
+
+def plain(text: str) -> str:
+    """`text` without terminal colour codes (torch's ConversionError colours its "step 2/3")."""
+    return re.sub(r"\x1b\[[0-9;]*m", "", text)
 
 
 def write_manifest(path: Path, manifest: dict[str, Any]) -> None:

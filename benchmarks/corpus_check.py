@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import fnmatch
 import io
 import json
+import re
 import subprocess
 import sys
 import time
@@ -29,6 +31,7 @@ from typing import Any
 MAC_TOLERANCE = 0.01
 TIMEOUT_SECONDS = 900
 STRATEGIES = ("baseline", "fused")
+COLOUR_CODE = re.compile(r"\x1b\[[0-9;]*m")  # torch's ConversionError colours its "step 2/3"
 
 
 def manifest_of(path: Path) -> dict[str, Any]:
@@ -130,10 +133,10 @@ def evaluate_in_subprocess(path: Path, machine: str, job: tuple[str, str] | None
 
 def report_table(folder: Path, machine: str, scratchpads: list[str], strategies: list[str], check: bool = True,
                  rows_file: Path | None = None, rows_only: bool = False,
-                 timeout_seconds: float = TIMEOUT_SECONDS) -> str:
+                 timeout_seconds: float = TIMEOUT_SECONDS, only: Iterable[str] = ()) -> str:
     """Evaluate every file of `folder`, smallest MAC count first, one job per strategy and scratchpad; take the jobs
-    `rows_file` (JSON lines of `corpus_check.py FILE`) already holds and append the ones run (none with
-    `rows_only`)."""
+    `rows_file` (JSON lines of `corpus_check.py FILE`) already holds and append the ones run (none with `rows_only`,
+    and only on files matching a glob of `only` when it names some: the others are listed from `rows_file`)."""
     from tqdm import tqdm
 
     files = sorted(p for p in folder.glob("*.onnx") if p.with_suffix(".json").exists())  # a manifest: made whole
@@ -151,7 +154,8 @@ def report_table(folder: Path, machine: str, scratchpads: list[str], strategies:
     for path, job in tqdm(todo, unit="job"):
         key = (path.name, " ".join(job) if job else "")
         known = done.get(key) or (done.get((path.name, "")) if job is None else None)
-        if known is None and not rows_only:
+        chosen = not only or any(fnmatch.fnmatch(path.name, pattern) for pattern in only)
+        if known is None and chosen and not rows_only:
             known = evaluate_in_subprocess(path, machine, job, check, timeout_seconds)
             if rows_file is not None:
                 with rows_file.open("a") as out:
@@ -196,7 +200,7 @@ def _table(rows: list[dict[str, Any]], folder: Path, keys: list[str]) -> str:
     refused = folder / "not-made.txt"
     if refused.exists() and refused.read_text().strip():
         lines += ["", "Not made (the exporter or quantizer refused):", ""]
-        lines += [f"- {line}" for line in refused.read_text().splitlines()]
+        lines += ["- " + COLOUR_CODE.sub("", line) for line in refused.read_text().splitlines()]
     return "\n".join(lines)
 
 

@@ -38,9 +38,9 @@ CHECKED_IN = Path(__file__).resolve().parent.parent / "data" / "exports"
 MAC_TOLERANCE = 0.01
 SCRATCHPADS = ("512KiB", "64KiB")
 
-# file -> a part of today's failure message, for a file that fails for want of an op or a pass. None today: all 60
-# files of the corpus that `benchmarks/corpus.py build` makes import with their MAC total (branch corpus, bbd8f28;
-# `SCRATCHPLAN_CORPUS=/work/corpus pytest tests/corpus -k imports`).
+# file -> a part of today's failure message, for a file that fails for want of an op or a pass. None today: all 61
+# files of the corpus that `benchmarks/corpus.py build` makes import with their MAC total (branch corpus, 11f4b5c;
+# `python benchmarks/corpus.py report /work/corpus --import-only`).
 KNOWN_IMPORT_FAILURES: dict[str, str] = {}
 # file -> why its fused plan fails --check at some scratchpad although it imports.
 KNOWN_PLAN_FAILURES: dict[tuple[str, str], str] = {}
