@@ -17,6 +17,7 @@ from planner.schedule.ir import GroupSchedule, Schedule
 from planner.schedule.search import search
 from planner.staging.builder import ProgramBuilder
 from planner.staging.group import stage_group
+from planner.staging.lines import stage_lines
 from planner.staging.op import Resident, stage_statement
 from planner.stmt import LoweredGraph
 from simulator.isa import DmaGather, DmaLoad, DmaStore, Program
@@ -55,7 +56,7 @@ def stage(lowered: LoweredGraph, machine: MachineConfig, schedule: Schedule) -> 
     tilings = dict(schedule.ops)
     for unit in progress(schedule.units(), "fused"):
         if isinstance(unit, GroupSchedule):
-            stage_group(builder, lowered, unit.group, residents)
+            (stage_lines if unit.group.lines else stage_group)(builder, lowered, unit.group, residents)
             done = range(unit.first, unit.last + 1)
         else:
             stmt = lowered.statements[unit]

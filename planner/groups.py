@@ -10,7 +10,9 @@ Overlapping halos are handled one of two ways per group:
 - **recompute**: every intermediate of a tile lives in a buffer of its own, sized to the tile's box, and the rows
   two tiles share are computed by both;
 - **cache**: every intermediate is kept whole for the group's lifetime, and each tile computes only the rows no tile
-  before it did; the rows it shares with the last tile are read where that tile left them.
+  before it did; the rows it shares with the last tile are read where that tile left them;
+- **line buffers** (cache with `lines`): as cache, but each tile holds only the rows of each intermediate and input
+  it reads or writes, the rows the next tile shares carried over on chip (planner.staging.lines).
 
 Caching computes nothing twice but holds the whole intermediates; recomputing holds one tile of each. A group caches
 when the intermediates fit and the tiles would recompute; the tile is the largest whose working set fits.
@@ -19,7 +21,7 @@ when the intermediates fit and the tiles would recompute; the tile is the larges
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from planner.stmt import LoweredGraph, Statement
@@ -31,12 +33,23 @@ IN_FLIGHT = 2  # independent tiles a group interleaves at once
 
 @dataclass(frozen=True, slots=True)
 class Group:
-    """Statements `first..last` (inclusive, program order), tiled on the sink's output in boxes of `tile`."""
+    """Statements `first..last` (inclusive, program order), tiled on the sink's output in boxes of `tile`.
+
+    `slots` is how many tiles a recomputing group has in flight: 2 interleaves two tiles and loads the next tile's
+    inputs ahead of this tile's computes; 1 runs one tile at a time, loading its inputs when it starts (for a tile
+    that fits the scratchpad only once)."""
 
     first: int
     last: int
     tile: tuple[int, ...]
     cache: bool
+    slots: int = 2
+    lines: bool = False  # with cache: hold only the rows later tiles read (planner.staging.lines), not whole tensors
+
+    def __post_init__(self) -> None:
+        if self.slots not in (1, 2) or (self.cache and self.slots != 2) or (self.lines and not self.cache):
+            raise ValueError(f"group {self.first}..{self.last}: {self.slots} slots, cache {self.cache}, lines "
+                             f"{self.lines}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,7 +123,7 @@ def _pull(lowered: LoweredGraph, group: Group, start: tuple[int, ...], computed:
             continue
         if computed is not None and out != sink:
             done = computed.get(offset)
-            want = _remaining(want, done)
+            want = remaining(want, done)
             if want is None:
                 continue
             computed[offset] = want if done is None else hull(done, want)
@@ -136,7 +149,7 @@ def hull(first: Box, second: Box) -> Box:
     return Box(tuple(map(min, first.start, second.start)), tuple(map(max, first.stop, second.stop)))
 
 
-def _remaining(want: Box, done: Box | None) -> Box | None:
+def remaining(want: Box, done: Box | None) -> Box | None:
     """The part of `want` not yet in `done`, when that is a box that extends `done` along one axis."""
     if done is None:
         return want
@@ -166,15 +179,23 @@ def recompute_ratio(lowered: LoweredGraph, group: Group) -> float:
 def working_set(lowered: LoweredGraph, group: Group, partition_bytes: Callable[[str, tuple[int, ...]], int]) -> int:
     """Bytes per partition the group needs at its peak: its weights (held for all its tiles), the whole cached
     intermediates, two tiles of each input it loads and of its output, and the intermediates of one tile live at
-    the same time (each from its producer to its last reader in the tile)."""
+    the same time (each from its producer to its last reader in the tile). With one slot, one tile's buffers live at
+    the same time: its inputs until their last reader, every buffer it computes from its first write to its last
+    reader (the sink's until it is stored)."""
     graph = lowered.graph
     internal = internal_tensors(lowered, group)
     constants = constant_boxes(lowered, group)
     held = sum(partition_bytes(t, box.shape) for t, box in constants.items())
+    if group.lines:
+        from planner.staging.lines import lines_peak  # staging's own order of buffers decides the peak
+        return held + lines_peak(lowered, group, partition_bytes)
     if group.cache:
         held += sum(partition_bytes(t, graph.tensors[t].shape) for t in internal)
     peak = 0
     for steps in sample_tiles(lowered, group)[0]:
+        if group.slots == 1:
+            peak = max(peak, _one_tile_peak(steps, internal, constants, partition_bytes))
+            continue
         loads = sum(partition_bytes(t, box.shape) for step in steps for t, box in step.reads.items()
                     if t not in internal and t not in constants)
         sink = steps[-1].output
@@ -194,6 +215,28 @@ def working_set(lowered: LoweredGraph, group: Group, partition_bytes: Callable[[
         # by a few steps rarely need twice the peak, and the allocation proves whether they fit.
         peak = max(peak, 2 * loads + 2 * out + live)
     return held + peak
+
+
+def _one_tile_peak(steps: Sequence[Step], internal: frozenset[str], constants: Mapping[str, Box],
+                   partition_bytes: Callable[[str, tuple[int, ...]], int]) -> int:
+    """The most bytes per partition one tile's buffers (as planner.staging.group stages a one-slot tile) hold at
+    once, over its steps."""
+    loads: dict[str, Box] = {}
+    for step in steps:
+        for tensor, box in step.reads.items():
+            if tensor not in internal and tensor not in constants:
+                loads[tensor] = hull(loads[tensor], box) if tensor in loads else box
+    spans: list[tuple[int, int, int]] = []  # (first step, last step, bytes)
+    last_read = {t: i for i, step in enumerate(steps) for t in step.reads}
+    spans += [(0, last_read[t], partition_bytes(t, box.shape)) for t, box in loads.items()]
+    first_write: dict[str, int] = {}
+    for i, step in enumerate(steps):
+        first_write.setdefault(step.output, i)
+    sink = steps[-1].output
+    for tensor, box in output_boxes(steps).items():
+        end = len(steps) - 1 if tensor == sink or tensor not in last_read else last_read[tensor]
+        spans.append((first_write[tensor], end, partition_bytes(tensor, box.shape)))
+    return max(sum(size for begin, end, size in spans if begin <= position <= end) for position in range(len(steps)))
 
 
 def output_boxes(steps: Sequence[Step]) -> dict[str, Box]:

@@ -16,11 +16,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from planner.groups import constant_boxes, hull, internal_tensors, output_boxes, sink_tensor, tiles
+from planner.groups import Group, constant_boxes, hull, internal_tensors, output_boxes, sink_tensor, tiles
 from planner.schedule.ir import GroupSchedule, OpTiling, Schedule
 from planner.schedule.op_tiles import constant_inputs, split_tiles
 from planner.schedule.timeline import Timeline
 from planner.staging.group import emission_order
+from planner.staging.lines import line_plan
 from planner.staging.op import mnk_of
 from planner.stmt import LoweredGraph, Statement
 from planner.tiling import Block, block_size, blocks, tile_boxes
@@ -127,6 +128,9 @@ def price_group(timeline: Timeline, plan: GroupSchedule, resident: frozenset[str
     """One fusion group (planner.staging.group.stage_group)."""
     lowered, machine = timeline.lowered, timeline.machine
     group = plan.group
+    if group.lines:
+        price_lines(timeline, group, resident)
+        return
     statements = lowered.statements
     internal = internal_tensors(lowered, group)
     constants = constant_boxes(lowered, group)
@@ -137,19 +141,22 @@ def price_group(timeline: Timeline, plan: GroupSchedule, resident: frozenset[str
     loaded: dict[int, dict[str, float]] = {}
     finished: dict[tuple[int, str], float] = {}  # (tile, tensor) -> when the tile's step writing it finished
 
-    def load_inputs(index: int) -> dict[str, float]:
+    def load_inputs(index: int, freed: dict[str, float] | None) -> dict[str, float]:
         boxes: dict[str, Box] = {}
         for step in steps_of[index]:
             for tensor, box in step.reads.items():
                 if tensor not in internal and tensor not in constants and tensor not in resident:
                     boxes[tensor] = hull(boxes[tensor], box) if tensor in boxes else box
         after = timeline.barrier if index < 2 else 0.0
-        return {t: timeline.load(t, box, after) for t, box in boxes.items()}
+        return {t: timeline.load(t, box, after if freed is None else freed.get(t, timeline.barrier))
+                for t, box in boxes.items()}
 
+    freed: dict[str, float] = {}  # per input, when the last tile's last reader of it finished
     for index, position in emission_order(lowered, group, machine):
-        for ahead in (index, index + 1):
+        for ahead in (index, index + 1)[:group.slots]:
             if ahead < len(steps_of) and ahead not in loaded:
-                loaded[ahead] = load_inputs(ahead)
+                # one slot: a tile's load takes the room of the last tile's copy of that input, once read
+                loaded[ahead] = load_inputs(ahead, dict(freed) if group.slots == 1 else None)
         step = steps_of[index][position]
         after = 0.0
         for tensor in step.reads:
@@ -159,8 +166,50 @@ def price_group(timeline: Timeline, plan: GroupSchedule, resident: frozenset[str
         done = compute(timeline, statements[step.index], step.block, after, step.output,
                        warm=not group.cache)
         finished[(index, step.output)] = done
+        freed.update((tensor, done) for tensor in step.reads if tensor in loaded[index])
         if position == len(steps_of[index]) - 1 and stores_sink:
             timeline.store(sink, output_boxes(steps_of[index])[sink], done)
+
+
+def price_lines(timeline: Timeline, group: Group, resident: frozenset[str]) -> None:
+    """One line-buffered fusion group (planner.staging.lines.stage_lines): the carried rows copied on the vector
+    engine, only the rows no tile loaded before loaded."""
+    lowered, machine = timeline.lowered, timeline.machine
+    statements = lowered.statements
+    internal = internal_tensors(lowered, group)
+    sink = sink_tensor(statements[group.last])
+    stores_sink = sink not in resident or sink in output_tensors(lowered)
+    weights = {t: timeline.load(t, box, timeline.barrier) for t, box in constant_boxes(lowered, group).items()}
+    ready: dict[str, float] = {}  # tensor -> when what its buffer holds so far is written
+    freed: dict[str, float] = {}  # tensor -> when the last reader of its last buffer finished
+    rate = machine.vector_engine.elements_per_cycle
+    for steps, plan in zip(tiles(lowered, group), line_plan(lowered, group), strict=True):
+        lines = {t: line for t, line in plan.items() if t not in resident}
+        for tensor, line in lines.items():
+            if line.carry is not None:
+                ready[tensor] = timeline.compute("vector", max(1, -(-line.carry.numel // rate)), ready[tensor])
+            elif tensor in internal:
+                ready[tensor] = 0.0
+        for tensor, line in lines.items():
+            if tensor not in internal and line.fresh is not None:
+                landed = timeline.load(tensor, line.fresh, freed.get(tensor, timeline.barrier))
+                ready[tensor] = max(ready[tensor], landed) if line.carry is not None else landed
+        done = 0.0
+        last_read = {t: p for p, step in enumerate(steps) for t in step.reads}
+        for position, step in enumerate(steps):
+            after = max((weights[t] if t in weights else timeline.computed.get(t, 0.0) if t in resident
+                         else ready[t]) for t in step.reads) if step.reads else 0.0
+            done = compute(timeline, statements[step.index], step.block, after, step.output, warm=False)
+            if step.output in lines:
+                ready[step.output] = max(ready[step.output], done)
+            freed.update((t, done) for t in step.reads if t in lines)
+            for tensor in sorted({*step.reads, step.output}):  # the rows a later tile takes, copied aside
+                handing = lines.get(tensor)
+                if handing is not None and handing.handed is not None and last_read.get(tensor, position) == position:
+                    ready[tensor] = timeline.compute("vector", max(1, -(-handing.handed.numel // rate)),
+                                                     max(ready[tensor], done))
+        if stores_sink:
+            timeline.store(sink, output_boxes(steps)[sink], done)
 
 
 def compute(timeline: Timeline, stmt: Statement, block: Block, after: float, output: str, warm: bool) -> float:

@@ -6,13 +6,15 @@ that minimise the whole graph's cost, by dynamic programming: best[j] = min over
 run i..j as a group and its ops alone. Each run is priced on a timeline of its own (planner.schedule.cost), bytes
 first, then cycles; a group estimated (scaled by GROUP_ESTIMATE_MARGIN) more than CYCLES_SLACK slower than its ops
 alone is not taken, so the groups never trade the baseline's speed for bytes. Tiles: the batch, then rows, over
-divisors and near-divisors of the extent (ceil(extent / n)), not only halvings.
+divisors and near-divisors of the extent (ceil(extent / n)), not only halvings; each caching, or recomputing with two
+tiles in flight, or with one (a larger tile that fits only once: fewer halos, no DMA ahead of compute).
 """
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from typing import Any
 
 from planner.best_unfused import candidate_sizes
 from planner.group_choice import MAX_RECOMPUTE, cut_points, is_closed
@@ -24,7 +26,8 @@ from planner.schedule.timeline import Timeline
 from planner.stmt import LoweredGraph
 from simulator.machine import MachineConfig
 
-MAX_SPAN = 3  # a group spans at most this many intervals between cut points
+MAX_SPAN = 3  # a group spans at most this many intervals between cut points,
+MAX_STATEMENTS = 8  # or at most this many statements (where cut points come close together: every one is a cut)
 MAX_TILES = 4  # tile shapes tried per run
 CYCLES_SLACK = 1.01
 GROUP_ESTIMATE_MARGIN = 1.0  # as planner.schedule.search's
@@ -49,18 +52,39 @@ def group_tiles(shape: tuple[int, ...]) -> list[tuple[tuple[int, ...], bool]]:
 
 
 def best_groups(lowered: LoweredGraph, machine: MachineConfig, budget: int,
-                partition_bytes: Callable[[str, tuple[int, ...]], int]) -> tuple[Group, ...]:
-    """The groups (runs of at least two statements) of the cheapest whole-graph cover; see the module docstring."""
+                partition_bytes: Callable[[str, tuple[int, ...]], int],
+                memo: dict[tuple[object, ...], Any] | None = None) -> tuple[Group, ...]:
+    """The groups (runs of at least two statements) of the cheapest whole-graph cover; see the module docstring.
+    `memo` keeps what does not depend on the budget (each group's working set, recompute ratio and price, each op's
+    price alone) for the next call on the same graph and machine."""
     statements = lowered.statements
+    memo = {} if memo is None else memo
+
+    def remember(key: tuple[object, ...], make: Callable[[], Any]) -> Any:
+        if key not in memo:
+            memo[key] = make()
+        return memo[key]
     cuts = sorted({0, *cut_points(lowered), len(statements)})
     capacity = machine.scratchpad.partition_bytes
 
-    @functools.cache
     def alone(index: int) -> Cost:
-        tiling = op_tiling(lowered, machine, statements[index], frozenset(), capacity)
-        if tiling is None:
-            return (1 << 62, 1 << 62)
-        return _run(lowered, machine, lambda t: price_op(t, statements[index], tiling, frozenset(), capacity))
+        def make() -> Cost:
+            tiling = op_tiling(lowered, machine, statements[index], frozenset(), capacity)
+            if tiling is None:
+                return (1 << 62, 1 << 62)
+            return _run(lowered, machine, lambda t: price_op(t, statements[index], tiling, frozenset(), capacity))
+        return remember(("alone", index), make)
+
+    def fits(group: Group) -> bool:
+        def make() -> int | None:  # the working set, or None when the group cannot be tiled so
+            try:
+                if not group.cache and recompute_ratio(lowered, group) > MAX_RECOMPUTE:
+                    return None
+                return working_set(lowered, group, partition_bytes)
+            except NotCacheable:
+                return None
+        need = remember(("need", group), make)
+        return need is not None and need <= budget
 
     def as_group(first: int, last: int) -> tuple[Cost, Group] | None:
         if not is_closed(lowered, first, last) or any(s.indirect for s in statements[first:last + 1]):
@@ -70,21 +94,22 @@ def best_groups(lowered: LoweredGraph, machine: MachineConfig, budget: int,
         best: tuple[Cost, Group] | None = None
         tried = 0
         for tile, cacheable in group_tiles(shape):
-            for group in ([Group(first, last, tile, True)] if cacheable else []) + [Group(first, last, tile, False)]:
-                try:
-                    if working_set(lowered, group, partition_bytes) > budget:
-                        continue
-                    if not group.cache and recompute_ratio(lowered, group) > MAX_RECOMPUTE:
-                        continue
-                except NotCacheable:
+            options = [Group(first, last, tile, True, lines=True), Group(first, last, tile, True)] if cacheable else []
+            options += [Group(first, last, tile, False), Group(first, last, tile, False, slots=1)]
+            fitted = False
+            for group in options:
+                if group.slots == 1 and fitted:
+                    continue  # the same tiles fit with two in flight
+                if not fits(group):
                     continue
                 tried += 1
+                fitted = fitted or not group.cache
                 plan = group_schedule(lowered, group)
 
                 def walk(timeline: Timeline, plan: GroupSchedule = plan) -> None:
                     price_group(timeline, plan, frozenset())
 
-                cost = _run(lowered, machine, walk)
+                cost: Cost = remember(("cost", group), functools.partial(_run, lowered, machine, walk))
                 if cost[1] * GROUP_ESTIMATE_MARGIN <= ops[1] * CYCLES_SLACK and (best is None or cost < best[0]):
                     best = (cost, group)
             if tried >= MAX_TILES:
@@ -102,14 +127,19 @@ def best_groups(lowered: LoweredGraph, machine: MachineConfig, budget: int,
                 choice = (grouped[0], (grouped[1],))
         return choice
 
-    return cheapest_cover(len(cuts) - 1, run)[1]
+    def earliest(j: int) -> int:
+        return min(max(0, j - MAX_SPAN), next((i for i in range(j) if cuts[j] - cuts[i] <= MAX_STATEMENTS), j - 1))
+
+    return cheapest_cover(len(cuts) - 1, run, earliest=earliest)[1]
 
 
 def cheapest_cover(intervals: int, run: Callable[[int, int], tuple[Cost, tuple[Group, ...]]],
-                   max_span: int = MAX_SPAN) -> tuple[Cost, tuple[Group, ...]]:
+                   max_span: int = MAX_SPAN, earliest: Callable[[int], int] | None = None,
+                   ) -> tuple[Cost, tuple[Group, ...]]:
     """The cheapest way to cover intervals 0..intervals-1 by runs of at most `max_span` consecutive intervals, where
     `run(i, j)` prices intervals i..j-1 as one run (and says which groups it makes); costs add element-wise and
-    compare bytes first.
+    compare bytes first. `earliest(j)`, when given, is the first interval a run ending before j may start at
+    (instead of j - max_span).
 
     >>> cheapest_cover(2, lambda i, j: ((5, 0), ()) if j - i == 2 else ((3, 0), ()))
     ((5, 0), ())
@@ -117,7 +147,7 @@ def cheapest_cover(intervals: int, run: Callable[[int, int], tuple[Cost, tuple[G
     best: dict[int, tuple[Cost, tuple[Group, ...]]] = {0: ((0, 0), ())}
     for j in range(1, intervals + 1):
         options = []
-        for i in range(max(0, j - max_span), j):
+        for i in range(earliest(j) if earliest else max(0, j - max_span), j):
             (before, groups), (cost, made) = best[i], run(i, j)
             options.append(((before[0] + cost[0], before[1] + cost[1]), groups + made))
         best[j] = min(options, key=lambda option: option[0])

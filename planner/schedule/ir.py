@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from planner.groups import Group, sink_tensor
 from planner.stmt import LoweredGraph
 
-OVERLAP_MODES = ("recompute", "cache")
+OVERLAP_MODES = ("recompute", "line-buffer", "cache")
 WEIGHT_POLICIES = ("resident",)
 
 
@@ -43,7 +43,8 @@ class GroupSchedule:
 
     `tile` is the sink's tile shape (one extent per axis), `tiled_axes` the axes it cuts, `loop_order` the order the
     tiles run (outermost axis first), `overlap` how the halo two tiles share is handled, `weights` where the
-    constants live (resident: loaded once, held for every tile)."""
+    constants live (resident: loaded once, held for every tile), `slots` the tiles in flight (2: the next tile's
+    loads run ahead; 1: one tile at a time)."""
 
     first: int
     last: int
@@ -53,6 +54,7 @@ class GroupSchedule:
     loop_order: tuple[int, ...]
     overlap: str
     weights: str = "resident"
+    slots: int = 2  # tiles in flight (planner.groups.Group.slots)
 
     def __post_init__(self) -> None:
         if not 0 <= self.first <= self.last:
@@ -63,7 +65,8 @@ class GroupSchedule:
     @property
     def group(self) -> Group:
         """The group as planner.groups tiles it."""
-        return Group(self.first, self.last, self.tile, self.overlap == "cache")
+        return Group(self.first, self.last, self.tile, self.overlap != "recompute", self.slots,
+                     self.overlap == "line-buffer")
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,4 +128,4 @@ def group_schedule(lowered: LoweredGraph, group: Group) -> GroupSchedule:
     shape = lowered.graph.tensors[sink].shape
     tiled = tuple(axis for axis, (size, extent) in enumerate(zip(group.tile, shape, strict=True)) if size < extent)
     return GroupSchedule(group.first, group.last, sink, group.tile, tiled, tuple(range(len(shape))),
-                         "cache" if group.cache else "recompute")
+                         "line-buffer" if group.lines else "cache" if group.cache else "recompute", slots=group.slots)

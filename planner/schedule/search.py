@@ -4,7 +4,8 @@ Candidates (`candidates`):
 - the baseline's own schedule: every op alone in the whole scratchpad, nothing kept;
 - three residency policies for the room ops keep without groups (planner.schedule.residency.working_sets);
 - fusion groups under two shares of the scratchpad, residency filling the rest: chosen greedily
-  (planner.group_choice) and by dynamic programming over cut points (planner.schedule.cuts).
+  (planner.group_choice) and by dynamic programming over cut points (planner.schedule.cuts), the latter also over
+  the whole scratchpad.
 
 A residency whose op finds no tile in the room left gives up its largest tensor and is chosen again. Objectives
 (`rank`): `traffic` (the default) takes the fewest DRAM bytes, ties by cycles, among candidates estimated at most
@@ -15,6 +16,7 @@ the fewest cycles, ties by bytes; `edp` the least estimated energy x cycles.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from planner.group_choice import choose_groups
 from planner.groups import Group, internal_tensors, working_set
@@ -32,6 +34,7 @@ from simulator.machine import MachineConfig
 OBJECTIVES = ("traffic", "latency", "edp")
 RETRIES = 8
 GROUP_SHARES = (0.5, 0.75)  # the share of the scratchpad a fusion group's tiles may take; residency has the rest
+DP_SHARES = (0.75, 1.0)  # the shares the dynamic programming over cut points runs at
 CYCLES_SLACK = 1.01  # under `traffic`, a schedule may be at most this much slower than the baseline (estimated)
 # The cycle estimate of a schedule with groups runs from 27% under to 37% over the simulated cycles on the small zoo
 # (tests/planner/schedule/test_cost.py); scaling it by the under-estimate before the 1% bound (1.37, then 1.15) gave
@@ -63,8 +66,11 @@ def candidates(lowered: LoweredGraph, machine: MachineConfig) -> list[Schedule]:
     for share in GROUP_SHARES:
         budget = int(sp.partition_bytes * share)
         chosen.append(tuple(choose_groups(lowered, budget, size_of)))
-    # by dynamic programming at the larger share only: each run it prices costs isl queries per tile
-    chosen.append(best_groups(lowered, machine, int(sp.partition_bytes * GROUP_SHARES[-1]), size_of))
+    # by dynamic programming at the larger share, and over the whole scratchpad (groups that leave residency no
+    # room, for a graph whose groups cover it): each run it prices costs isl queries per tile
+    memo: dict[tuple[object, ...], Any] = {}  # what the runs cost does not depend on the share
+    for share in DP_SHARES:
+        chosen.append(best_groups(lowered, machine, int(sp.partition_bytes * share), size_of, memo))
     for groups in dict.fromkeys(chosen):
         if groups:
             reserve = list(policies["baseline-tiles"])

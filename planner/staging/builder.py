@@ -106,14 +106,17 @@ class ProgramBuilder:
         self._instructions.append({"kind": kind, "id": index, "deps": set(deps), **fields})
         return index
 
-    def load(self, tensor: str, box: Box, buffer: str, deps: list[int], op: str) -> list[int]:
-        """Load a box into a buffer (from element 0 on), split across DMA queues when it is large."""
+    def load(self, tensor: str, box: Box, buffer: str, deps: list[int], op: str,
+             at: tuple[int, ...] | None = None) -> list[int]:
+        """Load a box into a buffer (from element `at` on, 0 by default), split across DMA queues when it is
+        large."""
         self._tensors[tensor] = None
+        origin = at or (0,) * len(box.start)
         ids = []
-        for part, at in self._split(tensor, box):
+        for part, offset in self._split(tensor, box):
             waits = [store for written, store in self._stores.get(tensor, []) if boxes_meet(written, part)]
             index = self._emit(DmaLoad, deps + waits, queue=self._queue(), tensor=tensor, box=part, buffer=buffer,
-                               at=at, op=op)
+                               at=tuple(a + b for a, b in zip(origin, offset, strict=True)), op=op)
             self._use(buffer, index, writes=True)
             ids.append(index)
         return ids
@@ -194,6 +197,18 @@ class ProgramBuilder:
         for _, read_buffer, _ in reads.values():
             self._use(read_buffer, index)
         self._use(buffer, index, writes=True)
+        self._tensors[tensor] = None
+        return index
+
+    def copy(self, tensor: str, box: Box, source: tuple[str, tuple[int, ...]], target: tuple[str, tuple[int, ...]],
+             deps: list[int], op: str) -> int:
+        """Copy `box` of `tensor` on chip, from (buffer, position) `source` to `target`: an Identity on the vector
+        engine, one element op per element (a line buffer's carried rows, planner.staging.lines)."""
+        index = self._emit(Compute, deps, engine="vector", node=op, op_type="Identity", attrs=(),
+                           inputs=(Operand(tensor, box, *source),), output=Operand(tensor, box, *target),
+                           output_index=0, macs=0, elem_ops=box.numel, mnk=())
+        self._use(source[0], index)
+        self._use(target[0], index, writes=True)
         self._tensors[tensor] = None
         return index
 

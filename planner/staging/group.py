@@ -61,7 +61,8 @@ def stage_group(builder: ProgramBuilder, lowered: LoweredGraph, group: Group, re
     last_step: dict[int, dict[str, int]] = {}
     for index, position in emission_order(lowered, group, builder.machine):
         steps = steps_of[index]
-        for ahead in (index, index + 1):  # this tile's loads, and the next tile's ahead of this tile's computes
+        # this tile's loads, and (with two slots) the next tile's ahead of this tile's computes
+        for ahead in (index, index + 1)[:group.slots]:
             if ahead < len(steps_of) and ahead not in loaded:
                 loaded[ahead] = load_inputs(ahead)
         if position == 0:
@@ -134,9 +135,10 @@ def emission_order(lowered: LoweredGraph, group: Group, machine: MachineConfig) 
     steps alternate between engines (conv, then its BN and ReLU, then the next conv), so one tile at a time leaves
     each engine waiting for the other. Independent tiles (a group that recomputes) are interleaved two at a time
     instead, by a list schedule on estimated compute times: the next step emitted is the one that could start
-    first. A cached group's tiles read what earlier tiles computed, so they go one after another."""
+    first. A cached group's tiles read what earlier tiles computed, and a one-slot group's tiles share their room, so
+    they go one after another."""
     steps_of = tiles(lowered, group)
-    if group.cache or len(steps_of) == 1:
+    if group.cache or group.slots == 1 or len(steps_of) == 1:
         return [(index, position) for index, steps in enumerate(steps_of) for position in range(len(steps))]
     statements = lowered.statements
     dtype = lowered.graph.planning_dtype or "fp32"

@@ -34,7 +34,7 @@ from planner.groups import (
 )
 from planner.ops import lower
 from planner.schedule.ir import Residency
-from planner.schedule.search import GROUP_SHARES, schedule_of
+from planner.schedule.search import candidates, schedule_of
 from planner.staging.alloc import buffer_bytes
 from planner.stmt import LoweredGraph
 from simulator.functional import run_functional
@@ -343,10 +343,8 @@ def test_plan_fused_with_groups_moves_no_group_intermediate() -> None:
             continue
         used += 1
         check_legal_and_right(program, machine, model, lowered)
-        # The groups the plan staged: those of one of the shares plan_fused tries whose first statements match.
-        partition_bytes = partition_bytes_of(lowered, machine)
-        choices = [choose_groups(lowered, int(machine.scratchpad.partition_bytes * share), partition_bytes)
-                   for share in GROUP_SHARES]
+        # The groups the plan staged: those of one of the searched schedules whose first statements match.
+        choices = [[g.group for g in schedule.groups] for schedule in candidates(lowered, machine)]
         matching = [groups for groups in choices if {group.first for group in groups} == tags]
         assert matching
         moved = dram_tensors(program)
@@ -380,3 +378,27 @@ def test_groups_never_start_inside_a_concat() -> None:
     assert len(chosen) > 1  # the budgets span several choices
     for groups in chosen:
         assert verify(stage(lowered, machine, *groups), machine) == [], groups
+
+
+# -- 5. line buffers ---------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("graph", "rows"), [("chain", ROWS), ("chain", 1), ("residual", ROWS), ("residual", 1),
+                                             ("residual", 3)])
+def test_line_buffered_groups_load_each_input_row_once_and_compute_each_row_once(graph: str, rows: int) -> None:
+    """A line-buffered group (planner.staging.lines) is legal and right, loads every input element once, computes
+    every MAC once, and holds each tensor in windows of the tile's rows, never whole."""
+    lowered, model = chain() if graph == "chain" else residual()
+    first, last = (0, 2) if graph == "chain" else (1, 5)
+    machine = load_machine("inferentia2-core")
+    group = Group(first, last, (1, C, rows, W), True, lines=True)
+    program = stage(lowered, machine, group)
+    check_legal_and_right(program, machine, model, lowered)
+    assert total_macs(program) == lowered.macs
+    source = lowered.statements[first].reads[0].tensor
+    loaded = sum(i.box.numel for i in program.instructions if isinstance(i, DmaLoad) and i.tensor == source)
+    assert loaded == math.prod(lowered.graph.tensors[source].shape)
+    assert dram_tensors(program) & internal_tensors(lowered, group) == set()
+    windows = [b for b in program.buffers if ".tile" in b.name and not b.name.endswith(".handed")]
+    assert windows and all(b.shape[2] < H for b in windows)
+    copies = [i for i in program.instructions if isinstance(i, Compute) and i.op_type == "Identity"]
+    assert copies  # the shared rows move on chip
