@@ -23,6 +23,7 @@ from planner.schedule.cost import price_group, price_op
 from planner.schedule.ir import GroupSchedule, group_schedule
 from planner.schedule.op_tiles import op_tiling
 from planner.schedule.timeline import Timeline
+from planner.staging.room import staged_room
 from planner.stmt import LoweredGraph
 from simulator.machine import MachineConfig
 
@@ -80,7 +81,9 @@ def best_groups(lowered: LoweredGraph, machine: MachineConfig, budget: int,
             try:
                 if not group.cache and recompute_ratio(lowered, group) > MAX_RECOMPUTE:
                     return None
-                return working_set(lowered, group, partition_bytes)
+                need = working_set(lowered, group, partition_bytes)
+                # what first fit takes for the interleaved tiles, which the estimate may fall short of
+                return max(need, staged_room(lowered, machine, group)) if need <= capacity else need
             except NotCacheable:
                 return None
         need = remember(("need", group), make)
