@@ -81,13 +81,14 @@ def best_groups(lowered: LoweredGraph, machine: MachineConfig, budget: int,
             try:
                 if not group.cache and recompute_ratio(lowered, group) > MAX_RECOMPUTE:
                     return None
-                need = working_set(lowered, group, partition_bytes)
-                # what first fit takes for the interleaved tiles, which the estimate may fall short of
-                return max(need, staged_room(lowered, machine, group)) if need <= capacity else need
+                return working_set(lowered, group, partition_bytes)
             except NotCacheable:
                 return None
         need = remember(("need", group), make)
         return need is not None and need <= budget
+
+    def staged(group: Group) -> int:
+        return remember(("room", group), lambda: staged_room(lowered, machine, group))
 
     def as_group(first: int, last: int) -> tuple[Cost, Group] | None:
         if not is_closed(lowered, first, last) or any(s.indirect for s in statements[first:last + 1]):
@@ -113,7 +114,8 @@ def best_groups(lowered: LoweredGraph, machine: MachineConfig, budget: int,
                     price_group(timeline, plan, frozenset())
 
                 cost: Cost = remember(("cost", group), functools.partial(_run, lowered, machine, walk))
-                if cost[1] * GROUP_ESTIMATE_MARGIN <= ops[1] * CYCLES_SLACK and (best is None or cost < best[0]):
+                if cost[1] * GROUP_ESTIMATE_MARGIN <= ops[1] * CYCLES_SLACK and (best is None or cost < best[0]) \
+                        and staged(group) <= budget:  # first fit may take more than the estimate (staging.room)
                     best = (cost, group)
             if tried >= MAX_TILES:
                 break
