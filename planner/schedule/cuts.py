@@ -23,6 +23,7 @@ from planner.schedule.cost import price_group, price_op
 from planner.schedule.ir import GroupSchedule, group_schedule
 from planner.schedule.op_tiles import op_tiling
 from planner.schedule.timeline import Timeline
+from planner.staging.room import staged_room
 from planner.stmt import LoweredGraph
 from simulator.machine import MachineConfig
 
@@ -86,6 +87,9 @@ def best_groups(lowered: LoweredGraph, machine: MachineConfig, budget: int,
         need = remember(("need", group), make)
         return need is not None and need <= budget
 
+    def staged(group: Group) -> int:
+        return remember(("room", group), lambda: staged_room(lowered, machine, group))
+
     def as_group(first: int, last: int) -> tuple[Cost, Group] | None:
         if not is_closed(lowered, first, last) or any(s.indirect for s in statements[first:last + 1]):
             return None
@@ -110,7 +114,8 @@ def best_groups(lowered: LoweredGraph, machine: MachineConfig, budget: int,
                     price_group(timeline, plan, frozenset())
 
                 cost: Cost = remember(("cost", group), functools.partial(_run, lowered, machine, walk))
-                if cost[1] * GROUP_ESTIMATE_MARGIN <= ops[1] * CYCLES_SLACK and (best is None or cost < best[0]):
+                if cost[1] * GROUP_ESTIMATE_MARGIN <= ops[1] * CYCLES_SLACK and (best is None or cost < best[0]) \
+                        and staged(group) <= budget:  # first fit may take more than the estimate (staging.room)
                     best = (cost, group)
             if tried >= MAX_TILES:
                 break

@@ -7,7 +7,9 @@ Candidates (`candidates`):
   (planner.group_choice) and by dynamic programming over cut points (planner.schedule.cuts), the latter also over
   the whole scratchpad.
 
-A residency whose op finds no tile in the room left gives up its largest tensor and is chosen again. Objectives
+A group reserves the room its staging takes as the allocator places it (planner.staging.room), not less. A
+residency whose op finds no tile in the room left, or whose group's buffers do not fit below the tensors it keeps,
+gives up its largest tensor and is chosen again. Objectives
 (`rank`): `traffic` (the default) takes the fewest DRAM bytes, ties by cycles, among candidates estimated at most
 1% slower than the baseline (a schedule with groups with its estimate scaled by GROUP_ESTIMATE_MARGIN); `latency`
 the fewest cycles, ties by bytes; `edp` the least estimated energy x cycles.
@@ -27,6 +29,7 @@ from planner.schedule.ir import OpTiling, Residency, Schedule, group_schedule
 from planner.schedule.op_tiles import op_tiling, partition_bytes_of
 from planner.schedule.residency import choose_residency, working_sets
 from planner.staging.op import tile_cost
+from planner.staging.room import staged_room
 from planner.stmt import LoweredGraph, Statement
 from planner.tiling import Block
 from simulator.machine import MachineConfig
@@ -75,9 +78,10 @@ def candidates(lowered: LoweredGraph, machine: MachineConfig) -> list[Schedule]:
         if groups:
             reserve = list(policies["baseline-tiles"])
             for group in groups:
-                need = working_set(lowered, group, size_of)
+                need = max(working_set(lowered, group, size_of), staged_room(lowered, machine, group))
                 reserve[group.first:group.last + 1] = [need] * (group.last - group.first + 1)
-            plans.append((reserve, groups))
+            if max(reserve) <= sp.partition_bytes:  # else a group's staging would not fit at all
+                plans.append((reserve, groups))
     seen: set[tuple[object, ...]] = set()
     for reserve, groups in progress(plans, "search"):
         excluded = frozenset(t for group in groups for t in internal_tensors(lowered, group))
@@ -109,6 +113,10 @@ def schedule_of(lowered: LoweredGraph, machine: MachineConfig, groups: Sequence[
     op finds no tile there."""
     inside = {i for group in groups for i in range(group.first, group.last + 1)}
     resident = residency.tensors
+    for group in groups:  # the room first fit takes for the group's tiles, next to the tensors kept around it
+        kept = [k for k in residency.kept if k.first <= group.last and group.first <= k.last]
+        if staged_room(lowered, machine, group, kept) > min(residency.room[group.first:group.last + 1]):
+            return None
     ops: list[tuple[int, OpTiling]] = []
     for index, stmt in enumerate(lowered.statements):
         if index in inside:

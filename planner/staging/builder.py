@@ -239,11 +239,14 @@ class ProgramBuilder:
         return index
 
     # -- the program ----------------------------------------------------------------------------------------------
+    def lifetimes(self) -> list[Lifetime]:
+        """The buffers used so far, with their bytes per partition and first and last instruction."""
+        return [Lifetime(name, info.partition_bytes, info.first, info.last, info.pinned)
+                for name, info in self._buffers.items() if info.first >= 0]
+
     def build(self) -> Program:
         sp = self.machine.scratchpad
-        lifetimes = [Lifetime(name, info.partition_bytes, info.first, info.last, info.pinned)
-                     for name, info in self._buffers.items() if info.first >= 0]
-        offsets = allocate(lifetimes, sp.partition_bytes, sp.alignment_bytes, f"{self.graph.source}")
+        offsets = allocate(self.lifetimes(), sp.partition_bytes, sp.alignment_bytes, f"{self.graph.source}")
         self._wait_for_previous_holders(offsets)
         buffers = tuple(Buffer(name, offsets[name], info.shape, info.layout, info.elem_bytes)
                         for name, info in self._buffers.items() if name in offsets)

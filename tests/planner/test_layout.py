@@ -26,7 +26,7 @@ def _onnx(program: Program) -> Program:
 
 
 @pytest.mark.parametrize(("model", "strategy", "capacity_kib"), [("cnn-small", "baseline", 32),
-                                                                 ("cnn-small", "fused", 32),
+                                                                 ("cnn-small", "fused", 24),
                                                                  ("resnet18-small", "baseline", 512)])
 def test_chosen_layouts_pass_the_check_and_move_in_fewer_runs(model: str, strategy: str,
                                                                      capacity_kib: int) -> None:
