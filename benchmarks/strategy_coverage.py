@@ -1,5 +1,6 @@
 """What the `planner.testing` strategies reach: the share of fused plans with fusion groups, multi-tile groups,
-recompute, cache and residency, per strategy, and how often a fused plan moves more than the best unfused bound.
+recompute, cache, residency, line buffers and split reductions, per strategy, and how often a fused plan moves more
+than the best unfused bound.
 
     python benchmarks/strategy_coverage.py [--examples 40] [--strategies fusion_cases onnx_models] [--unfused]
 
@@ -21,12 +22,14 @@ from planner.errors import PlanError
 from planner.fused import plan_fused
 from planner.graph import load_graph
 from planner.ops import lower
-from planner.testing import Coverage, describe, fusion_cases, machines, onnx_models
+from planner.testing import Coverage, describe, fusion_cases, machines, onnx_models, split_cases
+from planner.testing.coverage import FEATURES
 from planner.testing.invariants import traffic_bytes
 from simulator.timing import simulate
 
 STRATEGIES = {"fusion_cases": fusion_cases(), "onnx_models": st.tuples(onnx_models(), machines()),
-              **{f"fusion_cases:{regime}": fusion_cases(regimes=(regime,)) for regime in ("rows", "tight")}}
+              **{f"fusion_cases:{regime}": fusion_cases(regimes=(regime,)) for regime in ("rows", "tight")},
+              "split_cases": split_cases()}
 
 
 def measure(name: str, examples: int, unfused: bool) -> tuple[Coverage, int, int, list[str]]:
@@ -66,14 +69,13 @@ def main() -> None:
     parser.add_argument("--unfused", action="store_true", help="also compare fused traffic with best unfused")
     args = parser.parse_args()
     print("| strategy | examples | planned | group | multi-tile group | recompute | cache | residency "
-          "| fused > best unfused | seconds |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+          "| line buffer | split | fused > best unfused | seconds |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     cases = []
     for name in args.strategies:
         start = time.perf_counter()
         coverage, compared, above, first = measure(name, args.examples, args.unfused)
-        shares = " | ".join(f"{coverage.share(f):.0%}" for f in
-                            ("group", "multi_tile_group", "recompute", "cache", "residency"))
+        shares = " | ".join(f"{coverage.share(f):.0%}" for f in FEATURES)
         unfused = f"{above} of {compared}" if args.unfused else "-"
         print(f"| {name} | {coverage.examples} | {coverage.planned} | {shares} | {unfused} | "
               f"{time.perf_counter() - start:.0f} |")

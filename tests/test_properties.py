@@ -25,6 +25,7 @@ from planner.testing import (
     fusion_cases,
     machines,
     onnx_models,
+    split_cases,
 )
 from simulator.machine import MachineConfig
 from simulator.machine_file import machine_from_dict, machine_to_yaml
@@ -61,11 +62,14 @@ def test_machine_yaml_round_trips(machine: MachineConfig) -> None:
 
 
 FUSION_EXAMPLES = 10  # each plans, simulates and runs many tiles on real numbers: seconds apiece on 2 busy cores
+SPLIT_EXAMPLES = 2  # and conv chains of up to 16 channels on scratchpads that split their reductions
 
 
 def test_fusion_cases_reach_multi_tile_groups() -> None:
-    """Conv chains on machines that force row tiles: the fused plans keep every invariant, and at least half of them
-    hold a fusion group of two or more tiles. `pytest -s` prints the coverage."""
+    """Conv chains on machines that force row tiles (and a few that force splits): the fused plans keep every
+    invariant, at least half of them hold a fusion group of two or more tiles, and some hand rows on in line buffers
+    and split a reduction.
+    `pytest -s` prints the coverage."""
     coverage = Coverage()
 
     @settings(max_examples=FUSION_EXAMPLES)
@@ -74,9 +78,17 @@ def test_fusion_cases_reach_multi_tile_groups() -> None:
         model, machine = case
         coverage.add(check_plan(model, machine, "fused"))
 
+    @settings(max_examples=SPLIT_EXAMPLES)
+    @given(split_cases())
+    def split_plans(case) -> None:
+        model, machine = case
+        coverage.add(check_plan(model, machine, "fused"))
+
     fused_plans()
+    split_plans()
     print(f"\nfusion_cases: {coverage.report()}")
     assert coverage.share("multi_tile_group") >= 0.5, coverage.report()
+    assert coverage.counts["line_buffer"] and coverage.counts["split"], coverage.report()
 
 
 UNFUSED_EXAMPLES = 3  # each also searches every op's tilings for the bound

@@ -99,20 +99,20 @@ def _model(g: _Graph, outputs: list[str]) -> onnx.ModelProto:
 
 
 @st.composite
-def conv_chains(draw: Draw, min_convs: int = 2, max_convs: int = 3) -> onnx.ModelProto:
+def conv_chains(draw: Draw, min_convs: int = 2, max_convs: int = 3, max_channels: int = 4) -> onnx.ModelProto:
     """A chain of 'same' convolutions at batch 1 with enough rows to tile, each maybe followed by Relu,
     BatchNormalization, a residual block (two 3x3 convs and a skip Add: a run that only fuses whole, so it
     recomputes or caches its halos), a residual Add of an earlier tensor of its shape, a 2x2 MaxPool (over an odd
     extent too, whose last row is dead), or a Slice that crops rows (dead back to the input): the graphs fusion
-    groups are made of.
+    groups are made of. Each conv has 1 to `max_channels` output channels.
 
     >>> from hypothesis import find
     >>> [n.op_type for n in find(conv_chains(), lambda m: True).graph.node]
     ['Conv', 'Relu', 'Conv', 'Relu']
     """
     g = _Graph(np.random.default_rng(draw(st.integers(0, 2**32 - 1))))
-    channels, rows = draw(st.integers(1, 4)), draw(st.integers(16, 32))
-    cols = min(draw(st.integers(4, 16)), MAX_ELEMENTS // 4 // rows)
+    channels, rows = draw(st.integers(1, max_channels)), draw(st.integers(16, 32))
+    cols = min(draw(st.integers(4, 16)), MAX_ELEMENTS // max_channels // rows)
     g.inputs = ["x"]
     g.shapes["x"] = (1, channels, rows, cols)
     x = "x"
@@ -121,7 +121,7 @@ def conv_chains(draw: Draw, min_convs: int = 2, max_convs: int = 3) -> onnx.Mode
         reach = dilation * (kernel - 1) // 2
         if 2 * reach >= min(g.shapes[x][2:]):
             kernel, dilation, reach = 1, 1, 0
-        in_channels, out_channels = g.shapes[x][1], draw(st.integers(1, 4))
+        in_channels, out_channels = g.shapes[x][1], draw(st.integers(1, max_channels))
         weight = g.weight("w", [out_channels, in_channels, kernel, kernel], in_channels * kernel * kernel)
         inputs = [x, weight] + ([g.weight("b", [out_channels])] if draw(st.booleans()) else [])
         made = g.add("Conv", inputs, kernel_shape=[kernel, kernel], dilations=[dilation, dilation],
@@ -163,21 +163,31 @@ REGIMES = ("rows", "rows", "rows", "tight")  # rows first: hypothesis shrinks to
 
 
 @st.composite
-def fusion_cases(draw: Draw, regimes: Sequence[str] = REGIMES) -> tuple[onnx.ModelProto, MachineConfig]:
-    """A conv chain and a machine whose scratchpad, per partition, is one of two regimes against the chain's
-    largest activation: `rows` holds a third of it to all of it (at least 512 bytes), so fusion groups tile along
+def fusion_cases(draw: Draw, regimes: Sequence[str] = REGIMES, max_channels: int = 4,
+                 ) -> tuple[onnx.ModelProto, MachineConfig]:
+    """A conv chain and a machine whose scratchpad, per partition, is one of three regimes: against the chain's
+    largest activation, `rows` holds a third of it to all of it (at least 512 bytes), so fusion groups tile along
     rows; `tight` holds a sixteenth to a third of it (at least 256 bytes), down towards the minimal tile, where
-    groups need many tiles and ops split (or the plan is refused, with proof). No regime aims at cached groups: a
-    scratchpad that holds a group's intermediates whole lets residency keep them between ops for the same bytes,
-    and the fused strategy takes residency on a tie."""
-    model = draw(conv_chains())
+    groups need many tiles (or the plan is refused, with proof); `split` (not drawn unless asked for: see
+    `split_cases`) holds 256 bytes to 1 KiB, less than one output element of a conv over 16 channels needs whole, so
+    convs split their input channels. The chain's convs have 1 to `max_channels` channels. No regime aims at cached
+    groups: a scratchpad that holds a group's intermediates whole lets residency keep them between ops for the same
+    bytes, and the fused strategy takes residency on a tie."""
+    model = draw(conv_chains(max_channels=max_channels))
     partitions = draw(st.sampled_from([1, 2, 4]))
     shapes = [tuple(d.dim_value for d in v.type.tensor_type.shape.dim)
               for v in [*model.graph.input, *shape_inference.infer_shapes(model).graph.value_info]]
     largest = max(choose_layout(shape, 4, partitions)[1] for shape in shapes)
     low, high = {"rows": (max(512, largest // 3), max(512, largest)),
-                 "tight": (max(256, largest // 16), max(256, largest // 3))}[draw(st.sampled_from(regimes))]
+                 "tight": (max(256, largest // 16), max(256, largest // 3)),
+                 "split": (256, 1024)}[draw(st.sampled_from(regimes))]
     per_partition = draw(st.integers(low, high))
     machine = draw(machines(partition_bytes=st.just(per_partition), partitions=st.just(partitions),
                             alignments=st.sampled_from([1, 2, 4, 8, 16])))
     return model, machine
+
+
+def split_cases() -> st.SearchStrategy[tuple[onnx.ModelProto, MachineConfig]]:
+    """Conv chains of up to 16 channels on 256 B to 1 KiB per partition: convs split their input channels (about
+    half of the examples), and groups still tile."""
+    return fusion_cases(regimes=("split",), max_channels=16)
