@@ -14,9 +14,8 @@ from collections.abc import Mapping
 from planner.groups import IN_FLIGHT, Group, constant_boxes, hull, internal_tensors, output_boxes, sink_tensor, tiles
 from planner.staging.builder import ProgramBuilder
 from planner.staging.op import Resident
-from planner.staging.tile import estimated_cycles, mnk_of
+from planner.staging.tile import compute_block, estimated_cycles
 from planner.stmt import LoweredGraph
-from planner.tiling import block_size
 from simulator.isa import Box
 from simulator.machine import MachineConfig
 
@@ -90,11 +89,7 @@ def stage_group(builder: ProgramBuilder, lowered: LoweredGraph, group: Group, re
         else:
             held, out_buffer, _ = tile_local[step.output]
             at = _offset(step.box, held)
-        share = block_size(stmt, step.block), max(1, block_size(stmt, {}))
-        compute = builder.compute(stmt.node, "tensor" if stmt.engine == "tensor" else "vector", reads,
-                                  (step.output, step.box, out_buffer, at), deps,
-                                  -(-stmt.macs * share[0] // share[1]), -(-stmt.elem_ops * share[0] // share[1]),
-                                  mnk_of(stmt, step.block))
+        compute = compute_block(builder, stmt, step.block, reads, (step.output, step.box, out_buffer, at), deps)
         for tensor, (_, buffer, _) in reads.items():
             whole = cached.get(tensor) or resident.get(tensor)
             if whole is not None:

@@ -32,9 +32,8 @@ from planner.groups import (
 )
 from planner.staging.builder import ProgramBuilder
 from planner.staging.op import Resident
-from planner.staging.tile import mnk_of
+from planner.staging.tile import compute_block
 from planner.stmt import LoweredGraph
-from planner.tiling import block_size
 from simulator.isa import Box
 
 
@@ -205,11 +204,7 @@ def stage_lines(builder: ProgramBuilder, lowered: LoweredGraph, group: Group, re
                 out_buffer, at = sink_buffer, _offset(step.box, out_box)
             else:
                 out_buffer, at = current[step.output][1], _offset(step.box, current[step.output][0])
-            share = block_size(stmt, step.block), max(1, block_size(stmt, {}))
-            compute = builder.compute(stmt.node, "tensor" if stmt.engine == "tensor" else "vector", reads,
-                                      (step.output, step.box, out_buffer, at), deps,
-                                      -(-stmt.macs * share[0] // share[1]), -(-stmt.elem_ops * share[0] // share[1]),
-                                      mnk_of(stmt, step.block))
+            compute = compute_block(builder, stmt, step.block, reads, (step.output, step.box, out_buffer, at), deps)
             for tensor, (_, buffer, _) in reads.items():
                 if tensor in resident:
                     resident[tensor].readers.append(compute)

@@ -19,14 +19,28 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from planner.stmt import Statement
 from planner.tiling import Block, block_size, extents, largest_tile, middle_block, output_dims
 from simulator.machine import MachineConfig, mac_dtype
 from simulator.systolic import tensor_cycles
 
+if TYPE_CHECKING:
+    from planner.staging.builder import ProgramBuilder
+    from simulator.isa import Box
+
 # Ops laid out as convolutions (output channels are N on the systolic array).
 CONV_LIKE = frozenset({"Conv", "ConvTranspose", "QLinearConv", "ConvInteger"})
+
+
+def compute_block(builder: ProgramBuilder, stmt: Statement, block: Block,
+                  reads: dict[str, tuple[Box, str, tuple[int, ...]]], output: tuple[str, Box, str, tuple[int, ...]],
+                  deps: list[int]) -> int:
+    """One tile of `stmt` over `block`, on its engine, charged its share of the statement's work."""
+    share, whole = block_size(stmt, block), max(1, block_size(stmt, {}))
+    return builder.compute(stmt.node, "tensor" if stmt.engine == "tensor" else "vector", reads, output, deps,
+                           -(-stmt.macs * share // whole), -(-stmt.elem_ops * share // whole), mnk_of(stmt, block))
 
 
 def mnk_of(stmt: Statement, block: Block) -> tuple[int, ...]:
