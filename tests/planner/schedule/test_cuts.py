@@ -14,12 +14,15 @@ from planner.schedule.cuts import MAX_SPAN, cheapest_cover, group_tiles
 from planner.testing import fusion_cases
 
 
-def brute_force(intervals: int, run, max_span: int = MAX_SPAN):  # type: ignore[no-untyped-def]
-    """Every set of cuts between the intervals: the cheapest cover whose runs all fit `max_span`."""
+def brute_force(intervals: int, run, max_span: int = MAX_SPAN, earliest=None):  # type: ignore[no-untyped-def]
+    """Every set of cuts between the intervals: the cheapest cover whose runs all fit `max_span` (or, given
+    `earliest`, start no earlier than `earliest(end)`)."""
+    def first(end: int) -> int:
+        return earliest(end) if earliest is not None else end - max_span
     best = None
     for kept in itertools.product((False, True), repeat=max(0, intervals - 1)):
         bounds = [0, *(i + 1 for i, cut in enumerate(kept) if cut), intervals]
-        if any(b - a > max_span for a, b in itertools.pairwise(bounds)):
+        if any(a < first(b) for a, b in itertools.pairwise(bounds)):
             continue
         priced = [run(a, b)[0] for a, b in itertools.pairwise(bounds)]
         total = (sum(p[0] for p in priced), sum(p[1] for p in priced))
@@ -56,10 +59,10 @@ def test_cover_is_the_brute_force_minimum_on_generated_graphs(case) -> None:  # 
     seen: dict[tuple[int, int], object] = {}
     original = cuts.cheapest_cover
 
-    def spy(intervals, run, max_span=MAX_SPAN):  # type: ignore[no-untyped-def]
+    def spy(intervals, run, max_span=MAX_SPAN, earliest=None):  # type: ignore[no-untyped-def]
         memo = functools.cache(run)
-        seen["result"] = original(intervals, memo, max_span)
-        seen["brute"] = brute_force(intervals, memo, max_span)
+        seen["result"] = original(intervals, memo, max_span, earliest)
+        seen["brute"] = brute_force(intervals, memo, max_span, earliest)
         return seen["result"]
 
     cuts.cheapest_cover = spy  # type: ignore[assignment]
