@@ -77,6 +77,9 @@ def _tile_boxes(stmt: Statement, key: tuple[tuple[str, int, int], ...],
                 ) -> tuple[tuple[tuple[str, Box], ...], tuple[tuple[str, Box], ...]]:
     # Cached: the tile search, the loop-order choice and every residency policy ask about the same blocks.
     block = {dim: (lo, hi) for dim, lo, hi in key}
+    fast = poly.affine_tile_boxes(stmt, block)  # arithmetic where every access is one affine function, else isl
+    if fast is not None:
+        return tuple((t, Box(*box)) for t, box in fast[0].items()), tuple((t, Box(*box)) for t, box in fast[1].items())
     reads = tuple((t, bounding_box(s)) for t, s in poly.footprint(stmt, block).items() if not s.is_empty())
     writes = tuple((t, bounding_box(s)) for t, s in poly.write_footprint(stmt, block).items() if not s.is_empty())
     return reads, writes

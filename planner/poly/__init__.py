@@ -5,7 +5,7 @@
 - `boxes`: a tile's bounding boxes as closed forms in the tile's bounds, one parametric query per kind of statement.
 """
 
-from planner.poly.boxes import AxisBounds, structure_key, tile_box_functions
+from planner.poly.boxes import AxisBounds, affine_tile_boxes, structure_key, tile_box_functions
 from planner.poly.footprints import (
     Block,
     Dependence,
@@ -22,6 +22,6 @@ from planner.poly.footprints import (
     writers,
 )
 
-__all__ = ["AxisBounds", "Block", "Dependence", "block_points", "box_set", "count", "flow_dependences", "footprint",
-           "needed_elements", "overlap", "reuse_elements", "structure_key", "tensor_set", "tile_box_functions",
-           "write_footprint", "writers"]
+__all__ = ["AxisBounds", "Block", "Dependence", "affine_tile_boxes", "block_points", "box_set", "count",
+           "flow_dependences", "footprint", "needed_elements", "overlap", "reuse_elements", "structure_key",
+           "tensor_set", "tile_box_functions", "write_footprint", "writers"]

@@ -117,6 +117,57 @@ def _tile_box_functions(stmt: Statement, tiled: tuple[str, ...]) -> _Functions:
     return functions(stmt.reads), functions(stmt.writes)
 
 
+def affine_tile_boxes(stmt: Statement, block: dict[str, tuple[int, int]],
+                      ) -> tuple[dict[str, tuple[tuple[int, ...], tuple[int, ...]]],
+                                 dict[str, tuple[tuple[int, ...], tuple[int, ...]]]] | None:
+    """The bounding boxes (start, stop per tensor) of what a block reads and writes, by arithmetic alone, when every
+    tensor the statement touches is accessed once, through one affine function without gaps (`_affine_bounds`);
+    None otherwise, or for a block that leaves the domain, and the caller asks isl. A tensor the block does not
+    touch is left out, as isl's empty footprint is."""
+    tiled = tuple(sorted(block))
+    forms = _affine_forms(stmt, tiled)
+    if forms is None:
+        return None
+    spans = _spans(stmt)
+    if any(dim not in spans or not spans[dim][0] <= lo < hi <= spans[dim][1] for dim, (lo, hi) in block.items()):
+        return None
+    found: list[dict[str, tuple[tuple[int, ...], tuple[int, ...]]]] = [{}, {}]
+    for side, tensor, axes in forms:
+        start, stop = [], []
+        for bounds in axes:
+            arguments = [v for dim in bounds.dims for v in block[dim]]
+            start.append(bounds.start(*arguments))
+            stop.append(bounds.stop(*arguments))
+        if all(a < b for a, b in zip(start, stop, strict=True)):
+            found[side][tensor] = (tuple(start), tuple(stop))
+    return found[0], found[1]
+
+
+@functools.lru_cache(maxsize=1 << 12)
+def _spans(stmt: Statement) -> dict[str, tuple[int, int]]:
+    return {dim: (stmt.domain.dim_min_val(axis).to_python(), stmt.domain.dim_max_val(axis).to_python() + 1)
+            for axis, dim in enumerate(stmt.dims)}
+
+
+@functools.lru_cache(maxsize=1 << 12)
+def _affine_forms(stmt: Statement, tiled: tuple[str, ...],
+                  ) -> tuple[tuple[int, str, tuple[AxisBounds, ...]], ...] | None:
+    """(0 for read / 1 for written, tensor, closed forms per axis) of every tensor, or None when one is not simple."""
+    if not stmt.domain.is_box() or any(dim not in stmt.dims for dim in tiled):
+        return None
+    tensors = [access.tensor for access in (*stmt.reads, *stmt.writes)]
+    if len(set(tensors)) != len(tensors):  # a tensor read twice (Mul(x, x)) or read and written
+        return None
+    forms = []
+    for side, accesses in enumerate((stmt.reads, stmt.writes)):
+        for access in accesses:
+            axes = _affine_bounds(stmt, access, tiled)
+            if axes is None:
+                return None
+            forms.append((side, access.tensor, axes))
+    return tuple(forms)
+
+
 def _affine_bounds(stmt: Statement, access: Access, tiled: tuple[str, ...]) -> tuple[AxisBounds, ...] | None:
     """The closed forms without a parametric query, when the access is one affine function of the point, clipped
     only to the box the whole statement reads (padding), and each index it forms has no gaps (so clipping the
@@ -133,7 +184,12 @@ def _affine_bounds(stmt: Statement, access: Access, tiled: tuple[str, ...]) -> t
     rank = access.relation.dim(isl.dim_type.out)
     start = [whole.dim_min_val(axis).to_python() for axis in range(rank)]
     stop = [whole.dim_max_val(axis).to_python() + 1 for axis in range(rank)]
-    clipped = isl.Map.from_pw_multi_aff(function).intersect_domain(stmt.domain) \
+    # The function over the whole domain, not its piece's: a piece may hold a condition on the point beyond the
+    # clipping (a 1x1 depthwise conv with a 3x3 kernel reads its input only at the kernel's centre), which the
+    # closed forms below would not see.
+    pieces: list[isl.MultiAff] = []
+    function.foreach_piece(lambda _, multi: pieces.append(multi))
+    clipped = isl.Map.from_multi_aff(pieces[0]).intersect_domain(stmt.domain) \
         .intersect_range(box_set(access.relation.get_tuple_name(isl.dim_type.out), tuple(start), tuple(stop)))
     if not clipped.is_equal(access.relation):
         return None
