@@ -46,6 +46,8 @@ def _push(events, key):  # type: ignore[no-untyped-def]
     # a binary min-heap of int64 keys in an array (numba's heapq works on lists, which need reference counting):
     # events[0] holds the heap's size, the heap itself is events[1:events[0] + 1], children of k at 2k and 2k + 1
     n = events[0] + 1
+    if n >= len(events):  # never, by the bound in _run; a guard against writing past the array
+        raise IndexError("timing: the event heap is full")
     events[0] = n
     position = n
     while position > 1:
