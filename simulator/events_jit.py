@@ -4,14 +4,15 @@ The same algorithm step for step: one heap of int keys `(cycle * 3 + kind) * spa
 lazy queue wake-ups, and the fluid DRAM model of `simulator.bandwidth` with the same float operations in the same
 order (transfers kept in start order, as that model's dict keeps them), so both give the same cycles bit for bit
 (`tests/simulator/test_timing_golden.py` runs both). State that Python keeps in closures lives here in arrays passed
-to small compiled functions. `schedule` returns None when numba is not installed, or when the program could run so
-long that an event key might not fit in 64 bits; the caller then runs the Python loop.
+to small compiled functions, which take no part in numba's reference counting, and the heap is an int64 array
+(atomic reference counts on every call were most of the loop's time). `schedule` returns None when numba is not
+installed, or when the program could run so long that an event key might not fit in 64 bits; the caller then runs
+the Python loop.
 """
 
 from __future__ import annotations
 
 import math
-from heapq import heappop, heappush
 from typing import Any
 
 import numpy as np
@@ -27,13 +28,63 @@ except ImportError:  # the `fast` extra is optional: simulator.events runs the s
 
 _COMPLETE, _DATA_START, _QUEUE_FREE = 0, 1, 2
 _KEY_LIMIT = 1 << 62
+_NO_REFCOUNTS: dict[str, Any] = {"_nrt": False}  # numba's flag (numba.core.options), not in its typed stubs
 
 
 def _jit(function: Any) -> Any:
     return numba.njit(cache=True, nogil=True)(function) if numba is not None else function
 
 
-@_jit
+def _plain(function: Any) -> Any:
+    # without numba's reference counting (`_nrt=False`): these run a few times per event, and the atomic increments
+    # and decrements of the arrays they are handed cost more than all their work (70% of the loop's time, by perf)
+    return numba.njit(cache=True, nogil=True, **_NO_REFCOUNTS)(function) if numba is not None else function
+
+
+@_plain
+def _push(events, key):  # type: ignore[no-untyped-def]
+    # a binary min-heap of int64 keys in an array (numba's heapq works on lists, which need reference counting):
+    # events[0] holds the heap's size, the heap itself is events[1:events[0] + 1], children of k at 2k and 2k + 1
+    n = events[0] + 1
+    if n >= len(events):  # never, by the bound in _run; a guard against writing past the array
+        raise IndexError("timing: the event heap is full")
+    events[0] = n
+    position = n
+    while position > 1:
+        parent = position >> 1
+        above = events[parent]
+        if key >= above:
+            break
+        events[position] = above
+        position = parent
+    events[position] = key
+
+
+@_plain
+def _pop(events):  # type: ignore[no-untyped-def]
+    top = events[1]
+    n = events[0]
+    key = events[n]
+    n -= 1
+    events[0] = n
+    position = 1
+    while True:
+        child = 2 * position
+        if child > n:
+            break
+        below = events[child]
+        if child < n and events[child + 1] < below:
+            child += 1
+            below = events[child]
+        if below >= key:
+            break
+        events[position] = below
+        position = child
+    events[position] = key
+    return top
+
+
+@_plain
 def _start_engine(r, now, s):  # type: ignore[no-untyped-def]
     (fifo, fifo_end, heads, waiting, busy, last_end, ready, start, fixed, warm, load_cycles, span, events) = s
     head = heads[r]
@@ -46,12 +97,12 @@ def _start_engine(r, now, s):  # type: ignore[no-untyped-def]
     busy[r] = 1
     start[i] = now
     if last_end[r] == now and ready[i] + load_cycles <= now:
-        heappush(events, ((now + warm[i]) * 3) * span + i)
+        _push(events, ((now + warm[i]) * 3) * span + i)
     else:
-        heappush(events, ((now + fixed[i]) * 3) * span + i)
+        _push(events, ((now + fixed[i]) * 3) * span + i)
 
 
-@_jit
+@_plain
 def _start_transfers(r, now, t):  # type: ignore[no-untyped-def]
     (fifo, fifo_end, heads, waiting, in_flight, descriptor_free, woken, start, fixed, outstanding, latency, span,
      events) = t
@@ -65,18 +116,18 @@ def _start_transfers(r, now, t):  # type: ignore[no-untyped-def]
         if free > now:
             if woken[q] != free:
                 woken[q] = free
-                heappush(events, (free * 3 + _QUEUE_FREE) * span + r)
+                _push(events, (free * 3 + _QUEUE_FREE) * span + r)
             break
         head += 1
         in_flight[q] += 1
         start[i] = now
         free = now + fixed[i]
         descriptor_free[q] = free
-        heappush(events, ((free + latency) * 3 + _DATA_START) * span + i)
+        _push(events, ((free + latency) * 3 + _DATA_START) * span + i)
     heads[r] = head
 
 
-@_jit
+@_plain
 def _complete(first, now, resource, dep_offsets, dep_targets, stack, end, s, t):  # type: ignore[no-untyped-def]
     waiting, busy, last_end, ready, start = s[3], s[4], s[5], s[6], s[7]
     in_flight = t[4]
@@ -112,9 +163,9 @@ def _complete(first, now, resource, dep_offsets, dep_targets, stack, end, s, t):
             _start_transfers(r, now, t)
 
 
-@_jit
-def _share(moving, count, remaining, rate, queue_of, per_queue, clock, dram_rate, engine_rate, alone_rate,
-           ):  # type: ignore[no-untyped-def]
+@_plain
+def _share(moving, count, remaining, rate, queue_of, per_queue, clock, dram_rate, engine_rate, alone_rate, order,
+           rates):  # type: ignore[no-untyped-def]
     # clock: [now, next finish, soonest]; the water-filling of Bandwidth._share
     if count == 1:
         i = moving[0]
@@ -123,7 +174,7 @@ def _share(moving, count, remaining, rate, queue_of, per_queue, clock, dram_rate
         clock[1] = clock[0] + remaining[i] / alone_rate
         return
     queues = len(per_queue)
-    order = np.empty(queues, dtype=np.int64)  # busy queues by (count, queue), largest first
+    # order: busy queues by (count, queue), largest first
     used = 0
     for queue in range(queues):
         if per_queue[queue]:
@@ -136,7 +187,7 @@ def _share(moving, count, remaining, rate, queue_of, per_queue, clock, dram_rate
                 position -= 1
             order[position] = queue
             used += 1
-    rates = np.zeros(queues)
+    rates[:] = 0.0
     budget, left = dram_rate, count
     for position in range(used):
         queue = order[position]
@@ -157,7 +208,7 @@ def _share(moving, count, remaining, rate, queue_of, per_queue, clock, dram_rate
     clock[1] = clock[0] + soonest
 
 
-@_jit
+@_plain
 def _advance(now, moving, count, remaining, rate, clock):  # type: ignore[no-untyped-def]
     elapsed = now - clock[0]
     if elapsed > 0:
@@ -183,8 +234,10 @@ def _run(resource, fixed, warm, burst, dep_offsets, dep_targets, waiting, fifo, 
     descriptor_free = np.zeros(queues, dtype=np.int64)
     woken = np.full(queues, -1, dtype=np.int64)
     stack = np.empty(size + 1, dtype=np.int64)
-    events = [np.int64(0)]
-    events.pop()
+    # the heap (see _push): an instruction has at most one event pending (its completion, or a transfer's data
+    # start), a queue at most two wake-ups (one at the current cycle, one later: a new one is pushed only once the
+    # descriptor stage moved, which it does only once the previous wake-up's cycle has come)
+    events = np.zeros(1 + size + 2 * queues, dtype=np.int64)
     s = (fifo, fifo_end, heads, waiting, busy, last_end, ready, start, fixed, warm, load_cycles, span, events)
     t = (fifo, fifo_end, heads, waiting, in_flight, descriptor_free, woken, start, fixed, outstanding, latency, span,
          events)
@@ -194,6 +247,8 @@ def _run(resource, fixed, warm, burst, dep_offsets, dep_targets, waiting, fifo, 
     rate = np.zeros(size)
     queue_of = resource - FIRST_QUEUE
     per_queue = np.zeros(queues, dtype=np.int64)
+    order = np.zeros(queues, dtype=np.int64)
+    rates = np.zeros(queues)
     clock = np.array([0.0, math.inf, -1.0])  # [now, next finish, soonest]
     alone_rate = min(engine_rate / 1, dram_rate / 1)
     for i in range(size):
@@ -206,7 +261,7 @@ def _run(resource, fixed, warm, burst, dep_offsets, dep_targets, waiting, fifo, 
         else:
             _start_transfers(r, 0, t)
     while True:
-        if count and (not events or clock[1] <= events[0] // span3):
+        if count and (not events[0] or clock[1] <= events[1] // span3):
             finish = clock[1]
             done = np.int64(math.ceil(finish - eps_abs - eps_rel * finish)) * span3
             _advance(finish, moving, count, remaining, rate, clock)
@@ -217,21 +272,21 @@ def _run(resource, fixed, warm, burst, dep_offsets, dep_targets, waiting, fifo, 
                 i = moving[k]
                 if i == soonest or remaining[i] <= rate[i] * slack:
                     per_queue[queue_of[i]] -= 1
-                    heappush(events, done + i)
+                    _push(events, done + i)
                 else:
                     moving[kept] = i
                     kept += 1
             count = kept
             if count:
                 _share(moving, count, remaining, rate, queue_of, per_queue, clock, dram_rate, engine_rate,
-                       alone_rate)
+                       alone_rate, order, rates)
             else:
                 clock[1] = clock[0] + math.inf
                 clock[2] = -1.0
             continue
-        if not events:
+        if not events[0]:
             break
-        now, subject = divmod(heappop(events), span)
+        now, subject = divmod(_pop(events), span)
         now, kind = divmod(now, 3)
         if kind == _COMPLETE:
             _complete(subject, now, resource, dep_offsets, dep_targets, stack, end, s, t)
@@ -241,7 +296,8 @@ def _run(resource, fixed, warm, burst, dep_offsets, dep_targets, waiting, fifo, 
             count += 1
             remaining[subject] = float(burst[subject])
             per_queue[queue_of[subject]] += 1
-            _share(moving, count, remaining, rate, queue_of, per_queue, clock, dram_rate, engine_rate, alone_rate)
+            _share(moving, count, remaining, rate, queue_of, per_queue, clock, dram_rate, engine_rate, alone_rate,
+                   order, rates)
         else:
             _start_transfers(subject, now, t)
     return start, end
