@@ -35,6 +35,8 @@ import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+import islpy as isl
+
 from planner import poly
 from planner.staging.alloc import buffer_bytes
 from planner.stmt import LoweredGraph, Statement
@@ -122,8 +124,48 @@ def halvings_and_divisors(extent: int) -> tuple[int, ...]:
 def op_bound(lowered: LoweredGraph, stmt: Statement, machine: MachineConfig) -> OpBound:
     """The cheapest tiling of one statement that fits; a statement no tiling fits is priced at its smallest tile
     (the bound then says what a plan would move if it could stage the op at all)."""
-    graph = lowered.graph
     dims = tileable_dims(stmt)
+    tilings, smallest = _priced_tilings(lowered, stmt, machine, dims, machine.scratchpad.partition_bytes, 1)
+    best = min(tilings, key=lambda item: item[0], default=None) or smallest
+    return OpBound(stmt.node, stmt.name, best[0], tuple(best[1].items()), best[2])
+
+
+def op_choices(lowered: LoweredGraph, stmt: Statement, machine: MachineConfig, capacity: int, slots: int = 2,
+               ) -> tuple[tuple[int, tuple[tuple[str, int], ...], tuple[str, ...]], ...]:
+    """The whole-reduction tilings of `stmt` (output dims only) whose buffers should fit `capacity` bytes per
+    partition with `slots` buffers per operand that changes between tiles (one for an input no split dim moves), as
+    (DRAM bytes, tile sizes per output dim, loop order), cheapest first: the space `op_bound` searches, for staging
+    to choose from (planner.staging.op.choose_tiling checks the real buffers). Empty when isl gives no closed form.
+
+    >>> # op_choices(lowered, stmt, machine, machine.scratchpad.partition_bytes)[0]  # (bytes, tile, order)
+    """
+    key = (poly.structure_key(stmt), tuple(lowered.graph.elem_bytes(t) for t in
+                                           (*stmt.tensors_read, *(a.tensor for a in stmt.writes))),
+           machine.scratchpad, capacity, slots)
+    if key not in _CHOICES:
+        if len(_CHOICES) >= _FOUND_KEPT:
+            _CHOICES.pop(next(iter(_CHOICES)))
+        spans = extents(stmt)
+        dims = tuple(d for d in output_dims(stmt) if spans[d][1] - spans[d][0] > 1)
+        try:
+            tilings, _ = _priced_tilings(lowered, stmt, machine, dims, capacity, slots)
+        except isl.Error:  # e.g. "cannot handle void expression" for an empty access relation
+            tilings = []
+        whole = {d: spans[d][1] - spans[d][0] for d in output_dims(stmt)}
+        _CHOICES[key] = tuple(sorted(((total, tuple({**whole, **tile}.items()), order)
+                                      for total, tile, order in tilings), key=lambda item: item[0]))
+    return _CHOICES[key]
+
+
+_CHOICES: dict[tuple[object, ...], tuple[tuple[int, tuple[tuple[str, int], ...], tuple[str, ...]], ...]] = {}
+
+Priced = tuple[int, dict[str, int], tuple[str, ...]]
+
+
+def _priced_tilings(lowered: LoweredGraph, stmt: Statement, machine: MachineConfig, dims: tuple[str, ...],
+                    capacity: int, slots: int) -> tuple[list[Priced], Priced]:
+    """Every tiling of `dims` the search prices that fits `capacity` (bytes, tile, order), and the smallest tile's."""
+    graph = lowered.graph
     reductions = tuple(d for d in dims if d not in output_dims(stmt))
     reads, writes = poly.tile_box_functions(stmt, dims)
     spans = extents(stmt)
@@ -195,7 +237,9 @@ def op_bound(lowered: LoweredGraph, stmt: Statement, machine: MachineConfig) -> 
         total = 0
         for tensor, per_axis in axis_dims.items():
             shape = tuple(widest(tensor, axis, tuple(key[i] for i in at)) for axis, at in enumerate(per_axis))
-            total += room(shape, ACCUMULATOR_BYTES if tensor == output and split_reduction else elem_bytes[tensor])
+            moves = tensor == output or any(key[i] < full[i] for at in per_axis for i in at)
+            total += (slots if moves else 1) * room(
+                shape, ACCUMULATOR_BYTES if tensor == output and split_reduction else elem_bytes[tensor])
         return total
 
     def need(tile: dict[str, int]) -> int:
@@ -229,17 +273,13 @@ def op_bound(lowered: LoweredGraph, stmt: Statement, machine: MachineConfig) -> 
     # tiles line up with a view's rows.
     sizes = {d: candidate_sizes(spans[d][1] - spans[d][0]) if d in monotone else
              halvings_and_divisors(spans[d][1] - spans[d][0]) for d in dims}
-    best: tuple[int, dict[str, int], tuple[str, ...]] | None = None
+    # With more than one slot, a dim whole may need less room than split (an input it moves then takes one slot).
+    whole_first = frozenset(reductions) if slots == 1 else frozenset(dims)
+    priced = [(*price(tile), tile) for tile in _fitting_tiles(dims, sizes, lambda t: need(t) <= capacity, monotone,
+                                                              whole_first)]
     smallest = {d: 1 for d in dims}
-    for tile in _fitting_tiles(dims, sizes, lambda t: need(t) <= sp.partition_bytes, monotone,
-                                 frozenset(reductions)):
-        total, order = price(tile)
-        if best is None or total < best[0]:
-            best = (total, tile, order)
-    if best is None:
-        total, order = price(smallest)
-        best = (total, smallest, order)
-    return OpBound(stmt.node, stmt.name, best[0], tuple(best[1].items()), best[2])
+    total, order = price(smallest)
+    return [(bytes_moved, tile, loops) for bytes_moved, loops, tile in priced], (total, smallest, order)
 
 
 def _axis_groups(table: tuple[poly.AxisBounds, ...]) -> tuple[tuple[tuple[str, ...], tuple[int, ...]], ...]:
