@@ -8,14 +8,16 @@ search only has the room those resident buffers leave.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+from planner.best_unfused import op_choices
 from planner.errors import PlanError, TileTooLarge
 from planner.schedule.ir import OpTiling
 from planner.staging.builder import ProgramBuilder, boxes_meet
 from planner.staging.split import split_dim, split_slices, stage_split_reduction
-from planner.staging.tile import choose_tile, mnk_of
+from planner.staging.tile import choose_tile, mnk_of, op_cycles
 from planner.stmt import Statement
 from planner.tiling import Block, block_size, blocks, extents, loop_orders, middle_block, output_dims, tile_boxes
 from simulator.isa import Box
@@ -83,6 +85,13 @@ def choose_tiling(builder: ProgramBuilder, stmt: Statement, in_place: frozenset[
 
     def fit(slots: int) -> OpTiling | TileTooLarge:
         """The tiling with `slots` slots per operand that changes between tiles, or why none fits."""
+        if not touched and stmt.indirect is None:
+            searched = _searched(builder, stmt, capacity, slots, operands)
+            if searched is not None:
+                tile, order, tiles = searched
+                moved[slots] = _loaded(stmt, tiles, graph.elem_bytes, frozenset()) + sum(
+                    box.numel * graph.elem_bytes(t) for _, _, writes in tiles for t, box in writes.items())
+                return OpTiling(tuple(tile.items()), order, slots=slots)
         target = capacity
         for _ in range(MAX_SHRINKS):
             # The largest tile by bytes, widened where that costs no room and saves cycles (planner.staging.tile).
@@ -124,6 +133,32 @@ def choose_tiling(builder: ProgramBuilder, stmt: Statement, in_place: frozenset[
             raise found
         return single
     return found
+
+
+def _searched(builder: ProgramBuilder, stmt: Statement, capacity: int, slots: int, operands: int,
+              ) -> tuple[dict[str, int], tuple[str, ...], list[tuple[Block, dict[str, Box], dict[str, Box]]]] | None:
+    """The tiling that moves the fewest DRAM bytes (planner.best_unfused's search and prices) and whose buffers
+    fit, ties broken by the estimated cycles; None when the search found none that fits (the halving path then
+    decides)."""
+    graph = builder.graph
+    choices = op_choices(builder.lowered, stmt, builder.machine, capacity, slots)
+    dtype = graph.planning_dtype or "fp32"
+    for attempt, (_, group) in enumerate(itertools.groupby(choices, key=lambda choice: choice[0])):
+        if attempt >= MAX_SHRINKS:
+            return None
+        ranked = sorted((op_cycles(stmt, dict(tile), builder.machine, dtype, operands), tile, order)
+                        for _, tile, order in group)
+        for _, sizes, order in ranked:
+            tile = dict(sizes)
+            tiles = [(block, *tile_boxes(stmt, block)) for block in blocks(stmt, tile, _full_order(stmt, order))]
+            if _buffers(builder, stmt, tiles, frozenset(), slots)[2] <= capacity:
+                return tile, _full_order(stmt, order), tiles
+    return None
+
+
+def _full_order(stmt: Statement, order: tuple[str, ...]) -> tuple[str, ...]:
+    """A loop order over every output dim: the unsplit ones outermost in domain order, as `loop_orders` gives."""
+    return (*(d for d in output_dims(stmt) if d not in order), *order)
 
 
 def _buffers(builder: ProgramBuilder, stmt: Statement, tiles: list[tuple[Block, dict[str, Box], dict[str, Box]]],
