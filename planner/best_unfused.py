@@ -131,24 +131,27 @@ def op_bound(lowered: LoweredGraph, stmt: Statement, machine: MachineConfig) -> 
 
 
 def op_choices(lowered: LoweredGraph, stmt: Statement, machine: MachineConfig, capacity: int, slots: int = 2,
+               in_place: frozenset[str] = frozenset(),
                ) -> tuple[tuple[int, tuple[tuple[str, int], ...], tuple[str, ...]], ...]:
     """The whole-reduction tilings of `stmt` (output dims only) whose buffers should fit `capacity` bytes per
     partition with `slots` buffers per operand that changes between tiles (one for an input no split dim moves), as
     (DRAM bytes, tile sizes per output dim, loop order), cheapest first: the space `op_bound` searches, for staging
-    to choose from (planner.staging.op.choose_tiling checks the real buffers). Empty when isl gives no closed form.
+    to choose from (planner.staging.op.choose_tiling checks the real buffers). Tensors in `in_place` (kept whole by a
+fused group) take no buffer and move no byte. Empty when isl gives no closed form.
 
     >>> # op_choices(lowered, stmt, machine, machine.scratchpad.partition_bytes)[0]  # (bytes, tile, order)
     """
     key = (poly.structure_key(stmt), tuple(lowered.graph.elem_bytes(t) for t in
                                            (*stmt.tensors_read, *(a.tensor for a in stmt.writes))),
-           machine.scratchpad, capacity, slots)
+           machine.scratchpad, capacity, slots, tuple(t in in_place for t in
+                                                      (*stmt.tensors_read, *(a.tensor for a in stmt.writes))))
     if key not in _CHOICES:
         if len(_CHOICES) >= _FOUND_KEPT:
             _CHOICES.pop(next(iter(_CHOICES)))
         spans = extents(stmt)
         dims = tuple(d for d in output_dims(stmt) if spans[d][1] - spans[d][0] > 1)
         try:
-            tilings, _ = _priced_tilings(lowered, stmt, machine, dims, capacity, slots)
+            tilings, _ = _priced_tilings(lowered, stmt, machine, dims, capacity, slots, in_place)
         except isl.Error:  # e.g. "cannot handle void expression" for an empty access relation
             tilings = []
         whole = {d: spans[d][1] - spans[d][0] for d in output_dims(stmt)}
@@ -163,7 +166,8 @@ Priced = tuple[int, dict[str, int], tuple[str, ...]]
 
 
 def _priced_tilings(lowered: LoweredGraph, stmt: Statement, machine: MachineConfig, dims: tuple[str, ...],
-                    capacity: int, slots: int) -> tuple[list[Priced], Priced]:
+                    capacity: int, slots: int, in_place: frozenset[str] = frozenset(),
+                    ) -> tuple[list[Priced], Priced]:
     """Every tiling of `dims` the search prices that fits `capacity` (bytes, tile, order), and the smallest tile's."""
     graph = lowered.graph
     reductions = tuple(d for d in dims if d not in output_dims(stmt))
@@ -236,6 +240,8 @@ def _priced_tilings(lowered: LoweredGraph, stmt: Statement, machine: MachineConf
         split_reduction = any(key[i] < full[i] for i in split_at)
         total = 0
         for tensor, per_axis in axis_dims.items():
+            if tensor in in_place:
+                continue
             shape = tuple(widest(tensor, axis, tuple(key[i] for i in at)) for axis, at in enumerate(per_axis))
             moves = tensor == output or any(key[i] < full[i] for at in per_axis for i in at)
             total += (slots if moves else 1) * room(
@@ -254,8 +260,10 @@ def _priced_tilings(lowered: LoweredGraph, stmt: Statement, machine: MachineConf
         best: tuple[int, tuple[str, ...]] | None = None
         for order in orders:
             loops = [*order, *inner]
-            total = priced[output][0] * elem_bytes[output]
+            total = 0 if output in in_place else priced[output][0] * elem_bytes[output]
             for tensor in reads:
+                if tensor in in_place:
+                    continue
                 elements, _, moves = priced[tensor]
                 innermost = max((loops.index(d) for d in moves), default=-1)
                 reloads = math.prod(counts[d] for d in loops[:innermost] if d not in moves)

@@ -85,8 +85,8 @@ def choose_tiling(builder: ProgramBuilder, stmt: Statement, in_place: frozenset[
 
     def fit(slots: int) -> OpTiling | TileTooLarge:
         """The tiling with `slots` slots per operand that changes between tiles, or why none fits."""
-        if not touched and stmt.indirect is None:
-            searched = _searched(builder, stmt, capacity, slots, operands)
+        if stmt.indirect is None:
+            searched = _searched(builder, stmt, capacity, slots, operands, touched)
             if searched is not None:
                 tile, order, tiles = searched
                 moved[slots] = _loaded(stmt, tiles, graph.elem_bytes, frozenset()) + sum(
@@ -136,12 +136,13 @@ def choose_tiling(builder: ProgramBuilder, stmt: Statement, in_place: frozenset[
 
 
 def _searched(builder: ProgramBuilder, stmt: Statement, capacity: int, slots: int, operands: int,
+              in_place: frozenset[str],
               ) -> tuple[dict[str, int], tuple[str, ...], list[tuple[Block, dict[str, Box], dict[str, Box]]]] | None:
     """The tiling that moves the fewest DRAM bytes (planner.best_unfused's search and prices) and whose buffers
-    fit, ties broken by the estimated cycles; None when the search found none that fits (the halving path then
-    decides)."""
+    fit, ties broken by the estimated cycles, with the tensors in `in_place` read and written where they lie; None
+    when the search found none that fits (the halving path then decides)."""
     graph = builder.graph
-    choices = op_choices(builder.lowered, stmt, builder.machine, capacity, slots)
+    choices = op_choices(builder.lowered, stmt, builder.machine, capacity, slots, in_place)
     dtype = graph.planning_dtype or "fp32"
     for attempt, (_, group) in enumerate(itertools.groupby(choices, key=lambda choice: choice[0])):
         if attempt >= MAX_SHRINKS:
@@ -151,7 +152,7 @@ def _searched(builder: ProgramBuilder, stmt: Statement, capacity: int, slots: in
         for _, sizes, order in ranked:
             tile = dict(sizes)
             tiles = [(block, *tile_boxes(stmt, block)) for block in blocks(stmt, tile, _full_order(stmt, order))]
-            if _buffers(builder, stmt, tiles, frozenset(), slots)[2] <= capacity:
+            if _buffers(builder, stmt, tiles, in_place, slots)[2] <= capacity:
                 return tile, _full_order(stmt, order), tiles
     return None
 
