@@ -35,6 +35,8 @@ import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+import islpy as isl
+
 from planner import poly
 from planner.staging.alloc import buffer_bytes
 from planner.stmt import LoweredGraph, Statement
@@ -122,8 +124,61 @@ def halvings_and_divisors(extent: int) -> tuple[int, ...]:
 def op_bound(lowered: LoweredGraph, stmt: Statement, machine: MachineConfig) -> OpBound:
     """The cheapest tiling of one statement that fits; a statement no tiling fits is priced at its smallest tile
     (the bound then says what a plan would move if it could stage the op at all)."""
-    graph = lowered.graph
     dims = tileable_dims(stmt)
+    tilings, smallest = _priced_tilings(lowered, stmt, machine, dims, machine.scratchpad.partition_bytes, 1)
+    best = min(tilings, key=lambda item: item[0], default=None) or smallest
+    return OpBound(stmt.node, stmt.name, best[0], tuple(best[1].items()), best[2])
+
+
+def op_choices(lowered: LoweredGraph, stmt: Statement, machine: MachineConfig, capacity: int, slots: int = 2,
+               in_place: frozenset[str] = frozenset(), split: str | None = None,
+               ) -> tuple[tuple[int, tuple[tuple[str, int], ...], tuple[str, ...]], ...]:
+    """The whole-reduction tilings of `stmt` (output dims only) whose buffers should fit `capacity` bytes per
+    partition with `slots` buffers per operand that changes between tiles (one for an input no split dim moves), as
+    (DRAM bytes, tile sizes per output dim, loop order), cheapest first: the space `op_bound` searches, for staging
+    to choose from (planner.staging.op.choose_tiling checks the real buffers). Tensors in `in_place` (kept whole by a
+fused group) take no buffer and move no byte. Empty when isl gives no closed form.
+
+    With `split` (a reduction dim), the slicings planner.staging.split stages instead: the tile also has a size
+    along `split`, smaller than its extent; every slice loads every input it reads into one of two slots, and the
+    output tile takes a running sum at accumulator precision and a finished buffer (the order is then immaterial).
+
+    >>> # op_choices(lowered, stmt, machine, machine.scratchpad.partition_bytes)[0]  # (bytes, tile, order)
+    """
+    key = (poly.structure_key(stmt), tuple(lowered.graph.elem_bytes(t) for t in
+                                           (*stmt.tensors_read, *(a.tensor for a in stmt.writes))),
+           machine.scratchpad, capacity, slots, tuple(t in in_place for t in
+                                                      (*stmt.tensors_read, *(a.tensor for a in stmt.writes))),
+           split)
+    if key not in _CHOICES:
+        if len(_CHOICES) >= _FOUND_KEPT:
+            _CHOICES.pop(next(iter(_CHOICES)))
+        spans = extents(stmt)
+        named = (*output_dims(stmt), *((split,) if split else ()))
+        dims = tuple(d for d in named if spans[d][1] - spans[d][0] > 1)
+        try:
+            tilings, _ = _priced_tilings(lowered, stmt, machine, dims, capacity, slots, in_place, split)
+        except isl.Error:  # e.g. "cannot handle void expression" for an empty access relation
+            tilings = []
+        if split:
+            tilings = [t for t in tilings if split in t[1] and t[1][split] < spans[split][1] - spans[split][0]]
+        whole = {d: spans[d][1] - spans[d][0] for d in named}
+        _CHOICES[key] = tuple(sorted(((total, tuple({**whole, **tile}.items()), order)
+                                      for total, tile, order in tilings), key=lambda item: item[0]))
+    return _CHOICES[key]
+
+
+_CHOICES: dict[tuple[object, ...], tuple[tuple[int, tuple[tuple[str, int], ...], tuple[str, ...]], ...]] = {}
+
+Priced = tuple[int, dict[str, int], tuple[str, ...]]
+
+
+def _priced_tilings(lowered: LoweredGraph, stmt: Statement, machine: MachineConfig, dims: tuple[str, ...],
+                    capacity: int, slots: int, in_place: frozenset[str] = frozenset(), sliced: str | None = None,
+                    ) -> tuple[list[Priced], Priced]:
+    """Every tiling of `dims` the search prices that fits `capacity` (bytes, tile, order), and the smallest tile's;
+    `sliced` prices the slices of a split reduction as planner.staging.split stages them (see `op_choices`)."""
+    graph = lowered.graph
     reductions = tuple(d for d in dims if d not in output_dims(stmt))
     reads, writes = poly.tile_box_functions(stmt, dims)
     spans = extents(stmt)
@@ -194,8 +249,15 @@ def op_bound(lowered: LoweredGraph, stmt: Statement, machine: MachineConfig) -> 
         split_reduction = any(key[i] < full[i] for i in split_at)
         total = 0
         for tensor, per_axis in axis_dims.items():
+            if tensor in in_place:
+                continue
             shape = tuple(widest(tensor, axis, tuple(key[i] for i in at)) for axis, at in enumerate(per_axis))
-            total += room(shape, ACCUMULATOR_BYTES if tensor == output and split_reduction else elem_bytes[tensor])
+            if sliced and tensor == output:  # the running sum and the finished tile
+                total += room(shape, ACCUMULATOR_BYTES) + room(shape, elem_bytes[tensor])
+                continue
+            moves = sliced or tensor == output or any(key[i] < full[i] for at in per_axis for i in at)
+            total += (slots if moves else 1) * room(
+                shape, ACCUMULATOR_BYTES if tensor == output and split_reduction else elem_bytes[tensor])
         return total
 
     def need(tile: dict[str, int]) -> int:
@@ -207,11 +269,17 @@ def op_bound(lowered: LoweredGraph, stmt: Statement, machine: MachineConfig) -> 
         inner = [d for d in reductions if counts[d] > 1]
         orders = itertools.permutations(split) if len(split) <= MAX_ORDERED else [tuple(split)]
         priced = {tensor: boxes(tensor, tile) for tensor in (*reads, output)}
+        if sliced:  # every slice loads every input: once per tile of the dims that do not move it
+            return priced[output][0] * elem_bytes[output] + sum(
+                math.prod(counts[d] for d in dims if d not in moves) * elements * elem_bytes[tensor]
+                for tensor, (elements, _, moves) in priced.items() if tensor in reads), tuple(dims)
         best: tuple[int, tuple[str, ...]] | None = None
         for order in orders:
             loops = [*order, *inner]
-            total = priced[output][0] * elem_bytes[output]
+            total = 0 if output in in_place else priced[output][0] * elem_bytes[output]
             for tensor in reads:
+                if tensor in in_place:
+                    continue
                 elements, _, moves = priced[tensor]
                 innermost = max((loops.index(d) for d in moves), default=-1)
                 reloads = math.prod(counts[d] for d in loops[:innermost] if d not in moves)
@@ -229,17 +297,13 @@ def op_bound(lowered: LoweredGraph, stmt: Statement, machine: MachineConfig) -> 
     # tiles line up with a view's rows.
     sizes = {d: candidate_sizes(spans[d][1] - spans[d][0]) if d in monotone else
              halvings_and_divisors(spans[d][1] - spans[d][0]) for d in dims}
-    best: tuple[int, dict[str, int], tuple[str, ...]] | None = None
+    # With more than one slot, a dim whole may need less room than split (an input it moves then takes one slot).
+    whole_first = frozenset(reductions) if slots == 1 else frozenset(dims)
+    priced = [(*price(tile), tile) for tile in _fitting_tiles(dims, sizes, lambda t: need(t) <= capacity, monotone,
+                                                              whole_first)]
     smallest = {d: 1 for d in dims}
-    for tile in _fitting_tiles(dims, sizes, lambda t: need(t) <= sp.partition_bytes, monotone,
-                                 frozenset(reductions)):
-        total, order = price(tile)
-        if best is None or total < best[0]:
-            best = (total, tile, order)
-    if best is None:
-        total, order = price(smallest)
-        best = (total, smallest, order)
-    return OpBound(stmt.node, stmt.name, best[0], tuple(best[1].items()), best[2])
+    total, order = price(smallest)
+    return [(bytes_moved, tile, loops) for bytes_moved, loops, tile in priced], (total, smallest, order)
 
 
 def _axis_groups(table: tuple[poly.AxisBounds, ...]) -> tuple[tuple[tuple[str, ...], tuple[int, ...]], ...]:

@@ -9,9 +9,10 @@ stored once. Weights are streamed: a block of them is loaded per (output tile, s
 
 from __future__ import annotations
 
+import itertools
 import math
 
-from planner.best_unfused import ACCUMULATOR_BYTES
+from planner.best_unfused import ACCUMULATOR_BYTES, op_choices
 from planner.errors import SplitTooLarge
 from planner.staging.builder import ProgramBuilder, ReductionSlice
 from planner.staging.tile import widen
@@ -20,6 +21,8 @@ from planner.tiling import Block, block_size, blocks, extents, output_dims, tile
 from simulator.isa import Box
 from simulator.machine import mac_dtype
 from simulator.systolic import tensor_cycles
+
+SEARCHED_TRIES = 4  # byte figures of searched slicings tried before the halving (a border slice may need more room)
 
 
 def split_dim(builder: ProgramBuilder, stmt: Statement) -> str | None:
@@ -201,7 +204,18 @@ Slices = list[tuple[Block, tuple[int, int], dict[str, Box], dict[str, Box]]]
 def _fitting_slices(builder: ProgramBuilder, stmt: Statement, capacity: int, reduction: str,
                     ) -> tuple[Slices, dict[str, tuple[int, ...]]]:
     """The slices and their buffer shapes. The slice is sized on a middle block; one at a border can read more
-    (padding shifts its halo), and the buffers hold the largest of all: while they do not fit, aim lower."""
+    (padding shifts its halo), and the buffers hold the largest of all: while they do not fit, aim lower.
+
+    First the slicings planner.best_unfused prices are tried, fewest DRAM bytes first (ties by estimated cycles): the
+    halving below takes the largest slice by bytes, which can read an operand many times over."""
+    choices = op_choices(builder.lowered, stmt, builder.machine, capacity, split=reduction)
+    for attempt, (_, group) in enumerate(itertools.groupby(choices, key=lambda choice: choice[0])):
+        if attempt >= SEARCHED_TRIES:
+            break
+        for _, sizes in sorted((_split_cycles(builder, stmt, dict(sizes), reduction), sizes) for _, sizes, _ in group):
+            tiles, shapes, need = _split_tiles(builder, stmt, reduction, dict(sizes))
+            if need <= capacity:
+                return tiles, shapes
     target = capacity
     for _ in range(16):
         tile = split_tile(builder, stmt, capacity, reduction, target)

@@ -25,7 +25,7 @@ def _onnx(program: Program) -> Program:
     return dataclasses.replace(program, tensors=tuple(dataclasses.replace(t, layout=None) for t in program.tensors))
 
 
-@pytest.mark.parametrize(("model", "strategy", "capacity_kib"), [("cnn-small", "baseline", 32),
+@pytest.mark.parametrize(("model", "strategy", "capacity_kib"), [("cnn-small", "baseline", 16),
                                                                  ("cnn-small", "fused", 24),
                                                                  ("resnet18-small", "baseline", 512)])
 def test_chosen_layouts_pass_the_check_and_move_in_fewer_runs(model: str, strategy: str,
