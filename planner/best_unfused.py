@@ -137,7 +137,7 @@ def op_choices(lowered: LoweredGraph, stmt: Statement, machine: MachineConfig, c
     partition with `slots` buffers per operand that changes between tiles (one for an input no split dim moves), as
     (DRAM bytes, tile sizes per output dim, loop order), cheapest first: the space `op_bound` searches, for staging
     to choose from (planner.staging.op.choose_tiling checks the real buffers). Tensors in `in_place` (kept whole by a
-fused group) take no buffer and move no byte. Empty when isl gives no closed form.
+    fused group) take no buffer and move no byte. Empty when isl gives no closed form.
 
     With `split` (a reduction dim), the slicings planner.staging.split stages instead: the tile also has a size
     along `split`, smaller than its extent; every slice loads every input it reads into one of two slots, and the
