@@ -24,6 +24,11 @@ op's bound depends on its structure, its element sizes and the scratchpad only, 
 layers a pruned variant shares with its original, or a sweep's repeated points, are not searched again).
 
 Boxes come from closed forms isl gives once per op (`poly.tile_box_functions`); candidates are priced by arithmetic.
+
+The same search, over the output dims alone with the buffers staging allocates (two slots per operand that changes
+between tiles), is what per-op staging chooses from (`op_choices`, used by planner.staging.op.choose_tiling), and with
+the reduction split as planner.staging.split stages it (a running sum and a finished tile): plans move what these
+prices say, so they approach the bound as far as their room allows.
 """
 
 from __future__ import annotations
