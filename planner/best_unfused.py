@@ -24,6 +24,11 @@ op's bound depends on its structure, its element sizes and the scratchpad only, 
 layers a pruned variant shares with its original, or a sweep's repeated points, are not searched again).
 
 Boxes come from closed forms isl gives once per op (`poly.tile_box_functions`); candidates are priced by arithmetic.
+
+The same search, over the output dims alone with the buffers staging allocates (two slots per operand that changes
+between tiles), is what per-op staging chooses from (`op_choices`, used by planner.staging.op.choose_tiling), and with
+the reduction split as planner.staging.split stages it (a running sum and a finished tile): plans move what these
+prices say, so they approach the bound as far as their room allows.
 """
 
 from __future__ import annotations
@@ -137,7 +142,7 @@ def op_choices(lowered: LoweredGraph, stmt: Statement, machine: MachineConfig, c
     partition with `slots` buffers per operand that changes between tiles (one for an input no split dim moves), as
     (DRAM bytes, tile sizes per output dim, loop order), cheapest first: the space `op_bound` searches, for staging
     to choose from (planner.staging.op.choose_tiling checks the real buffers). Tensors in `in_place` (kept whole by a
-fused group) take no buffer and move no byte. Empty when isl gives no closed form.
+    fused group) take no buffer and move no byte. Empty when isl gives no closed form.
 
     With `split` (a reduction dim), the slicings planner.staging.split stages instead: the tile also has a size
     along `split`, smaller than its extent; every slice loads every input it reads into one of two slots, and the
