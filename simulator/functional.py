@@ -28,6 +28,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from simulator.dram import DramImage, check_given, initial_dram
+from simulator.functional_window import window
 from simulator.isa import (
     Box,
     Compute,
@@ -211,20 +212,25 @@ def _gather(gather: DmaGather, tensors: Mapping[str, DramTensor], state: dict[st
 
 
 def _compute(compute: Compute, opset: int, tensors: Mapping[str, DramTensor], pad: Scratchpad) -> np.ndarray:
-    """The output tile, computed from whole inputs that hold only what the operands read."""
+    """The output tile, computed from whole inputs that hold only what the operands read (or, for a sliding-window
+    op, from the crop of those whole inputs that the tile's windows cover: `simulator.functional_window`)."""
+    crop = window(compute, tensors)
     slots: list[np.ndarray | Param | None] = []
     poisoned_ints: list[str] = []
-    for slot in compute.inputs:
+    for number, slot in enumerate(compute.inputs):
         if not isinstance(slot, (Operand, Unread)):
             slots.append(slot)
             continue
         tensor = _tensor(tensors, slot.tensor)
+        part = crop.crops[number] if crop is not None else None
         if isinstance(slot, Unread):
             whole = _blank(tensor, pad.poison)
         else:
             buffer = pad.buffer(slot.buffer)
             region = pad.read(buffer, slot.at, slot.box.shape, tensor.dtype)
-            if slot.box.shape == tensor.shape:  # the whole tensor: no filler needed
+            if part is not None:
+                whole = _cropped(tensor, slot.box, region, part, pad.poison)
+            elif slot.box.shape == tensor.shape:  # the whole tensor: no filler needed
                 whole = np.array(region, order="C")  # not ascontiguousarray, which makes a scalar 1-D
             else:
                 whole = _blank(tensor, pad.poison)
@@ -240,9 +246,10 @@ def _compute(compute: Compute, opset: int, tensors: Mapping[str, DramTensor], pa
         slots[index] = np.take(sliced, np.arange(start, stop), axis=axis)
     output = compute.output
     tensor = _tensor(tensors, output.tensor)
-    shape = output.view or tensor.shape
+    shape = output.box.shape if crop is not None else (output.view or tensor.shape)
     try:
-        result = run_op(compute.op_type, compute.attrs, opset, slots, compute.output_index, shape, tensor.dtype)
+        result = run_op(compute.op_type, crop.attrs if crop is not None else compute.attrs, opset, slots,
+                        compute.output_index, shape, tensor.dtype)
     except FunctionalError as exc:
         if poisoned_ints:  # the op choked on data nobody loaded: the plan's fault, not the op's
             raise FunctionalMismatch(f"{_describe(compute)}: reads {', '.join(poisoned_ints)}; {exc}") from None
@@ -250,14 +257,32 @@ def _compute(compute: Compute, opset: int, tensors: Mapping[str, DramTensor], pa
     if result.shape != tuple(shape) or result.dtype != np.dtype(tensor.dtype):
         raise FunctionalError(f"output {compute.output_index} is {result.dtype}{list(result.shape)}; tensor "
                               f"{tensor.name} expects {tensor.dtype}{list(shape)}")
+    if crop is not None:
+        return result
     return result.reshape(tensor.shape)[_slices(tensor, output.box)]
+
+
+def _cropped(tensor: DramTensor, box: Box, region: np.ndarray, part: Box, poison: Poison) -> np.ndarray:
+    """`part` of the whole input that holds `region` at `box` and filler elsewhere, built at `part`'s size only."""
+    _slices(tensor, box)
+    whole = _blank_shape(tensor, part.shape, poison)
+    low = [max(a, c) for a, c in zip(box.start, part.start, strict=True)]
+    high = [min(b, d) for b, d in zip(box.stop, part.stop, strict=True)]
+    if all(a < b for a, b in zip(low, high, strict=True)):
+        whole[tuple(slice(a - c, b - c) for a, b, c in zip(low, high, part.start, strict=True))] = \
+            region[tuple(slice(a - c, b - c) for a, b, c in zip(low, high, box.start, strict=True))]
+    return whole
 
 
 def _blank(tensor: DramTensor, poison: Poison) -> np.ndarray:
     """A whole input before its operand's box is copied in: poison for floats, the run's filler otherwise."""
+    return _blank_shape(tensor, tensor.shape, poison)
+
+
+def _blank_shape(tensor: DramTensor, shape: tuple[int, ...], poison: Poison) -> np.ndarray:
     if np.dtype(tensor.dtype).kind == "f":
-        return poison.fill(tensor.shape, tensor.dtype)
-    return np.full(tensor.shape, poison.filler(tensor.dtype)[0], dtype=tensor.dtype)
+        return poison.fill(shape, tensor.dtype)
+    return np.full(shape, poison.filler(tensor.dtype)[0], dtype=tensor.dtype)
 
 
 def _view(whole: np.ndarray, view: tuple[int, ...], tensor: DramTensor) -> np.ndarray:
