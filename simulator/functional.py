@@ -180,13 +180,18 @@ def _step(instruction: Instruction, opset: int, tensors: Mapping[str, DramTensor
                 # The engine writes while it reads: its output may land on bytes it has yet to read (bytes that
                 # only a bad allocation would share with an input). Writing in place is left alone.
                 pad.poison_region(pad.buffer(output.buffer), output.at, output.box.shape)
-            tile = _compute(instruction, opset, tensors, pad)
-            if instruction.accumulate is not None:  # a later slice of a split reduction: add the running sum
-                running = instruction.accumulate
-                tile = tile + pad.read(pad.buffer(running.buffer), running.at, running.box.shape, tile.dtype)
-            pad.write(pad.buffer(output.buffer), output.at, tile)
+            tile = _compute_tile(instruction, opset, tensors, pad, cropped=True)
             if not instruction.partial:  # a partial sum is no value of the tensor yet
-                checker.check(_describe(instruction), tensors[output.tensor], output.box, tile)
+                try:
+                    checker.check(_describe(instruction), tensors[output.tensor], output.box, tile)
+                except FunctionalMismatch:
+                    if window(instruction, tensors) is None:
+                        raise
+                    # A crop sums in another order than the whole op (onnxruntime blocks its GEMM by shape): where
+                    # that rounding is past the tolerance, the whole op, as the reference runs it, decides.
+                    tile = _compute_tile(instruction, opset, tensors, pad, cropped=False)
+                    checker.check(_describe(instruction), tensors[output.tensor], output.box, tile)
+            pad.write(pad.buffer(output.buffer), output.at, tile)
         case Release(buffer=buffer):
             pad.release(pad.buffer(buffer))
 
@@ -211,10 +216,22 @@ def _gather(gather: DmaGather, tensors: Mapping[str, DramTensor], state: dict[st
     return np.take(slab, np.where(values < 0, values + extent, values), axis=gather.axis)
 
 
-def _compute(compute: Compute, opset: int, tensors: Mapping[str, DramTensor], pad: Scratchpad) -> np.ndarray:
+def _compute_tile(compute: Compute, opset: int, tensors: Mapping[str, DramTensor], pad: Scratchpad,
+                  cropped: bool) -> np.ndarray:
+    """The tile the Compute writes: the op's tile, plus the running sum of a split reduction's later slice."""
+    tile = _compute(compute, opset, tensors, pad, cropped)
+    if compute.accumulate is not None:
+        running = compute.accumulate
+        tile = tile + pad.read(pad.buffer(running.buffer), running.at, running.box.shape, tile.dtype)
+    return tile
+
+
+def _compute(compute: Compute, opset: int, tensors: Mapping[str, DramTensor], pad: Scratchpad,
+             cropped: bool) -> np.ndarray:
     """The output tile, computed from whole inputs that hold only what the operands read (or, for a sliding-window
-    op, from the crop of those whole inputs that the tile's windows cover: `simulator.functional_window`)."""
-    crop = window(compute, tensors)
+    op when `cropped`, from the crop of those whole inputs that the tile's windows cover:
+    `simulator.functional_window`)."""
+    crop = window(compute, tensors) if cropped else None
     slots: list[np.ndarray | Param | None] = []
     poisoned_ints: list[str] = []
     for number, slot in enumerate(compute.inputs):
