@@ -263,7 +263,7 @@ def _compute(compute: Compute, opset: int, tensors: Mapping[str, DramTensor], pa
         slots[index] = np.take(sliced, np.arange(start, stop), axis=axis)
     output = compute.output
     tensor = _tensor(tensors, output.tensor)
-    shape = output.box.shape if crop is not None else (output.view or tensor.shape)
+    shape = crop.output.shape if crop is not None else (output.view or tensor.shape)
     try:
         result = run_op(compute.op_type, crop.attrs if crop is not None else compute.attrs, opset, slots,
                         compute.output_index, shape, tensor.dtype)
@@ -275,7 +275,8 @@ def _compute(compute: Compute, opset: int, tensors: Mapping[str, DramTensor], pa
         raise FunctionalError(f"output {compute.output_index} is {result.dtype}{list(result.shape)}; tensor "
                               f"{tensor.name} expects {tensor.dtype}{list(shape)}")
     if crop is not None:
-        return result
+        return result[tuple(slice(a - c, b - c) for a, b, c in zip(output.box.start, output.box.stop,
+                                                                    crop.output.start, strict=True))]
     return result.reshape(tensor.shape)[_slices(tensor, output.box)]
 
 

@@ -29,6 +29,7 @@ class Window:
 
     crops: tuple[Box | None, ...]
     attrs: tuple[tuple[str, Any], ...]
+    output: Box  # the box of the output tensor the cropped op computes; it holds the tile
 
 
 def window(compute: Compute, tensors: Mapping[str, DramTensor]) -> Window | None:
@@ -63,9 +64,17 @@ def window(compute: Compute, tensors: Mapping[str, DramTensor]) -> Window | None
         else (0,) * (2 * rank)
     if not len(kernel) == len(strides) == len(dilations) == rank or len(pads) != 2 * rank:
         return None
+    # A Conv keeps every output position: onnxruntime's GEMM picks its reduction blocks by the number of output
+    # positions, so a spatial crop would round differently from the reference's whole conv, and the difference
+    # would grow layer by layer. Output channels (the GEMM's rows) and images crop without changing a sum.
+    if compute.output.tensor not in tensors:
+        return None
+    whole = tensors[compute.output.tensor].shape
+    spatial_out = [(0, whole[axis + 2]) if conv else (out.start[axis + 2], out.stop[axis + 2])
+                   for axis in range(rank)]
     lows, highs, begins, ends = [], [], [], []
     for axis in range(rank):
-        o0, o1 = out.start[axis + 2], out.stop[axis + 2]
+        o0, o1 = spatial_out[axis]
         first = o0 * strides[axis] - pads[axis]
         last = (o1 - 1) * strides[axis] - pads[axis] + (kernel[axis] - 1) * dilations[axis] + 1
         low, high = max(0, first), min(shape[axis + 2], last)
@@ -105,4 +114,6 @@ def window(compute: Compute, tensors: Mapping[str, DramTensor]) -> Window | None
     attrs["pads"] = (*begins, *ends)
     if "auto_pad" in attrs:
         attrs["auto_pad"] = "NOTSET"
-    return Window(tuple(crops), tuple(attrs.items()))
+    output = Box((batch[0], channels[0], *(a for a, _ in spatial_out)),
+                 (batch[1], channels[1], *(b for _, b in spatial_out)))
+    return Window(tuple(crops), tuple(attrs.items()), output)
