@@ -28,7 +28,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from simulator.dram import DramImage, check_given, initial_dram
-from simulator.functional_window import window
+from simulator.functional_crop import crop as tile_crop
 from simulator.isa import (
     Box,
     Compute,
@@ -185,7 +185,7 @@ def _step(instruction: Instruction, opset: int, tensors: Mapping[str, DramTensor
                 try:
                     checker.check(_describe(instruction), tensors[output.tensor], output.box, tile)
                 except FunctionalMismatch:
-                    if window(instruction, tensors) is None:
+                    if tile_crop(instruction, tensors) is None:
                         raise
                     # A crop sums in another order than the whole op (onnxruntime blocks its GEMM by shape): where
                     # that rounding is past the tolerance, the whole op, as the reference runs it, decides.
@@ -228,10 +228,9 @@ def _compute_tile(compute: Compute, opset: int, tensors: Mapping[str, DramTensor
 
 def _compute(compute: Compute, opset: int, tensors: Mapping[str, DramTensor], pad: Scratchpad,
              cropped: bool) -> np.ndarray:
-    """The output tile, computed from whole inputs that hold only what the operands read (or, for a sliding-window
-    op when `cropped`, from the crop of those whole inputs that the tile's windows cover:
-    `simulator.functional_window`)."""
-    crop = window(compute, tensors) if cropped else None
+    """The output tile, computed from whole inputs that hold only what the operands read (or, when `cropped`, from
+    the crop of those whole inputs that the tile depends on: `simulator.functional_crop`)."""
+    crop = tile_crop(compute, tensors) if cropped else None
     slots: list[np.ndarray | Param | None] = []
     poisoned_ints: list[str] = []
     for number, slot in enumerate(compute.inputs):
