@@ -32,7 +32,7 @@ GEMMS = frozenset({"MatMul", "Gemm"})
 def crop(compute: Compute, tensors: Mapping[str, DramTensor]) -> Window | None:
     """The crop that computes `compute`'s output tile alone, or None where the whole op must run."""
     if compute.op_type in EXACT or compute.op_type in GEMMS:
-        if compute.slices or compute.output.view or compute.output_index != 0 or \
+        if (compute.slices and compute.op_type not in GEMMS) or compute.output.view or compute.output_index != 0 or \
                 compute.output.tensor not in tensors:
             return None
         for slot in compute.inputs:
@@ -71,7 +71,8 @@ def _elementwise(compute: Compute, tensors: Mapping[str, DramTensor]) -> Window 
 
 def _gemm(compute: Compute, tensors: Mapping[str, DramTensor]) -> Window | None:
     """A's rows by the output's rows (and batch dims), B's columns by its columns where MLAS would block the
-    reduction the same way (`_same_sums`); Gemm's C by the rule of an elementwise input."""
+    reduction the same way (`_same_sums`); Gemm's C by the rule of an elementwise input. The depth is never cut, so a
+    split reduction's slices of it apply to the crop as to the whole."""
     out = compute.output.box
     whole = tensors[compute.output.tensor].shape
     slots = compute.inputs
@@ -84,6 +85,12 @@ def _gemm(compute: Compute, tensors: Mapping[str, DramTensor]) -> Window | None:
         return None  # 1-D MatMul operands change the output's rank: left whole
     trans_a, trans_b = int(attrs.get("transA", 0)), int(attrs.get("transB", 0))
     depth = a[-2] if trans_a else a[-1]
+    # A split reduction's slice (functional.py takes it after the crop) cuts the depth, which no crop cuts.
+    reduced = {0: len(a) - 2 if trans_a else len(a) - 1, 1: len(b) - 1 if trans_b else len(b) - 2}
+    for index, axis, start, stop in compute.slices:
+        if reduced.get(index) != axis % (len(a) if index == 0 else len(b)):
+            return None
+        depth = stop - start
     rows = _at_least_two(out.start[-2], out.stop[-2], whole[-2])
     cols = _at_least_two(out.start[-1], out.stop[-1], whole[-1])
     one_row = all(n == 1 for n in whole[:-1]) and not trans_a and float(attrs.get("alpha", 1.0)) == 1.0 and \

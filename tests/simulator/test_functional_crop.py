@@ -37,19 +37,28 @@ def _poisoned(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
     return whole
 
 
-def _run_both(op: str, attrs: dict, inputs: list[np.ndarray], tile_of: Box | None = None) -> bool:
-    """Run the whole op and the cropped op on a random tile; assert they agree bitwise. True if the crop was smaller."""
+def _run_both(op: str, attrs: dict, inputs: list[np.ndarray], slices: tuple = ()) -> bool:
+    """Run the whole op and the cropped op on a random tile; assert they agree bitwise. True if the crop was smaller.
+    `slices` are a split reduction's (input, axis, start, stop), taken after the crop as functional.py does."""
     rng = np.random.default_rng(len(inputs) + sum(a.size for a in inputs))
-    whole = run_op(op, tuple(attrs.items()), 17, inputs, 0, (), "float32")
+
+    def sliced(arrays: list[np.ndarray]) -> list[np.ndarray]:
+        arrays = list(arrays)
+        for index, axis, start, stop in slices:
+            arrays[index] = np.take(arrays[index], np.arange(start, stop), axis=axis)
+        return arrays
+
+    whole = run_op(op, tuple(attrs.items()), 17, sliced(inputs), 0, (), "float32")
     tensors = {f"t{i}": DramTensor(f"t{i}", a.shape, "float32", 4, "input") for i, a in enumerate(inputs)}
     tensors["y"] = DramTensor("y", whole.shape, "float32", 4, "output")
-    tile = tile_of or _box(rng, whole.shape)
+    tile = _box(rng, whole.shape)
     operands = tuple(Operand(f"t{i}", Box.whole(a.shape), "b", (0,) * a.ndim) for i, a in enumerate(inputs))
-    compute = Compute(0, (), "vector", "n", op, tuple(attrs.items()), operands, Operand("y", tile, "o", tile.start))
+    compute = Compute(0, (), "vector", "n", op, tuple(attrs.items()), operands, Operand("y", tile, "o", tile.start),
+                      slices=slices)
     found = crop(compute, tensors)
     assert found is not None
     slots = [a if part is None or not a.ndim else a[_slices(part)] for a, part in zip(inputs, found.crops, strict=True)]
-    got = run_op(op, found.attrs, 17, slots, 0, found.output.shape, "float32")
+    got = run_op(op, found.attrs, 17, sliced(slots), 0, found.output.shape, "float32")
     got = got[tuple(slice(a - c, b - c) for a, b, c in zip(tile.start, tile.stop, found.output.start, strict=True))]
     expected = whole[_slices(tile)]
     assert got.tobytes() == expected.tobytes(), f"{op} {attrs} {[a.shape for a in inputs]} tile {tile}"
@@ -106,9 +115,16 @@ def test_a_cropped_matmul_tile_equals_the_whole_ops(op: str) -> None:
             a = _poisoned(rng, (k, m) if attrs["transA"] else (m, k))
             b = _poisoned(rng, (n, k) if attrs["transB"] else (k, n))
             inputs = [a, b] + ([_poisoned(rng, (n,) if rng.random() < 0.5 else (m, n))] if rng.random() < 0.7 else [])
+            axes = (1 - attrs["transA"], attrs["transB"])
         else:
             attrs = {}
             batch = tuple(int(x) for x in rng.choice([1, 2, 3], int(rng.integers(0, 3))))
             inputs = [_poisoned(rng, (*batch, m, k)), _poisoned(rng, (*batch[len(batch) // 2:], k, n))]
-        smaller += _run_both(op, attrs, inputs)
+            axes = (inputs[0].ndim - 1, inputs[1].ndim - 2)
+        slices: tuple = ()
+        if rng.random() < 0.4:  # one slice of a split reduction over k
+            start = int(rng.integers(0, k))
+            stop = int(rng.integers(start + 1, k + 1))
+            slices = ((0, axes[0], start, stop), (1, axes[1], start, stop))
+        smaller += _run_both(op, attrs, inputs, slices)
     assert smaller > 20
