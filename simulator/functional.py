@@ -244,7 +244,11 @@ def _compute(compute: Compute, opset: int, tensors: Mapping[str, DramTensor], pa
         else:
             buffer = pad.buffer(slot.buffer)
             region = pad.read(buffer, slot.at, slot.box.shape, tensor.dtype)
-            if part is not None:
+            if part is not None and slot.view:  # the whole tensor through a view: the crop is of the view
+                _slices(tensor, slot.box)
+                whole = np.array(_view(np.asarray(region), slot.view, tensor)[
+                    tuple(slice(a, b) for a, b in zip(part.start, part.stop, strict=True))], order="C")
+            elif part is not None:
                 whole = _cropped(tensor, slot.box, region, part, pad.poison)
             elif slot.box.shape == tensor.shape:  # the whole tensor: no filler needed
                 whole = np.array(region, order="C")  # not ascontiguousarray, which makes a scalar 1-D
@@ -254,7 +258,7 @@ def _compute(compute: Compute, opset: int, tensors: Mapping[str, DramTensor], pa
             if np.dtype(tensor.dtype).kind in "iu" and (
                     count := pad.poisoned_count(buffer, slot.at, slot.box.shape, tensor.dtype)):
                 poisoned_ints.append(f"{count} poison in {tensor.name}{_format(slot.box)}")
-        slots.append(_view(whole, slot.view, tensor))
+        slots.append(whole if part is not None else _view(whole, slot.view, tensor))
     for index, axis, start, stop in compute.slices:  # a slice of a split reduction: the op on that slice alone
         sliced = slots[index]
         if not isinstance(sliced, np.ndarray):

@@ -36,8 +36,9 @@ def crop(compute: Compute, tensors: Mapping[str, DramTensor]) -> Window | None:
                 compute.output.tensor not in tensors:
             return None
         for slot in compute.inputs:
-            if isinstance(slot, Operand) and (slot.view or slot.tensor not in tensors):
-                return None
+            if isinstance(slot, Operand) and (slot.tensor not in tensors or
+                                              (slot.view and slot.box.shape != tensors[slot.tensor].shape)):
+                return None  # a view of part of a tensor: its box has no place in the view's coordinates
         if compute.op_type in EXACT:
             return _elementwise(compute, tensors)
         return _gemm(compute, tensors)
@@ -60,7 +61,7 @@ def _elementwise(compute: Compute, tensors: Mapping[str, DramTensor]) -> Window 
                 return None
             crops.append(None)
             continue
-        shape = tensors[slot.tensor].shape
+        shape = _shape(slot, tensors)
         lead = rank - len(shape)
         if lead < 0:
             return None
@@ -78,7 +79,7 @@ def _gemm(compute: Compute, tensors: Mapping[str, DramTensor]) -> Window | None:
     slots = compute.inputs
     if len(slots) < 2 or not all(isinstance(slot, Operand) for slot in slots[:2]):
         return None
-    a, b = (tensors[slot.tensor].shape for slot in slots[:2])  # type: ignore[union-attr]
+    a, b = (_shape(slot, tensors) for slot in slots[:2])  # type: ignore[arg-type]
     attrs = dict(compute.attrs)
     rank = len(whole)
     if rank < 2 or len(out.start) != rank or len(a) < 2 or len(b) < 2:
@@ -111,7 +112,7 @@ def _gemm(compute: Compute, tensors: Mapping[str, DramTensor]) -> Window | None:
                     return None
                 crops.append(None)
             elif isinstance(c, Operand):
-                shape = tensors[c.tensor].shape
+                shape = _shape(c, tensors)
                 lead = 2 - len(shape)
                 if lead < 0:
                     return None
@@ -160,3 +161,8 @@ def _batch(corner: tuple[int, ...], shape: tuple[int, ...], batch: int, stop: in
     dims = shape[:-2]
     lead = batch - len(dims)
     return tuple(stop if n == 1 else corner[lead + i] for i, n in enumerate(dims))
+
+
+def _shape(slot: Operand, tensors: Mapping[str, DramTensor]) -> tuple[int, ...]:
+    """The shape the op sees: the operand's view (of the whole tensor, `crop` makes sure) or the tensor's own."""
+    return tuple(slot.view) if slot.view else tuple(tensors[slot.tensor].shape)

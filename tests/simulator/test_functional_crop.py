@@ -128,3 +128,32 @@ def test_a_cropped_matmul_tile_equals_the_whole_ops(op: str) -> None:
             slices = ((0, axes[0], start, stop), (1, axes[1], start, stop))
         smaller += _run_both(op, attrs, inputs, slices)
     assert smaller > 20
+
+
+def test_a_flattened_input_is_cropped_through_its_view() -> None:
+    """A Gemm reading a whole 4-D tensor through a (1, k) view, as a Flatten fused into it does: the crop is of the
+    view, and gives the whole op's tile."""
+    rng = np.random.default_rng(13)
+    for _ in range(10):
+        x = _poisoned(rng, (1, 8, 3, 3))
+        w, bias = _poisoned(rng, (40, 72)), _poisoned(rng, (40,))
+        attrs = {"transB": 1}
+        whole = run_op("Gemm", tuple(attrs.items()), 17, [x.reshape(1, 72), w, bias], 0, (), "float32")
+        tensors = {"x": DramTensor("x", x.shape, "float32", 4, "input"),
+                   "w": DramTensor("w", w.shape, "float32", 4, "input"),
+                   "b": DramTensor("b", bias.shape, "float32", 4, "input"),
+                   "y": DramTensor("y", whole.shape, "float32", 4, "output")}
+        tile = _box(rng, whole.shape)
+        operands = (Operand("x", Box.whole(x.shape), "b", (0,) * 4, view=(1, 72)),
+                    Operand("w", Box.whole(w.shape), "b", (0, 0)), Operand("b", Box.whole(bias.shape), "b", (0,)))
+        compute = Compute(0, (), "vector", "n", "Gemm", tuple(attrs.items()), operands,
+                          Operand("y", tile, "o", tile.start))
+        found = crop(compute, tensors)
+        assert found is not None
+        viewed = [x.reshape(1, 72), w, bias]
+        slots = [a if part is None else a[_slices(part)] for a, part in zip(viewed, found.crops, strict=True)]
+        got = run_op("Gemm", found.attrs, 17, slots, 0, found.output.shape, "float32")
+        got = got[tuple(slice(a - c, b - c) for a, b, c in zip(tile.start, tile.stop, found.output.start,
+                                                                strict=True))]
+        assert got.tobytes() == whole[_slices(tile)].tobytes()
+        assert slots[1].size < w.size or tile.shape[1] >= 39
