@@ -35,13 +35,25 @@ def crop(compute: Compute, tensors: Mapping[str, DramTensor]) -> Window | None:
         if (compute.slices and compute.op_type not in GEMMS) or compute.output.view or compute.output_index != 0 or \
                 compute.output.tensor not in tensors:
             return None
-        for slot in compute.inputs:
-            if isinstance(slot, Operand) and (slot.tensor not in tensors or
-                                              (slot.view and slot.box.shape != tensors[slot.tensor].shape)):
-                return None  # a view of part of a tensor: its box has no place in the view's coordinates
+        partial = frozenset(number for number, slot in enumerate(compute.inputs) if isinstance(slot, Operand) and
+                            slot.view and slot.tensor in tensors and slot.box.shape != tensors[slot.tensor].shape)
+        if any(isinstance(slot, Operand) and slot.tensor not in tensors for slot in compute.inputs) or \
+                (partial and compute.op_type in EXACT):
+            return None  # a view of part of a tensor: its box has no place in the view's coordinates
         if compute.op_type in EXACT:
             return _elementwise(compute, tensors)
-        return _gemm(compute, tensors)
+        found = _gemm(compute, tensors)
+        if found is None or not partial:
+            return found
+        # An operand read through a view of part of its tensor (a split reduction's slice of a flattened input, as
+        # in AlexNet's first Gemm) is left whole, which the crop allows only where it would have kept it whole
+        crops = list(found.crops)
+        for number in partial:
+            part = crops[number]
+            if part is not None and part.shape != _shape(compute.inputs[number], tensors):  # type: ignore[arg-type]
+                return None
+            crops[number] = None
+        return Window(tuple(crops), found.attrs, found.output)
     return window(compute, tensors)
 
 
