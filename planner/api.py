@@ -21,7 +21,6 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import onnx
 
@@ -33,6 +32,7 @@ from planner.errors import PlanError
 from planner.fused import plan_fused
 from planner.graph import Graph, load_graph
 from planner.ops import lower
+from planner.report import OpReport, Report, report_of
 from planner.schedule.search import OBJECTIVES as SEARCH_OBJECTIVES
 from planner.stmt import LoweredGraph
 from simulator.functional import FunctionalError, FunctionalMismatch, run_functional
@@ -72,66 +72,6 @@ class Model:
     @property
     def name(self) -> str:
         return self.graph.name
-
-
-@dataclass(frozen=True, slots=True)
-class OpReport:
-    """One op's share of a simulated program (`cycles` is its span, first start to last end; spans may overlap)."""
-
-    name: str
-    cycles: int
-    compute_cycles: int  # engine-busy cycles of its computes
-    dram_bytes_read: int
-    dram_bytes_written: int
-    dram_burst_bytes_read: int  # the same rounded up to whole bursts, run by run
-    dram_burst_bytes_written: int
-
-
-@dataclass(frozen=True, slots=True)
-class Report:
-    """The simulated figures of one plan beside its bounds; `best_unfused_bytes` is None for a plan file alone."""
-
-    model: str
-    machine: str
-    strategy: str
-    cycles: int
-    dram_bytes_read: int
-    dram_bytes_written: int
-    dram_burst_bytes: int
-    dram_burst_bytes_read: int
-    dram_burst_bytes_written: int
-    dma_transfers: int
-    peak_scratchpad_bytes: int
-    stall_cycles: int
-    busy_cycles: Mapping[str, int]
-    instructions: int
-    compulsory_bytes: int
-    roofline_cycles: int
-    ops: tuple[OpReport, ...]
-    energy_pj: Mapping[str, float]
-    best_unfused_bytes: int | None = None
-
-    @property
-    def dram_bytes(self) -> int:
-        """Payload bytes moved both ways."""
-        return self.dram_bytes_read + self.dram_bytes_written
-
-    def to_dict(self) -> dict[str, Any]:
-        """The `simulate --json` document."""
-        document: dict[str, Any] = {
-            "strategy": self.strategy, "machine": self.machine, "model": self.model, "total_cycles": self.cycles,
-            "dram_bytes_read": self.dram_bytes_read, "dram_bytes_written": self.dram_bytes_written,
-            "dram_burst_bytes": self.dram_burst_bytes, "dram_burst_bytes_read": self.dram_burst_bytes_read,
-            "dram_burst_bytes_written": self.dram_burst_bytes_written, "dma_transfers": self.dma_transfers,
-            "peak_scratchpad_bytes": self.peak_scratchpad_bytes, "compulsory_bytes": self.compulsory_bytes,
-            "roofline_cycles": self.roofline_cycles, "stall_cycles": self.stall_cycles,
-            "busy_cycles": dict(self.busy_cycles), "instructions": self.instructions,
-            "best_unfused_bytes": self.best_unfused_bytes, "energy_pj": dict(self.energy_pj),
-            "ops": [{"name": op.name, "cycles": op.cycles, "compute_cycles": op.compute_cycles,
-                     "dram_bytes_read": op.dram_bytes_read, "dram_bytes_written": op.dram_bytes_written,
-                     "dram_burst_bytes_read": op.dram_burst_bytes_read,
-                     "dram_burst_bytes_written": op.dram_burst_bytes_written} for op in self.ops]}
-        return document
 
 
 def machine(spec: MachineLike, *, scratchpad: str | int | None = None) -> MachineConfig:
@@ -249,22 +189,6 @@ def evaluate(model: ModelLike | Model, machine_spec: MachineLike, *, strategy: s
     loaded = load(model, batch=batch, input_shapes=input_shapes, dtype=dtype)
     config = machine(machine_spec, scratchpad=scratchpad)
     return _evaluate(loaded, _machine_yaml(config), config, strategy, best_unfused, objective)
-
-
-def report_of(program: Program, config: MachineConfig, result: SimResult, limits: Bounds) -> Report:
-    """A Report of an already simulated program."""
-    stats = result.stats
-    return Report(
-        model=program.model, machine=config.name, strategy=program.strategy, cycles=stats.total_cycles,
-        dram_bytes_read=stats.dram_bytes_read, dram_bytes_written=stats.dram_bytes_written,
-        dram_burst_bytes=stats.dram_burst_bytes, dram_burst_bytes_read=stats.dram_burst_bytes_read,
-        dram_burst_bytes_written=stats.dram_burst_bytes_written, dma_transfers=stats.dma_transfers,
-        peak_scratchpad_bytes=stats.peak_scratchpad_bytes, stall_cycles=stats.stall_cycles,
-        busy_cycles=dict(stats.busy_cycles), instructions=len(program.instructions),
-        compulsory_bytes=limits.compulsory_bytes, roofline_cycles=limits.roofline_cycles,
-        best_unfused_bytes=limits.best_unfused_bytes, energy_pj=result.energy.to_dict(),
-        ops=tuple(OpReport(name, op.cycles, op.compute_cycles, op.dram_bytes_read, op.dram_bytes_written,
-                           op.dram_burst_bytes_read, op.dram_burst_bytes_written) for name, op in stats.ops.items()))
 
 
 def model_bounds(model: Model | None, program: Program, config: MachineConfig) -> Bounds:
