@@ -13,78 +13,19 @@ the Python loop.
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import numpy as np
 
 from simulator.bandwidth import EPS_ABS, EPS_REL
 from simulator.costs import FIRST_QUEUE, NO_RESOURCE, Costs
+from simulator.event_heap import jit, numba, plain, pop, push
 from simulator.machine import MachineConfig
-
-try:
-    import numba
-except ImportError:  # the `fast` extra is optional: simulator.events runs the same loop in Python
-    numba = None  # type: ignore[assignment]
 
 _COMPLETE, _DATA_START, _QUEUE_FREE = 0, 1, 2
 _KEY_LIMIT = 1 << 62
-_NO_REFCOUNTS: dict[str, Any] = {"_nrt": False}  # numba's flag (numba.core.options), not in its typed stubs
 
 
-def _jit(function: Any) -> Any:
-    return numba.njit(cache=True, nogil=True)(function) if numba is not None else function
-
-
-def _plain(function: Any) -> Any:
-    # without numba's reference counting (`_nrt=False`): these run a few times per event, and the atomic increments
-    # and decrements of the arrays they are handed cost more than all their work (70% of the loop's time, by perf)
-    return numba.njit(cache=True, nogil=True, **_NO_REFCOUNTS)(function) if numba is not None else function
-
-
-@_plain
-def _push(events, key):  # type: ignore[no-untyped-def]
-    # a binary min-heap of int64 keys in an array (numba's heapq works on lists, which need reference counting):
-    # events[0] holds the heap's size, the heap itself is events[1:events[0] + 1], children of k at 2k and 2k + 1
-    n = events[0] + 1
-    if n >= len(events):  # never, by the bound in _run; a guard against writing past the array
-        raise IndexError("timing: the event heap is full")
-    events[0] = n
-    position = n
-    while position > 1:
-        parent = position >> 1
-        above = events[parent]
-        if key >= above:
-            break
-        events[position] = above
-        position = parent
-    events[position] = key
-
-
-@_plain
-def _pop(events):  # type: ignore[no-untyped-def]
-    top = events[1]
-    n = events[0]
-    key = events[n]
-    n -= 1
-    events[0] = n
-    position = 1
-    while True:
-        child = 2 * position
-        if child > n:
-            break
-        below = events[child]
-        if child < n and events[child + 1] < below:
-            child += 1
-            below = events[child]
-        if below >= key:
-            break
-        events[position] = below
-        position = child
-    events[position] = key
-    return top
-
-
-@_plain
+@plain
 def _start_engine(r, now, s):  # type: ignore[no-untyped-def]
     (fifo, fifo_end, heads, waiting, busy, last_end, ready, start, fixed, warm, load_cycles, span, events) = s
     head = heads[r]
@@ -97,12 +38,12 @@ def _start_engine(r, now, s):  # type: ignore[no-untyped-def]
     busy[r] = 1
     start[i] = now
     if last_end[r] == now and ready[i] + load_cycles <= now:
-        _push(events, ((now + warm[i]) * 3) * span + i)
+        push(events, ((now + warm[i]) * 3) * span + i)
     else:
-        _push(events, ((now + fixed[i]) * 3) * span + i)
+        push(events, ((now + fixed[i]) * 3) * span + i)
 
 
-@_plain
+@plain
 def _start_transfers(r, now, t):  # type: ignore[no-untyped-def]
     (fifo, fifo_end, heads, waiting, in_flight, descriptor_free, woken, start, fixed, outstanding, latency, span,
      events) = t
@@ -116,18 +57,18 @@ def _start_transfers(r, now, t):  # type: ignore[no-untyped-def]
         if free > now:
             if woken[q] != free:
                 woken[q] = free
-                _push(events, (free * 3 + _QUEUE_FREE) * span + r)
+                push(events, (free * 3 + _QUEUE_FREE) * span + r)
             break
         head += 1
         in_flight[q] += 1
         start[i] = now
         free = now + fixed[i]
         descriptor_free[q] = free
-        _push(events, ((free + latency) * 3 + _DATA_START) * span + i)
+        push(events, ((free + latency) * 3 + _DATA_START) * span + i)
     heads[r] = head
 
 
-@_plain
+@plain
 def _complete(first, now, resource, dep_offsets, dep_targets, stack, end, s, t):  # type: ignore[no-untyped-def]
     waiting, busy, last_end, ready, start = s[3], s[4], s[5], s[6], s[7]
     in_flight = t[4]
@@ -163,7 +104,7 @@ def _complete(first, now, resource, dep_offsets, dep_targets, stack, end, s, t):
             _start_transfers(r, now, t)
 
 
-@_plain
+@plain
 def _share(moving, count, remaining, rate, queue_of, per_queue, clock, dram_rate, engine_rate, alone_rate, order,
            rates):  # type: ignore[no-untyped-def]
     # clock: [now, next finish, soonest]; the water-filling of Bandwidth._share
@@ -208,7 +149,7 @@ def _share(moving, count, remaining, rate, queue_of, per_queue, clock, dram_rate
     clock[1] = clock[0] + soonest
 
 
-@_plain
+@plain
 def _advance(now, moving, count, remaining, rate, clock):  # type: ignore[no-untyped-def]
     elapsed = now - clock[0]
     if elapsed > 0:
@@ -218,7 +159,7 @@ def _advance(now, moving, count, remaining, rate, clock):  # type: ignore[no-unt
     clock[0] = now
 
 
-@_jit
+@jit
 def _run(resource, fixed, warm, burst, dep_offsets, dep_targets, waiting, fifo, fifo_start, fifo_end, queues,
          load_cycles, latency, outstanding, dram_rate, engine_rate, eps_abs, eps_rel):  # type: ignore[no-untyped-def]
     size = len(resource)
@@ -272,7 +213,7 @@ def _run(resource, fixed, warm, burst, dep_offsets, dep_targets, waiting, fifo, 
                 i = moving[k]
                 if i == soonest or remaining[i] <= rate[i] * slack:
                     per_queue[queue_of[i]] -= 1
-                    _push(events, done + i)
+                    push(events, done + i)
                 else:
                     moving[kept] = i
                     kept += 1
@@ -286,7 +227,7 @@ def _run(resource, fixed, warm, burst, dep_offsets, dep_targets, waiting, fifo, 
             continue
         if not events[0]:
             break
-        now, subject = divmod(_pop(events), span)
+        now, subject = divmod(pop(events), span)
         now, kind = divmod(now, 3)
         if kind == _COMPLETE:
             _complete(subject, now, resource, dep_offsets, dep_targets, stack, end, s, t)
