@@ -4,7 +4,8 @@ A Graph has its compute nodes in topological order, every tensor with a static s
 apart from activations. Layout-only ops stay as nodes here; `planner.ops` turns them into aliases.
 
     model.onnx -> read_model -> check_external_data -> check_domains -> sort_and_check_structure
-               -> drop_dead_nodes -> apply_shape_overrides -> run_checker -> fuse_qdq -> fold_constants -> Graph
+               -> drop_dead_nodes -> apply_shape_overrides -> run_checker -> fuse_qdq -> split_dynamic_quantize
+               -> fold_constants -> Graph
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from planner.errors import PlanError
 from planner.fold import Folded, fold_constants
 from planner.liveness import drop_dead_nodes
 from planner.plannable import check_plannable
+from planner.dynamic_quant import split_dynamic_quantize
 from planner.qdq import fuse_qdq
 
 # Element size for planning, by the `--dtype` flag: accelerators rarely run an exported fp32 model as fp32.
@@ -129,6 +131,7 @@ def load_graph(source: str | os.PathLike[str] | onnx.ModelProto, *, batch: int |
         raise PlanError(f"--dtype {dtype}: unknown; choose one of {', '.join(PLANNING_DTYPES)}")
     model, where, _ = prepare_model(source, batch=batch, input_shapes=input_shapes)
     model = fuse_qdq(model)  # DQ -> op -> Q chains become integer ops before folding could make int8 weights fp32
+    model = split_dynamic_quantize(model)  # its range in tileable stages, then y elementwise
     folded = fold_constants(model, where)
     return _to_graph(model, where, folded, dtype)
 
