@@ -95,7 +95,7 @@ def stages(shape: tuple[int, ...]) -> list[tuple[int, ...]]:
 def _pieces(node: onnx.NodeProto, shape: tuple[int, ...], opset: int, names: _Names,
             graph: onnx.GraphProto) -> list[onnx.NodeProto]:
     x = node.input[0]
-    y, scale, zero_point = (list(node.output) + ["", "", ""])[:3]
+    y, scale, zero_point = [*node.output, "", "", ""][:3]
     base = node.name or names.fresh("DynamicQuantizeLinear")
     nodes: list[onnx.NodeProto] = []
     low, high = x, x

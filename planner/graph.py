@@ -22,11 +22,11 @@ import numpy as np
 import onnx
 
 from planner import onnx_io
+from planner.dynamic_quant import split_dynamic_quantize
 from planner.errors import PlanError
 from planner.fold import Folded, fold_constants
 from planner.liveness import drop_dead_nodes
 from planner.plannable import check_plannable
-from planner.dynamic_quant import split_dynamic_quantize
 from planner.qdq import fuse_qdq
 
 # Element size for planning, by the `--dtype` flag: accelerators rarely run an exported fp32 model as fp32.
