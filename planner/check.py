@@ -92,7 +92,7 @@ def reference_values(graph: Graph, source: str | os.PathLike[str] | onnx.ModelPr
     # exactly; how far those ops are from the float QDQ chains (at most 1 LSB) is tested in tests/planner/test_quant.
     model = fuse_qdq(model)
     # DynamicQuantizeLinear as written for its outputs; the partial ranges the planner's rewrite adds, from that rewrite
-    split = split_dynamic_quantize(model)
+    split = split_dynamic_quantize(model, {name: t.shape for name, t in graph.tensors.items() if t.kind != "constant"})
     internal = set(internal_tensors(model, split))
     feeds = draw_inputs(graph)
     initializers = {tensor.name: numpy_helper.to_array(tensor) for tensor in split.graph.initializer}

@@ -29,6 +29,7 @@ DynamicQuantizeLinear as written, and the partial tensors with onnxruntime runni
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 
 import numpy as np
 import onnx
@@ -38,26 +39,30 @@ ROW = 1024  # elements one stage reduces per output element, and the most the fi
 AXES_INPUT_SINCE = 18  # ReduceMin / ReduceMax take `axes` as an input from opset 18
 
 
-def split_dynamic_quantize(model: onnx.ModelProto) -> onnx.ModelProto:
-    """A copy of `model` with every DynamicQuantizeLinear of more than `ROW` elements rewritten (module docstring);
-    a model without one comes back unchanged. Needs static shapes (run after the shape overrides)."""
+def split_dynamic_quantize(model: onnx.ModelProto,
+                           shapes: Mapping[str, tuple[int, ...]] | None = None) -> onnx.ModelProto:
+    """`model` with every DynamicQuantizeLinear of more than `ROW` elements rewritten (module docstring): a copy, or
+    `model` itself when there is none. `shapes` gives static shapes (the folded graph's, which exporters' shape
+    subgraphs hide from plain shape inference); without it, onnx shape inference on `model` finds what it can."""
+    graph = model.graph
+    if not any(node.op_type == "DynamicQuantizeLinear" and node.domain in ("", "ai.onnx") for node in graph.node):
+        return model
+    known = _shapes(model) if shapes is None else shapes
     result = onnx.ModelProto()
     result.CopyFrom(model)
-    graph = result.graph
-    if not any(node.op_type == "DynamicQuantizeLinear" and node.domain in ("", "ai.onnx") for node in graph.node):
-        return result
-    shapes = _shapes(result)
     opset = next(entry.version for entry in result.opset_import if entry.domain in ("", "ai.onnx"))
     names = _Names(result)
     nodes: list[onnx.NodeProto] = []
-    for node in graph.node:
-        shape = shapes.get(node.input[0]) if node.op_type == "DynamicQuantizeLinear" and node.input else None
+    for node in result.graph.node:
+        shape = known.get(node.input[0]) if node.op_type == "DynamicQuantizeLinear" and node.input else None
         if node.domain not in ("", "ai.onnx") or shape is None or math.prod(shape) <= ROW:
             nodes.append(node)
             continue
-        nodes += _pieces(node, shape, opset, names, graph)
-    del graph.node[:]
-    graph.node.extend(nodes)
+        nodes += _pieces(node, tuple(shape), opset, names, result.graph)
+    if len(nodes) == len(result.graph.node):
+        return model
+    del result.graph.node[:]
+    result.graph.node.extend(nodes)
     return result
 
 

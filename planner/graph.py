@@ -131,8 +131,11 @@ def load_graph(source: str | os.PathLike[str] | onnx.ModelProto, *, batch: int |
         raise PlanError(f"--dtype {dtype}: unknown; choose one of {', '.join(PLANNING_DTYPES)}")
     model, where, _ = prepare_model(source, batch=batch, input_shapes=input_shapes)
     model = fuse_qdq(model)  # DQ -> op -> Q chains become integer ops before folding could make int8 weights fp32
-    model = split_dynamic_quantize(model)  # its range in tileable stages, then y elementwise
     folded = fold_constants(model, where)
+    # DynamicQuantizeLinear as a range in stages that tile, then y elementwise; it needs the shapes folding found
+    split = split_dynamic_quantize(model, static_shapes(folded))
+    if split is not model:
+        model, folded = split, fold_constants(split, where)
     return _to_graph(model, where, folded, dtype)
 
 
@@ -149,6 +152,12 @@ def prepare_model(source: str | os.PathLike[str] | onnx.ModelProto, *, batch: in
     onnx_io.apply_shape_overrides(model, where, batch, input_shapes or {})  # planning needs static shapes
     onnx_io.run_checker(model, where)
     return model, where, folder
+
+
+def static_shapes(folded: Folded) -> dict[str, tuple[int, ...]]:
+    """The tensors computed at run time whose every extent folding knows, and those extents."""
+    return {name: tuple(d for d in t.shape if d is not None) for name, t in folded.types.items()
+            if t.shape is not None and None not in t.shape and name not in folded.constants}
 
 
 def _to_graph(model: onnx.ModelProto, where: str, folded: Folded, dtype: str | None) -> Graph:

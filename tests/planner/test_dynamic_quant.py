@@ -79,7 +79,7 @@ def test_every_stage_reduces_a_row_and_the_last_range_is_small(shape: list[int])
 def test_old_lowering_is_refused_at_64kib_and_the_new_one_plans_and_checks(monkeypatch) -> None:
     model, machine = dql_model((1, 64, 16, 16)), load_machine("edge-npu", scratchpad="64KiB")
     with monkeypatch.context() as patch:  # one DynamicQuantizeLinear statement reading all 64 KiB of x per tile
-        patch.setattr(planner.graph, "split_dynamic_quantize", lambda m: m)
+        patch.setattr(planner.graph, "split_dynamic_quantize", lambda model, shapes=None: model)
         with pytest.raises(PlanError, match=r"'dql' \(DynamicQuantizeLinear\): its smallest tile"):
             plan_fused(lower(load_graph(model)), machine)
     program = check_plan(model, machine, "fused")  # verify, functional check against onnxruntime, bounds
@@ -107,7 +107,7 @@ def test_partials_add_nothing_to_compulsory_traffic(monkeypatch) -> None:
     model, machine = dql_model((1, 8, 16, 16)), load_machine("edge-npu")
     split = bounds(lower(load_graph(model)), machine).compulsory_bytes
     with monkeypatch.context() as patch:
-        patch.setattr(planner.graph, "split_dynamic_quantize", lambda m: m)
+        patch.setattr(planner.graph, "split_dynamic_quantize", lambda model, shapes=None: model)
         whole = bounds(lower(load_graph(model)), machine).compulsory_bytes
     assert split == whole == 2048 * 4 + 2048 + 4 + 1
 
@@ -130,6 +130,22 @@ def test_statements_footprints_match_enumeration() -> None:
     final = [s for s in lowered.statements if s.op_type == "DynamicQuantizeLinear"]
     assert len(final) == 2  # the scale and the zero point; its own y is read by nobody and not planned
     assert {a.tensor for s in final for a in s.writes} == {"s", "z"}
+
+
+def test_an_input_shaped_by_a_shape_subgraph_is_split_too() -> None:
+    # x = Reshape(a, Shape(b)): plain shape inference does not know x's shape, folding does (as in exporters' BERT)
+    nodes = [helper.make_node("Shape", ["b"], ["shape"], name="shape"),
+             helper.make_node("Reshape", ["a", "shape"], ["x"], name="reshape"),
+             helper.make_node("DynamicQuantizeLinear", ["x"], ["y", "s", "z"], name="dql")]
+    floats = [helper.make_tensor_value_info("a", TensorProto.FLOAT, [1, 16384]),
+              helper.make_tensor_value_info("b", TensorProto.FLOAT, [1, 64, 16, 16])]
+    outputs = [helper.make_tensor_value_info(n, t, None) for n, t in (("y", 2), ("s", 1), ("z", 2))]
+    model = helper.make_model(helper.make_graph(nodes, "g", floats, outputs),
+                              opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    assert split_dynamic_quantize(model) is model  # not known here
+    graph = load_graph(model)
+    assert "QuantizeLinear" in {node.op_type for node in graph.nodes}
+    assert check_plan(model, load_machine("edge-npu", scratchpad="64KiB"), "fused") is not None
 
 
 CORPUS = Path(os.environ.get("SCRATCHPLAN_CORPUS", "/work/corpus")) / "resnet18.ts17.dynamic.onnx"
