@@ -17,7 +17,9 @@ The partial tensors are ordinary activations of the graph the planner sees (floa
 inference, spilled to DRAM like any intermediate if a plan must); they are not model inputs, constants or outputs,
 so compulsory traffic does not count them. `--check` compares y, y_scale and y_zero_point with onnxruntime running
 DynamicQuantizeLinear as written, and the partial tensors with onnxruntime running this rewrite
-(`planner.check.reference_values`). A DynamicQuantizeLinear of at most `ROW` elements is left as it is.
+(`planner.check.reference_values`). A DynamicQuantizeLinear of at most `ROW` elements is left as it is. The pass
+needs x's static shape: `planner.graph.load_graph` folds first and gives it the shapes folding found (exporters'
+shape subgraphs hide them from plain shape inference: every DynamicQuantizeLinear of a quantized BERT export).
 
 >>> import onnx.parser
 >>> m = onnx.parser.parse_model('''<ir_version: 8, opset_import: ["" : 17]>

@@ -4,8 +4,8 @@ A Graph has its compute nodes in topological order, every tensor with a static s
 apart from activations. Layout-only ops stay as nodes here; `planner.ops` turns them into aliases.
 
     model.onnx -> read_model -> check_external_data -> check_domains -> sort_and_check_structure
-               -> drop_dead_nodes -> apply_shape_overrides -> run_checker -> fuse_qdq -> split_dynamic_quantize
-               -> fold_constants -> Graph
+               -> drop_dead_nodes -> apply_shape_overrides -> run_checker -> fuse_qdq -> fold_constants
+               [-> split_dynamic_quantize -> fold_constants, with a DynamicQuantizeLinear to split] -> Graph
 """
 
 from __future__ import annotations
