@@ -18,6 +18,7 @@ import onnxruntime as ort
 from onnx import numpy_helper
 from onnx.external_data_helper import load_external_data_for_model
 
+from planner.dynamic_quant import internal_tensors, split_dynamic_quantize
 from planner.errors import PlanError
 from planner.graph import Graph, prepare_model
 from planner.qdq import fuse_qdq
@@ -90,17 +91,15 @@ def reference_values(graph: Graph, source: str | os.PathLike[str] | onnx.ModelPr
     # The model as planned: QDQ chains as the integer ops onnxruntime runs (QLinearConv...), so every tile is checked
     # exactly; how far those ops are from the float QDQ chains (at most 1 LSB) is tested in tests/planner/test_quant.
     model = fuse_qdq(model)
+    # DynamicQuantizeLinear as written for its outputs; the partial ranges the planner's rewrite adds, from that rewrite
+    split = split_dynamic_quantize(model, {name: t.shape for name, t in graph.tensors.items() if t.kind != "constant"})
+    internal = set(internal_tensors(model, split))
     feeds = draw_inputs(graph)
-    initializers = {tensor.name: numpy_helper.to_array(tensor) for tensor in model.graph.initializer}
+    initializers = {tensor.name: numpy_helper.to_array(tensor) for tensor in split.graph.initializer}
     wanted = [name for name in graph.tensors if name not in feeds and name not in initializers]
-    del model.graph.value_info[:]
-    del model.graph.output[:]
-    model.graph.output.extend(onnx.ValueInfoProto(name=name) for name in wanted)
-    options = ort.SessionOptions()
-    # Unfused, like the tiles: fused Conv+BatchNorm rounds differently, beyond fp32 tolerance near zero.
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
-    computed = dict(zip(wanted, session.run(wanted, feeds), strict=True))
+    computed = _run(model, [name for name in wanted if name not in internal], feeds)
+    if internal:
+        computed |= _run(split, [name for name in wanted if name in internal], feeds)
     nan = next((name for name, value in computed.items() if np.asarray(value).dtype.kind == "f"
                 and np.isnan(value).any()), None)
     if nan is not None:  # then NaN would pass for a right answer: the comparison never lets a NaN match
@@ -108,4 +107,18 @@ def reference_values(graph: Graph, source: str | os.PathLike[str] | onnx.ModelPr
     values = {**feeds, **initializers, **computed}
     dram = {name: values[name] for name in graph.tensors if graph.tensors[name].kind != "activation"}
     return dram, values
+
+
+def _run(model: onnx.ModelProto, wanted: list[str], feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The values of `wanted` when onnxruntime runs `model` on `feeds`, every intermediate exposed."""
+    exposed = onnx.ModelProto()
+    exposed.CopyFrom(model)
+    del exposed.graph.value_info[:]
+    del exposed.graph.output[:]
+    exposed.graph.output.extend(onnx.ValueInfoProto(name=name) for name in wanted)
+    options = ort.SessionOptions()
+    # Unfused, like the tiles: fused Conv+BatchNorm rounds differently, beyond fp32 tolerance near zero.
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    session = ort.InferenceSession(exposed.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    return dict(zip(wanted, session.run(wanted, dict(feeds)), strict=True))
 

@@ -4,7 +4,8 @@ A Graph has its compute nodes in topological order, every tensor with a static s
 apart from activations. Layout-only ops stay as nodes here; `planner.ops` turns them into aliases.
 
     model.onnx -> read_model -> check_external_data -> check_domains -> sort_and_check_structure
-               -> drop_dead_nodes -> apply_shape_overrides -> run_checker -> fuse_qdq -> fold_constants -> Graph
+               -> drop_dead_nodes -> apply_shape_overrides -> run_checker -> fuse_qdq -> fold_constants
+               [-> split_dynamic_quantize -> fold_constants, with a DynamicQuantizeLinear to split] -> Graph
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import numpy as np
 import onnx
 
 from planner import onnx_io
+from planner.dynamic_quant import split_dynamic_quantize
 from planner.errors import PlanError
 from planner.fold import Folded, fold_constants
 from planner.liveness import drop_dead_nodes
@@ -130,6 +132,10 @@ def load_graph(source: str | os.PathLike[str] | onnx.ModelProto, *, batch: int |
     model, where, _ = prepare_model(source, batch=batch, input_shapes=input_shapes)
     model = fuse_qdq(model)  # DQ -> op -> Q chains become integer ops before folding could make int8 weights fp32
     folded = fold_constants(model, where)
+    # DynamicQuantizeLinear as a range in stages that tile, then y elementwise; it needs the shapes folding found
+    split = split_dynamic_quantize(model, static_shapes(folded))
+    if split is not model:
+        model, folded = split, fold_constants(split, where)
     return _to_graph(model, where, folded, dtype)
 
 
@@ -146,6 +152,12 @@ def prepare_model(source: str | os.PathLike[str] | onnx.ModelProto, *, batch: in
     onnx_io.apply_shape_overrides(model, where, batch, input_shapes or {})  # planning needs static shapes
     onnx_io.run_checker(model, where)
     return model, where, folder
+
+
+def static_shapes(folded: Folded) -> dict[str, tuple[int, ...]]:
+    """The tensors computed at run time whose every extent folding knows, and those extents."""
+    return {name: tuple(d for d in t.shape if d is not None) for name, t in folded.types.items()
+            if t.shape is not None and None not in t.shape and name not in folded.constants}
 
 
 def _to_graph(model: onnx.ModelProto, where: str, folded: Folded, dtype: str | None) -> Graph:

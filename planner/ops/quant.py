@@ -57,15 +57,17 @@ def lower_quantize(node: Node, ctx: Context) -> list[Statement]:
 
 @register("DynamicQuantizeLinear")
 def lower_dynamic_quantize(node: Node, ctx: Context) -> list[Statement]:
-    """Three statements: the scale and the zero point reduce all of x; y reads all of x for every element (its
-    scale depends on x's range), so a tile of y holds the whole input."""
+    """Up to three statements, one per output read: the scale and the zero point reduce all of x; y reads all of x
+    for every element (its scale depends on x's range), so a tile of y holds the whole input. That is only how a
+    small one plans: `planner.dynamic_quant` rewrites a larger one into stages that tile, whose last is one of these
+    reading the partial ranges, its y unread."""
     x = ctx.input(0)
     shape = ctx.shape(x)
     dims = [f"i{axis}" for axis in range(len(shape))]
     everything = [f"j{axis}" for axis in range(len(shape))]
     statements = []
     for part, out in enumerate(node.outputs):
-        if not out or (part and out not in ctx.used):
+        if not out or out not in ctx.used:
             continue
         domain = ctx.domain(dims, shape, part=part)
         read = ctx.access(domain, dims, x, everything if part == 0 else dims)
