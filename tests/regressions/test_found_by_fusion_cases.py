@@ -222,7 +222,6 @@ vector_engine:
 """ + ENERGY_YAML
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason="fused moves 100,076 bytes, best unfused 57,124")
 def test_fused_moves_no_more_than_best_unfused_on_a_tight_conv_chain() -> None:
     from planner.testing import Case, check_best_unfused
     from simulator.timing import simulate
