@@ -30,16 +30,16 @@ def partition_bytes_of(lowered: LoweredGraph, machine: MachineConfig) -> Callabl
 
 
 def op_tiling(lowered: LoweredGraph, machine: MachineConfig, stmt: Statement, resident: frozenset[str],
-              budget: int) -> OpTiling | None:
+              budget: int, objective: str = "traffic") -> OpTiling | None:
     """How staging tiles `stmt` in `budget` bytes per partition with the tensors in `resident` read and written in
-    place (planner.staging.op.choose_tiling, the one choice both use); None when nothing fits (staging would refuse
-    it).
+    place (planner.staging.op.choose_tiling under `objective`, the one choice both use); None when nothing fits
+    (staging would refuse it).
 
     >>> # op_tiling(lowered, machine, lowered.statements[0], frozenset(), machine.scratchpad.partition_bytes)
     """
     builder = _builder(lowered, machine)
     try:
-        tiling = choose_tiling(builder, stmt, resident, budget)
+        tiling = choose_tiling(builder, stmt, resident, budget, objective)
         if tiling.split:
             split_tiles(lowered, machine, stmt, budget)
     except PlanError:
