@@ -1,4 +1,5 @@
-"""Staging one statement: its tiles, their double-buffered loads, computes and stores.
+"""Staging one statement: its tiles, their double-buffered (or, where that moves less, single-buffered) loads,
+computes and stores.
 
 Both strategies stage through here. The baseline passes no residency: every input comes from DRAM and every output
 goes back. The fused strategy passes the tensors it keeps whole in the scratchpad across ops: a tile reads those in
