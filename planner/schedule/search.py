@@ -26,7 +26,8 @@ from planner.progress import progress
 from planner.schedule.cost import Price, price
 from planner.schedule.cuts import best_groups
 from planner.schedule.ir import OpTiling, Residency, Schedule, group_schedule
-from planner.schedule.op_tiles import op_tiling, partition_bytes_of
+from planner.schedule.op_choice import op_tiling
+from planner.schedule.op_tiles import partition_bytes_of
 from planner.schedule.residency import choose_residency, working_sets
 from planner.staging.op import tile_cost
 from planner.staging.room import staged_room
