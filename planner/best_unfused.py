@@ -1,34 +1,39 @@
 """The best unfused plan's traffic: for each op alone, the fewest DRAM bytes over every tiling and loop order that fits
-the scratchpad (the per-layer optimum a mapper like ZigZag searches), with each intermediate written once and read once
-by each consumer. A fused plan should be at or below it; an unfused one (the baseline) is at or above it.
+the scratchpad with the buffers staging allocates for it (the per-layer optimum a mapper like ZigZag searches, over the
+tilings planner.staging can emit), with each intermediate written once and read once by each consumer. A fused plan is
+at or below it (per-op staging takes the fewest bytes of its candidates, and fusion only saves); an unfused one (the
+baseline) is at or above it.
 
-The space searched, per op:
-- a tile is a block of the output dims and, for the tensor-engine ops, of the reduction's channel dim (Conv's input
-  channels, MatMul's and Gemm's k), with partial sums kept on chip at accumulator precision; the output is written
-  once;
-- tile sizes ceil(extent / n) for n in 1..8, every power of two (so every halving the baseline takes is in it)
-  and the extent (tiles of one point);
-- every loop order of the split output dims, the reduction innermost (so partial sums never leave the chip);
-- an input is read again only when its box changes from one tile to the next;
-- a tiling fits when one buffer per tensor (the largest box it takes) fits a partition, aligned as the allocator
-  aligns: the least any staging of that tiling needs, so double buffering only ever costs more.
+The space searched, per op, is the union of two:
+- *whole-reduction tilings* (`op_choices(slots=1)`): a tile is a block of the output dims, the reduction whole, with
+  one buffer per tensor, as large as the largest box it takes, aligned as the allocator aligns: what
+  planner.staging.op stages with one slot per operand (a single-buffered tile, which cannot prefetch the next tile
+  during its compute). A double-buffered tiling moves the same bytes as the single-slot one of its tile, in twice
+  the room, so it is in this space too;
+- *split reductions* (`op_choices(split=...)`), for the ops planner.staging.split splits (Conv with one group on its
+  input channels, MatMul and Gemm on k): a block of the output dims and a slice of the reduction, smaller than its
+  extent, with the buffers split staging allocates: two slots per input, a running sum at accumulator precision
+  (`ACCUMULATOR_BYTES`) and a finished tile in the output's precision; every slice loads every input it reads and the
+  output is written once.
+
+Within each: tile sizes ceil(extent / n) for n in 1..8, every power of two (so every halving the baseline takes is in
+it) and the extent (tiles of one point); every loop order of the split output dims (the reduction innermost); an
+input is read again only when its box changes from one tile to the next.
 
 Two prunings keep it fast and exact within that space: along a dim whose every index is affine without gaps, only
 tiles that cannot grow and still fit are priced (a larger tile there never reads more); a dim some view reads through
 floor divisions gets the halvings and divisors only, every one of them priced. When the later dims of the search
 are all affine and fit whole, their whole is the one completion priced (any other is smaller along an affine dim).
 
-A tiling's room is the sum over tensors of one buffer as large as its largest box, and each axis of that box depends
-only on the sizes of the dims that move it: the axes' widths are found once per size, the room once per tiling. An
-op's bound depends on its structure, its element sizes and the scratchpad only, so it is kept across models (the
-layers a pruned variant shares with its original, or a sweep's repeated points, are not searched again).
+A tiling's room is the sum over tensors of its buffers, and each axis of a buffer depends only on the sizes of the
+dims that move it: the axes' widths are found once per size, the room once per tiling. An op's bound depends on its
+structure, its element sizes and the scratchpad only, so it is kept across models (the layers a pruned variant shares
+with its original, or a sweep's repeated points, are not searched again).
 
 Boxes come from closed forms isl gives once per op (`poly.tile_box_functions`); candidates are priced by arithmetic.
 
-The same search, over the output dims alone with the buffers staging allocates (two slots per operand that changes
-between tiles), is what per-op staging chooses from (`op_choices`, used by planner.staging.op.choose_tiling), and with
-the reduction split as planner.staging.split stages it (a running sum and a finished tile): plans move what these
-prices say, so they approach the bound as far as their room allows.
+Per-op staging (planner.staging.op.choose_tiling) chooses from the same prices (`op_choices` with two slots, with
+one, and split as planner.staging.split stages it), so a plan moves what these prices say.
 """
 
 from __future__ import annotations
@@ -126,13 +131,28 @@ def halvings_and_divisors(extent: int) -> tuple[int, ...]:
     return tuple(sorted(halvings | {d for d in range(1, extent + 1) if extent % d == 0}))
 
 
+def split_reduction(lowered: LoweredGraph, stmt: Statement) -> str | None:
+    """The reduction dim planner.staging.split splits for this op (its `split_dim`), or None: Conv with one group on
+    its input channels, MatMul and Gemm on k."""
+    if stmt.op_type == "Conv":
+        node = next(n for n in lowered.graph.nodes if n.name == stmt.node)
+        return "c" if int(node.attrs.get("group", 1)) == 1 else None
+    return "k" if stmt.op_type in ("MatMul", "Gemm") else None
+
+
 def op_bound(lowered: LoweredGraph, stmt: Statement, machine: MachineConfig) -> OpBound:
-    """The cheapest tiling of one statement that fits; a statement no tiling fits is priced at its smallest tile
-    (the bound then says what a plan would move if it could stage the op at all)."""
-    dims = tileable_dims(stmt)
-    tilings, smallest = _priced_tilings(lowered, stmt, machine, dims, machine.scratchpad.partition_bytes, 1)
-    best = min(tilings, key=lambda item: item[0], default=None) or smallest
-    return OpBound(stmt.node, stmt.name, best[0], tuple(best[1].items()), best[2])
+    """The cheapest tiling of one statement that fits (see the module docstring for the space); a statement no
+    tiling fits is priced at its smallest tile with one buffer per tensor (the bound then says what a plan would move
+    if it could stage the op at all)."""
+    capacity = machine.scratchpad.partition_bytes
+    reduction = split_reduction(lowered, stmt)
+    found = [*op_choices(lowered, stmt, machine, capacity, 1)[:1],
+             *(op_choices(lowered, stmt, machine, capacity, split=reduction)[:1] if reduction else ())]
+    if found:
+        total, tile, order = min(found, key=lambda choice: choice[0])
+        return OpBound(stmt.node, stmt.name, total, tile, order)
+    _, smallest = _priced_tilings(lowered, stmt, machine, tileable_dims(stmt), 0, 1)
+    return OpBound(stmt.node, stmt.name, smallest[0], tuple(smallest[1].items()), smallest[2])
 
 
 def op_choices(lowered: LoweredGraph, stmt: Statement, machine: MachineConfig, capacity: int, slots: int = 2,

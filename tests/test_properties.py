@@ -94,11 +94,6 @@ def test_fusion_cases_reach_multi_tile_groups() -> None:
 UNFUSED_EXAMPLES = 3  # each also searches every op's tilings for the bound
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="fused moves more than best unfused on tight scratchpads: staged tiles are double-"
-                          "buffered, split slices also hold a running sum and a finished tile, the bound has one "
-                          "buffer per tensor (first example: 20,988 > 12,904 bytes; "
-                          "tests/regressions/test_found_by_fusion_cases.py has the smallest case)")
 @settings(max_examples=ci_examples(UNFUSED_EXAMPLES), phases=[Phase.explicit, Phase.generate])  # known: no shrink
 @given(fusion_cases())
 def test_fused_moves_no_more_than_best_unfused(case) -> None:

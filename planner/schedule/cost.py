@@ -69,12 +69,19 @@ def price_op(timeline: Timeline, stmt: Statement, tiling: OpTiling, resident: fr
     if tiling.split:
         found = split_tiles(lowered, machine, stmt, room)
         assert found is not None, f"{stmt.name}: a split the cost model cannot stage"
-        done = 0.0
+        # as planner.staging.split stages them: two slots per input, each reloaded once the slice two before has
+        # read it; one running sum; the finished tile written again only once its store has left
+        done, stored = 0.0, 0.0
+        freed: dict[tuple[str, int], float] = {}
         for index, (block, reads, writes, last) in enumerate(found):
-            ready = max(timeline.load(t, box, timeline.barrier if index < 2 else 0.0) for t, box in reads.items())
-            done = compute(timeline, stmt, block, max(ready, done), out_tensor, warm=index > 0)
+            ready = max(timeline.load(t, box, max(timeline.barrier if index < 2 else 0.0,
+                                                  freed.get((t, index % 2), 0.0))) for t, box in reads.items())
+            done = compute(timeline, stmt, block, max(ready, done, stored if last else 0.0), out_tensor,
+                           warm=index > 0)
+            for tensor in reads:
+                freed[(tensor, index % 2)] = done
             if last:
-                timeline.store(out_tensor, writes[out_tensor], done)
+                stored = timeline.store(out_tensor, writes[out_tensor], done)
         return
     tile_list = [(block, *tile_boxes(stmt, block)) for block in blocks(stmt, dict(tiling.tile), tiling.order)]
     constant = constant_inputs(stmt, tile_list)

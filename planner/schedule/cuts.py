@@ -21,7 +21,7 @@ from planner.group_choice import MAX_RECOMPUTE, cut_points, is_closed
 from planner.groups import Group, NotCacheable, recompute_ratio, sink_tensor, working_set
 from planner.schedule.cost import price_group, price_op
 from planner.schedule.ir import GroupSchedule, group_schedule
-from planner.schedule.op_tiles import op_tiling
+from planner.schedule.op_choice import op_tiling
 from planner.schedule.timeline import Timeline
 from planner.staging.room import staged_room
 from planner.stmt import LoweredGraph

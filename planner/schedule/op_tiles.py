@@ -9,11 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from planner.errors import PlanError
-from planner.schedule.ir import OpTiling
 from planner.staging.alloc import buffer_bytes
 from planner.staging.builder import ProgramBuilder
-from planner.staging.op import choose_tiling
 from planner.staging.split import split_dim, split_slices
 from planner.stmt import LoweredGraph, Statement
 from planner.tiling import Block, extents, tile_boxes
@@ -29,24 +26,6 @@ def partition_bytes_of(lowered: LoweredGraph, machine: MachineConfig) -> Callabl
     return lambda tensor, shape: buffer_bytes(shape, graph.elem_bytes(tensor), sp)
 
 
-def op_tiling(lowered: LoweredGraph, machine: MachineConfig, stmt: Statement, resident: frozenset[str],
-              budget: int) -> OpTiling | None:
-    """How staging tiles `stmt` in `budget` bytes per partition with the tensors in `resident` read and written in
-    place (planner.staging.op.choose_tiling, the one choice both use); None when nothing fits (staging would refuse
-    it).
-
-    >>> # op_tiling(lowered, machine, lowered.statements[0], frozenset(), machine.scratchpad.partition_bytes)
-    """
-    builder = _builder(lowered, machine)
-    try:
-        tiling = choose_tiling(builder, stmt, resident, budget)
-        if tiling.split:
-            split_tiles(lowered, machine, stmt, budget)
-    except PlanError:
-        return None
-    return tiling
-
-
 def constant_inputs(stmt: Statement, tiles: Tiles) -> frozenset[str]:
     """Inputs every tile reads whole: one buffer slot, loaded once."""
     whole_reads, _ = tile_boxes(stmt, {})
@@ -55,13 +34,13 @@ def constant_inputs(stmt: Statement, tiles: Tiles) -> frozenset[str]:
 
 def split_tiles(lowered: LoweredGraph, machine: MachineConfig, stmt: Statement, capacity: int,
                 ) -> list[tuple[Block, dict[str, Box], dict[str, Box], bool]]:
-    """The slices planner.staging.split emits for `stmt` in `capacity`: (block, reads, writes, last slice of its
-    output tile) each; raises PlanError as staging would."""
+    """The slices planner.staging.split emits for `stmt` in `capacity`: (its output block with the slice of the
+    reduction, reads, writes, last slice of its output tile) each; raises PlanError as staging would."""
     builder = _builder(lowered, machine)
     reduction = split_dim(builder, stmt)
     assert reduction is not None
     hi = extents(stmt)[reduction][1]
-    return [(block, reads, writes, step[1] == hi)
+    return [({**block, reduction: step}, reads, writes, step[1] == hi)
             for block, step, reads, writes in split_slices(builder, stmt, capacity, reduction)]
 
 

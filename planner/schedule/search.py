@@ -26,7 +26,8 @@ from planner.progress import progress
 from planner.schedule.cost import Price, price
 from planner.schedule.cuts import best_groups
 from planner.schedule.ir import OpTiling, Residency, Schedule, group_schedule
-from planner.schedule.op_tiles import op_tiling, partition_bytes_of
+from planner.schedule.op_choice import op_tiling
+from planner.schedule.op_tiles import partition_bytes_of
 from planner.schedule.residency import choose_residency, working_sets
 from planner.staging.op import tile_cost
 from planner.staging.room import staged_room
@@ -45,14 +46,16 @@ CYCLES_SLACK = 1.01  # under `traffic`, a schedule may be at most this much slow
 GROUP_ESTIMATE_MARGIN = 1.0
 
 
-def baseline_schedule(lowered: LoweredGraph, machine: MachineConfig) -> Schedule | None:
-    """Every op alone in the whole scratchpad, as the baseline stages it; None when an op fits no tile."""
+def baseline_schedule(lowered: LoweredGraph, machine: MachineConfig, objective: str = "traffic") -> Schedule | None:
+    """Every op alone in the whole scratchpad, as the baseline stages it (under `objective`: planner.staging.op.
+    choose_tiling); None when an op fits no tile."""
     capacity = machine.scratchpad.partition_bytes
-    return schedule_of(lowered, machine, (), Residency((), (capacity,) * len(lowered.statements)))
+    return schedule_of(lowered, machine, (), Residency((), (capacity,) * len(lowered.statements)), objective)
 
 
-def candidates(lowered: LoweredGraph, machine: MachineConfig) -> list[Schedule]:
-    """Every schedule the search considers, the baseline's first; see the module docstring."""
+def candidates(lowered: LoweredGraph, machine: MachineConfig, objective: str = "traffic") -> list[Schedule]:
+    """Every schedule the search considers, the baseline's first, its ops tiled alone as `objective` has them (one
+    buffer slot where that moves fewer bytes, under `traffic`); see the module docstring."""
     sp = machine.scratchpad
     size_of = partition_bytes_of(lowered, machine)
 
@@ -60,7 +63,7 @@ def candidates(lowered: LoweredGraph, machine: MachineConfig) -> list[Schedule]:
         return tile_cost(stmt, block, size_of)
 
     found: list[Schedule] = []
-    first = baseline_schedule(lowered, machine)
+    first = baseline_schedule(lowered, machine, objective)
     if first is not None:
         found.append(first)
     policies = working_sets(lowered, sp.partition_bytes, cost)
@@ -96,7 +99,7 @@ def candidates(lowered: LoweredGraph, machine: MachineConfig) -> list[Schedule]:
             if (not residency.kept and not groups) or key in seen:
                 break  # nothing kept, or the same choice another policy made
             seen.add(key)
-            schedule = schedule_of(lowered, machine, groups, residency)
+            schedule = schedule_of(lowered, machine, groups, residency, objective)
             if schedule is not None:
                 found.append(schedule)
                 break
@@ -108,7 +111,7 @@ def candidates(lowered: LoweredGraph, machine: MachineConfig) -> list[Schedule]:
 
 
 def schedule_of(lowered: LoweredGraph, machine: MachineConfig, groups: Sequence[Group], residency: Residency,
-                ) -> Schedule | None:
+                objective: str = "traffic") -> Schedule | None:
     """The schedule of these groups and this residency, every other op tiled in the room it leaves; None when an
     op finds no tile there."""
     inside = {i for group in groups for i in range(group.first, group.last + 1)}
@@ -121,7 +124,7 @@ def schedule_of(lowered: LoweredGraph, machine: MachineConfig, groups: Sequence[
     for index, stmt in enumerate(lowered.statements):
         if index in inside:
             continue
-        tiling = op_tiling(lowered, machine, stmt, resident, residency.room[index])
+        tiling = op_tiling(lowered, machine, stmt, resident, residency.room[index], objective)
         if tiling is None:
             return None
         ops.append((index, tiling))
@@ -161,4 +164,4 @@ def search(lowered: LoweredGraph, machine: MachineConfig, objective: str = "traf
 
     >>> # schedule, cost = search(lowered, machine)[0]
     """
-    return rank(lowered, machine, candidates(lowered, machine), objective)
+    return rank(lowered, machine, candidates(lowered, machine, objective), objective)

@@ -1,4 +1,5 @@
-"""Staging one statement: its tiles, their double-buffered loads, computes and stores.
+"""Staging one statement: its tiles, their double-buffered (or, where that moves less, single-buffered) loads,
+computes and stores.
 
 Both strategies stage through here. The baseline passes no residency: every input comes from DRAM and every output
 goes back. The fused strategy passes the tensors it keeps whole in the scratchpad across ops: a tile reads those in
@@ -22,7 +23,7 @@ from planner.stmt import Statement
 from planner.tiling import Block, block_size, blocks, extents, loop_orders, middle_block, output_dims, tile_boxes
 from simulator.isa import Box
 
-__all__ = ["Resident", "mnk_of", "stage_statement", "tile_cost"]
+__all__ = ["Resident", "choose_tiling", "mnk_of", "stage_statement", "tile_cost", "tiling_choices"]
 
 MAX_SHRINKS = 16
 CYCLES_SLACK = 1.1  # how much slower (estimated) than the halving path's tile a tile that moves fewer bytes may be
@@ -64,9 +65,19 @@ def tile_cost(stmt: Statement, block: Block, partition_bytes: Callable[[str, tup
     return total + sum(slots * partition_bytes(t, box.shape) for t, box in writes.items() if t not in in_place)
 
 
-def choose_tiling(builder: ProgramBuilder, stmt: Statement, in_place: frozenset[str], capacity: int) -> OpTiling:
-    """How `stmt` is tiled alone in `capacity` bytes per partition, with the tensors in `in_place` read and written
-    where they lie: the one choice both staging and the cost model (planner.schedule.op_tiles) use. Raises
+def choose_tiling(builder: ProgramBuilder, stmt: Statement, in_place: frozenset[str], capacity: int,
+                  objective: str = "traffic") -> OpTiling:
+    """Of `tiling_choices`, the one that moves the fewest DRAM bytes (ties: double buffering, then the split, then
+    one slot): what staging stages when no schedule chose (planner.schedule.op_choice prices the choices instead)."""
+    return min(tiling_choices(builder, stmt, in_place, capacity, objective), key=lambda c: c[:2])[2]
+
+
+def tiling_choices(builder: ProgramBuilder, stmt: Statement, in_place: frozenset[str], capacity: int,
+                   objective: str = "traffic") -> list[tuple[int, int, OpTiling]]:
+    """How `stmt` can be tiled alone in `capacity` bytes per partition, with the tensors in `in_place` read and
+    written where they lie: (DRAM bytes, tie rank, tiling) for each kind that fits, the tilings both staging and the
+    cost model (planner.schedule.op_choice) use. Under the `traffic` objective (the default) single-buffered tiles
+    are among them where they move fewer bytes; under any other, only where nothing double-buffered fits. Raises
     TileTooLarge (or PlanError) when nothing fits."""
     graph = builder.graph
     spans = extents(stmt)
@@ -132,23 +143,31 @@ def choose_tiling(builder: ProgramBuilder, stmt: Statement, in_place: frozenset[
         raise PlanError(f"{graph.source}: op {stmt.node!r} ({stmt.op_type}): no tiling fits its buffers in "
                         f"{capacity:,} bytes per partition")
 
-    # Not even one output element with the whole reduction fits: split the reduction, partial sums on chip. An op
-    # that cannot split is tried with one slot per operand instead: no tile's loads then run ahead of the compute
-    # before it, but it plans (a BatchNormalization's four channel parameters at 8 KiB).
+    # Three kinds of tiling: double-buffered whole-reduction tiles (the next tile's loads run ahead of this one's
+    # compute); a split reduction, partial sums on chip; single-buffered whole-reduction tiles, which cannot prefetch
+    # but have twice the room, so larger tiles read an operand fewer times (a tight conv chain's 3x3 conv: 27,700
+    # bytes against 47,400 split and 100,192 double-buffered). These are the spaces planner.best_unfused bounds.
+    # Under `latency` one slot is only the last resort (a BatchNormalization's four channel parameters at 8 KiB).
     found = fit(2)
-    splits = split_dim(builder, stmt) is not None and not touched
-    if isinstance(found, TileTooLarge) and splits:
-        return OpTiling((), (), split=True)
-    if isinstance(found, OpTiling) and splits and _split_moves_less(builder, stmt, moved[2], capacity):
-        # a whole-reduction tile fits, but so small that an operand is read many times over: slices of the
-        # reduction with a larger output tile read it fewer times (bert_base's fc2 on edge-npu: 30.1 MB -> 8.1 MB)
-        return OpTiling((), (), split=True)
-    if isinstance(found, TileTooLarge):
+    whole_reads, whole_writes = tile_boxes(stmt, {})
+    least = sum(box.numel * graph.elem_bytes(t) for t, box in [*whole_reads.items(), *whole_writes.items()])
+    if isinstance(found, OpTiling) and moved[2] <= least:
+        return [(moved[2], 0, found)]  # every input read once: nothing moves less, nothing is faster
+    choices: list[tuple[int, int, OpTiling]] = []
+    if isinstance(found, OpTiling):
+        choices.append((moved[2], 0, found))
+    if isinstance(found, TileTooLarge) or objective == "traffic":
         single = fit(1)
-        if isinstance(single, TileTooLarge):
-            raise found
-        return single
-    return found
+        if isinstance(single, OpTiling) and (not choices or moved[1] < moved[2]):
+            choices.append((moved[1], 2, single))
+    if split_dim(builder, stmt) is not None and not touched:  # even beside one slot reading all once: it is faster
+        split = _split_bytes(builder, stmt, capacity)
+        if split is not None:
+            choices.append((split, 1, OpTiling((), (), split=True)))
+    if not choices:
+        assert isinstance(found, TileTooLarge)
+        raise found
+    return choices
 
 
 def _searched(builder: ProgramBuilder, stmt: Statement, capacity: int, slots: int, operands: int,
@@ -293,25 +312,18 @@ def stage_statement(builder: ProgramBuilder, stmt: Statement, resident: Mapping[
                 builder.release(buffer, last_reader[buffer])
 
 
-def _split_moves_less(builder: ProgramBuilder, stmt: Statement, moved: int, capacity: int) -> bool:
-    """Whether the split reduction (planner.staging.split) moves fewer DRAM bytes than the `moved` of the whole-
-    reduction tiling. Not asked when that reads every input once (nothing moves less), nor when the split does not
-    fit."""
+def _split_bytes(builder: ProgramBuilder, stmt: Statement, capacity: int) -> int | None:
+    """The DRAM bytes the split reduction (planner.staging.split) moves; None when it does not fit."""
     graph = builder.graph
-    whole_reads, whole_writes = tile_boxes(stmt, {})
-    least = sum(box.numel * graph.elem_bytes(t) for t, box in [*whole_reads.items(), *whole_writes.items()])
-    if moved <= least:
-        return False
     reduction = split_dim(builder, stmt)
     assert reduction is not None
     hi = extents(stmt)[reduction][1]
     try:
         slices = split_slices(builder, stmt, capacity, reduction)
     except PlanError:
-        return False
-    split = sum(box.numel * graph.elem_bytes(t) for _, _, reads, _ in slices for t, box in reads.items()) + sum(
+        return None
+    return sum(box.numel * graph.elem_bytes(t) for _, _, reads, _ in slices for t, box in reads.items()) + sum(
         box.numel * graph.elem_bytes(t) for _, step, _, writes in slices if step[1] == hi for t, box in writes.items())
-    return split < moved
 
 
 def _loaded(stmt: Statement, tiles: list[tuple[Block, dict[str, Box], dict[str, Box]]],

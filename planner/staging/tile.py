@@ -44,12 +44,15 @@ def compute_block(builder: ProgramBuilder, stmt: Statement, block: Block,
 
 
 def mnk_of(stmt: Statement, block: Block) -> tuple[int, ...]:
-    """Systolic shape of a tensor-engine tile: K the reduction, N the output channels, M the rest."""
+    """Systolic shape of a tensor-engine tile: K the reduction (the block's slice of it, where the block has one, as
+    a split reduction's slices do), N the output channels, M the rest."""
     if stmt.engine != "tensor":
         return ()
     spans = extents(stmt)
-    k = math.prod(hi - lo for dim, (lo, hi) in spans.items() if dim not in output_dims(stmt))
-    out = {dim: hi - lo for dim, (lo, hi) in block.items()}
+    outputs = output_dims(stmt)
+    k = math.prod(block[dim][1] - block[dim][0] if dim in block else hi - lo
+                  for dim, (lo, hi) in spans.items() if dim not in outputs)
+    out = {dim: hi - lo for dim, (lo, hi) in block.items() if dim in outputs}
     n = math.prod(out.get(dim, 1) for dim in ("g", "k") if dim in out) if stmt.op_type in CONV_LIKE \
         else out.get("n", 1)
     return (math.prod(out.values()) // n, n, k)

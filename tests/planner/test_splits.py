@@ -36,8 +36,8 @@ def _model(node: onnx.NodeProto, inputs: dict[str, list[int]], output: list[int]
 
 rng = np.random.default_rng(0)
 CASES = {
-    "conv": _model(helper.make_node("Conv", ["x", "w", "b"], ["y"], pads=[1, 1, 1, 1]), {"x": [1, 64, 2, 2]},
-                   [1, 2, 2, 2], {"w": rng.standard_normal((2, 64, 3, 3)).astype(np.float32),
+    "conv": _model(helper.make_node("Conv", ["x", "w", "b"], ["y"], pads=[1, 1, 1, 1]), {"x": [1, 128, 2, 2]},
+                   [1, 2, 2, 2], {"w": rng.standard_normal((2, 128, 3, 3)).astype(np.float32),
                                   "b": rng.standard_normal(2).astype(np.float32)}),
     "matmul": _model(helper.make_node("MatMul", ["x", "w"], ["y"]), {"x": [1, 2048]}, [1, 2],
                      {"w": rng.standard_normal((2048, 2)).astype(np.float32)}),

@@ -67,8 +67,8 @@ def test_batchnorm_over_many_channels_plans_at_8kib_with_one_slot_per_operand() 
 
 def test_a_split_reduction_reaches_later_tensors_with_a_tolerance_of_its_length() -> None:
     model = _model([helper.make_node("Conv", ["x", "w", "b"], ["c"], pads=[1, 1, 1, 1]),
-                    helper.make_node("Relu", ["c"], ["y"])], [1, 64, 2, 2], [1, 2, 2, 2],
-                   {"w": rng.standard_normal((2, 64, 3, 3)).astype(np.float32),
+                    helper.make_node("Relu", ["c"], ["y"])], [1, 128, 2, 2], [1, 2, 2, 2],
+                   {"w": rng.standard_normal((2, 128, 3, 3)).astype(np.float32),
                     "b": rng.standard_normal(2).astype(np.float32)})
     loaded = api.load(model)
     tight = api.plan(model, api.machine("edge-npu", scratchpad="8KiB"), strategy="baseline")
@@ -79,6 +79,6 @@ def test_a_split_reduction_reaches_later_tensors_with_a_tolerance_of_its_length(
     bounds = split_error_bounds(tight, loaded.graph, reference)
     unit = float(np.finfo(np.float32).eps) / 2
     for name in ("c", "y"):
-        expected = LAMBDA * np.sqrt(64 * 9 + 1) * unit * np.abs(reference[name]).max()
+        expected = LAMBDA * np.sqrt(128 * 9 + 1) * unit * np.abs(reference[name]).max()
         assert np.isclose(float(bounds[name]), expected, rtol=1e-6)
     api.check(model, tight, api.machine("edge-npu", scratchpad="8KiB"))

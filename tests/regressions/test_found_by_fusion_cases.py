@@ -222,8 +222,10 @@ vector_engine:
 """ + ENERGY_YAML
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason="fused moves 100,076 bytes, best unfused 57,124")
 def test_fused_moves_no_more_than_best_unfused_on_a_tight_conv_chain() -> None:
+    """Was 100,076 bytes fused against a bound of 57,124 that priced one buffer per tensor for split reductions,
+    which split staging never allocates; now the bound prices staging's buffers and per-op staging takes one slot
+    where that moves less (conv_3: 27,700 bytes, not 47,400 split): 80,376 fused, 80,376 best unfused."""
     from planner.testing import Case, check_best_unfused
     from simulator.timing import simulate
 

@@ -16,7 +16,7 @@ from planner.graph import load_graph
 from planner.inspect import totals
 from planner.ops import lower
 from planner.schedule.cost import price
-from planner.schedule.search import candidates
+from planner.schedule.search import baseline_schedule, candidates
 from planner.stmt import LoweredGraph
 from planner.testing import fusion_cases, machines, onnx_models
 from simulator.machine import MachineConfig
@@ -117,3 +117,16 @@ def test_priced_bytes_are_the_simulated_bytes_on_the_line_buffered_basic_block()
         assert cost.dram_bytes == stats.dram_bytes_read + stats.dram_bytes_written == compulsory
         assert abs(cost.cycles - stats.total_cycles) <= CYCLE_TOLERANCE["groups"] * stats.total_cycles
     assert staged >= 2
+
+
+def test_single_slot_tiles_are_priced_without_prefetch() -> None:
+    """cnn-small on a 16 KiB edge-npu: per-op staging takes one slot for two ops (fewer bytes than double
+    buffering); the baseline's schedule is priced at the simulated bytes and within 10% of the simulated cycles."""
+    lowered = lowered_small("cnn")
+    machine = load_machine("edge-npu", scratchpad="16KiB")
+    schedule = baseline_schedule(lowered, machine)
+    assert schedule is not None and any(t.slots == 1 and not t.split for _, t in schedule.ops)
+    stats = simulate(stage(lowered, machine, schedule), machine).stats
+    cost = price(lowered, machine, schedule)
+    assert cost.dram_bytes == stats.dram_bytes_read + stats.dram_bytes_written
+    assert abs(cost.cycles - stats.total_cycles) <= CYCLE_TOLERANCE["no groups"] * stats.total_cycles

@@ -1,0 +1,60 @@
+"""Which of the tilings staging can emit for one statement alone the schedule takes: each is priced by the cost
+model (planner.schedule.cost.price_op, the timeline staging's program would follow), and the one that moves the
+fewest DRAM bytes among those at most OP_SLACK slower than the fastest wins (ties: double buffering, then the split,
+then one slot).
+
+Bytes alone would stage resnet18's layer4 3x3 convs at 64 KiB in one-slot tiles of a single output channel: all
+weights read once, 3% fewer bytes than the split reduction, and 18x its cycles (one column of a 32-wide array).
+A tight conv chain's one-slot 3x3 conv moves 27,700 bytes against the split's 47,400 at 1.06x its cycles, and is
+taken.
+"""
+
+from __future__ import annotations
+
+from planner.errors import PlanError
+from planner.schedule.cost import price_op
+from planner.schedule.ir import OpTiling
+from planner.schedule.op_tiles import _builder, split_tiles
+from planner.schedule.timeline import Timeline
+from planner.staging.op import tiling_choices
+from planner.stmt import LoweredGraph, Statement
+from simulator.machine import MachineConfig
+
+OP_SLACK = 1.1  # how much slower (priced) than the fastest of its tilings an op's fewest-bytes tiling may be
+
+
+def op_tiling(lowered: LoweredGraph, machine: MachineConfig, stmt: Statement, resident: frozenset[str],
+              budget: int, objective: str = "traffic") -> OpTiling | None:
+    """How `stmt` is tiled in `budget` bytes per partition with the tensors in `resident` read and written in place
+    (one of planner.staging.op.tiling_choices under `objective`, chosen as the module docstring says); None when
+    nothing fits (staging would refuse it)."""
+    builder = _builder(lowered, machine)
+    try:
+        choices = [choice for choice in tiling_choices(builder, stmt, resident, budget, objective)
+                   if not choice[2].split or _splits(lowered, machine, stmt, budget)]
+    except PlanError:
+        return None
+    if not choices:
+        return None
+    if len(choices) == 1:
+        return choices[0][2]
+    priced = [(moved, rank, _cycles(lowered, machine, stmt, tiling, resident, budget), tiling)
+              for moved, rank, tiling in choices]
+    fastest = min(cycles for _, _, cycles, _ in priced)
+    return min(((moved, rank, tiling) for moved, rank, cycles, tiling in priced if cycles <= fastest * OP_SLACK),
+               key=lambda choice: choice[:2])[2]
+
+
+def _cycles(lowered: LoweredGraph, machine: MachineConfig, stmt: Statement, tiling: OpTiling,
+            resident: frozenset[str], budget: int) -> float:
+    timeline = Timeline(lowered, machine)
+    price_op(timeline, stmt, tiling, resident, budget)
+    return timeline.end
+
+
+def _splits(lowered: LoweredGraph, machine: MachineConfig, stmt: Statement, budget: int) -> bool:
+    try:
+        split_tiles(lowered, machine, stmt, budget)
+    except PlanError:
+        return False
+    return True
