@@ -72,14 +72,14 @@ def price_op(timeline: Timeline, stmt: Statement, tiling: OpTiling, resident: fr
         # as planner.staging.split stages them: two slots per input, each reloaded once the slice two before has
         # read it; one running sum; the finished tile written again only once its store has left
         done, stored = 0.0, 0.0
-        freed: dict[tuple[str, int], float] = {}
+        read_by: dict[tuple[str, int], float] = {}  # (input, slot) -> when the slice that last read it finished
         for index, (block, reads, writes, last) in enumerate(found):
             ready = max(timeline.load(t, box, max(timeline.barrier if index < 2 else 0.0,
-                                                  freed.get((t, index % 2), 0.0))) for t, box in reads.items())
+                                                  read_by.get((t, index % 2), 0.0))) for t, box in reads.items())
             done = compute(timeline, stmt, block, max(ready, done, stored if last else 0.0), out_tensor,
                            warm=index > 0)
             for tensor in reads:
-                freed[(tensor, index % 2)] = done
+                read_by[(tensor, index % 2)] = done
             if last:
                 stored = timeline.store(out_tensor, writes[out_tensor], done)
         return
