@@ -22,8 +22,10 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+
+import numpy as np
 
 from planner.poly import grids
 from planner.poly.boxes import _affine_forms
@@ -72,14 +74,25 @@ def shapes_enumerated(stmt: Statement, tiles: list[Tile], in_place: frozenset[st
                       ) -> tuple[dict[str, tuple[int, ...]], set[str]]:
     """Each tensor's buffer shape (the largest box it holds) and the inputs every tile reads whole, walking tiles."""
     whole_reads, _ = tile_boxes(stmt, {})
-    shapes: dict[str, tuple[int, ...]] = {}
-    for _, reads, writes in tiles:
-        for tensor, box in [*reads.items(), *writes.items()]:
-            if tensor not in in_place:
-                old = shapes.get(tensor, box.shape)
-                shapes[tensor] = tuple(max(a, b) for a, b in zip(old, box.shape, strict=True))
+    shapes = largest_shapes(((reads, writes) for _, reads, writes in tiles), in_place)
     constant = {t for t in whole_reads if t in shapes and all(r.get(t) == whole_reads[t] for _, r, _ in tiles)}
     return shapes, constant
+
+
+def largest_shapes(boxes: Iterable[tuple[dict[str, Box], dict[str, Box]]], leave_out: frozenset[str] = frozenset(),
+                   ) -> dict[str, tuple[int, ...]]:
+    """Per tensor (in order of first appearance), the largest extent along each axis over every box it is read or
+    written in, `leave_out` left out: the boxes gathered in one pass, their extents compared in arrays."""
+    starts: dict[str, list[tuple[int, ...]]] = {}
+    stops: dict[str, list[tuple[int, ...]]] = {}
+    for reads, writes in boxes:
+        for tensor, box in (*reads.items(), *writes.items()):
+            if tensor not in leave_out:
+                starts.setdefault(tensor, []).append(box.start)
+                stops.setdefault(tensor, []).append(box.stop)
+    return {t: tuple(int(v) for v in (np.array(stops[t], dtype=np.int64).reshape(len(stops[t]), -1)
+                                      - np.array(starts[t], dtype=np.int64).reshape(len(starts[t]), -1)).max(axis=0))
+            for t in starts}
 
 
 @functools.lru_cache(maxsize=1 << 14)

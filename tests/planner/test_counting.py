@@ -15,9 +15,10 @@ from planner.best_unfused import candidate_sizes
 from planner.graph import load_graph
 from planner.ops import lower
 from planner.staging import counting
-from planner.staging.counting import OrderedTiles, counts, loaded_enumerated, shapes_enumerated
+from planner.staging.counting import OrderedTiles, counts, largest_shapes, loaded_enumerated, shapes_enumerated
 from planner.stmt import Statement
 from planner.tiling import blocks, extents, loop_orders, output_dims, tile_boxes
+from simulator.isa import Box
 
 ZOO = ("cnn", "resnet18", "mobilenet_v2", "vgg16", "mlp", "bert_base", "vit")
 
@@ -95,3 +96,18 @@ def test_counted_plans_are_the_walked_plans(name: str, scratchpad: str, monkeypa
             patch.setattr(counting, "ENUMERATE", True)
             walked = api.plan(f"{name}-small", machine, strategy=strategy)
         assert counted == walked, (name, strategy)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from("abc"), st.lists(st.tuples(st.integers(0, 9), st.integers(1, 5)),
+                                                            min_size=2, max_size=2)), max_size=30))
+def test_largest_shapes_is_the_elementwise_max(drawn: list[tuple[str, list[tuple[int, int]]]]) -> None:
+    boxes = [({tensor: Box(tuple(s for s, _ in axes), tuple(s + n for s, n in axes))}, {}) for tensor, axes in drawn]
+    expected: dict[str, tuple[int, ...]] = {}
+    for reads, _ in boxes:
+        for tensor, box in reads.items():
+            if tensor != "c":
+                old = expected.get(tensor, box.shape)
+                expected[tensor] = tuple(max(a, b) for a, b in zip(old, box.shape, strict=True))
+    found = largest_shapes(boxes, frozenset("c"))
+    assert found == expected and list(found) == list(expected)
