@@ -48,6 +48,7 @@ from dataclasses import dataclass
 import islpy as isl
 
 from planner import poly
+from planner.poly import grids
 from planner.staging.alloc import buffer_bytes
 from planner.stmt import LoweredGraph, Statement
 from planner.tiling import extents, output_dims
@@ -213,24 +214,10 @@ def _priced_tilings(lowered: LoweredGraph, stmt: Statement, machine: MachineConf
     @functools.cache
     def component(tensor: str, axes: tuple[int, ...], key: tuple[tuple[str, int], ...]) -> tuple[int, tuple[int, ...]]:
         """Sum over the tiles of `key`'s dims of the product of these axes' extents, and each axis's largest."""
-        table = writes[tensor] if tensor == output else reads[tensor]
-        grids = [[(lo, min(lo + size, spans[d][1])) for lo in range(spans[d][0], spans[d][1], size)]
-                 for d, size in key]
-        total, largest = 0, [0] * len(axes)
-        for bounds in itertools.product(*grids):
-            at = dict(zip((d for d, _ in key), bounds, strict=True))
-            product = 1
-            for position, axis in enumerate(axes):
-                bound = table[axis]
-                arguments = [v for d in bound.dims for v in at[d]]
-                extent = max(0, bound.stop(*arguments) - bound.start(*arguments))
-                largest[position] = max(largest[position], extent)
-                product *= extent
-            total += product
-        return total, tuple(largest)
+        return grids.grid_sum(writes[tensor] if tensor == output else reads[tensor], axes, key, spans)
 
     tables = {**reads, output: writes[output]}
-    groups = {tensor: _axis_groups(table) for tensor, table in tables.items()}
+    groups = {tensor: grids.axis_groups(table) for tensor, table in tables.items()}
     moved_by = {tensor: frozenset(d for bound in table for d in bound.dims) for tensor, table in tables.items()}
     elem_bytes = {tensor: graph.elem_bytes(tensor) for tensor in tables}
 
@@ -238,14 +225,7 @@ def _priced_tilings(lowered: LoweredGraph, stmt: Statement, machine: MachineConf
     def widest(tensor: str, axis: int, key: tuple[int, ...]) -> int:
         """The largest extent of one axis over the tiles of the dims that move it (sizes `key`, in bound.dims
         order): the same figure `component` finds for the axis, from a walk over those dims alone."""
-        bound = tables[tensor][axis]
-        grids = [[(lo, min(lo + size, spans[d][1])) for lo in range(spans[d][0], spans[d][1], size)]
-                 for d, size in zip(bound.dims, key, strict=True)]
-        start, stop, largest = bound.start, bound.stop, 0
-        for at in itertools.product(*grids):
-            arguments = [v for pair in at for v in pair]
-            largest = max(largest, stop(*arguments) - start(*arguments))
-        return largest
+        return grids.widest(tables[tensor][axis], key, spans)
 
     def boxes(tensor: str, tile: dict[str, int]) -> tuple[int, tuple[int, ...], frozenset[str]]:
         """Elements summed over the distinct boxes of the tiling, the largest box's shape, and the split dims it
@@ -329,17 +309,6 @@ def _priced_tilings(lowered: LoweredGraph, stmt: Statement, machine: MachineConf
     smallest = {d: 1 for d in dims}
     total, order = price(smallest)
     return [(bytes_moved, tile, loops) for bytes_moved, loops, tile in priced], (total, smallest, order)
-
-
-def _axis_groups(table: tuple[poly.AxisBounds, ...]) -> tuple[tuple[tuple[str, ...], tuple[int, ...]], ...]:
-    """A tensor's axes, grouped so that no dim moves axes of two groups: the dims of a group, and its axes. The sum
-    of box sizes over all tiles is then the product of the groups' sums."""
-    groups: list[tuple[set[str], list[int]]] = []
-    for axis, bound in enumerate(table):
-        joined = [g for g in groups if g[0] & set(bound.dims)]
-        merged = (set(bound.dims).union(*(g[0] for g in joined)), sorted([axis, *(a for g in joined for a in g[1])]))
-        groups = [g for g in groups if g not in joined] + [merged]
-    return tuple((tuple(sorted(moved)), tuple(axes)) for moved, axes in groups)
 
 
 def _fitting_tiles(dims: tuple[str, ...], sizes: dict[str, tuple[int, ...]], fits: Callable[[dict[str, int]], bool],

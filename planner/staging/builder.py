@@ -16,6 +16,7 @@ import onnx
 from planner.inspect import totals
 from planner.staging.alloc import Lifetime, allocate, buffer_bytes, choose_layout
 from planner.staging.layout import choose_layouts
+from planner.staging.stores import StoreIndex
 from planner.stmt import LoweredGraph
 from simulator.isa import (
     Box,
@@ -74,7 +75,7 @@ class ProgramBuilder:
         self.nodes = {node.name: node for node in self.graph.nodes}
         self._instructions: list[dict] = []
         self._buffers: dict[str, _BufferInfo] = {}
-        self._stores: dict[str, list[tuple[Box, int]]] = {}
+        self._stores = StoreIndex()
         self._next_queue = 0
         self._tensors: dict[str, None] = {}
         # Outputs to store: a model output that is a view of an input or constant is already in DRAM as it is.
@@ -114,7 +115,7 @@ class ProgramBuilder:
         origin = at or (0,) * len(box.start)
         ids = []
         for part, offset in self._split(tensor, box):
-            waits = [store for written, store in self._stores.get(tensor, []) if boxes_meet(written, part)]
+            waits = self._stores.meeting(tensor, part)
             index = self._emit(DmaLoad, deps + waits, queue=self._queue(), tensor=tensor, box=part, buffer=buffer,
                                at=tuple(a + b for a, b in zip(origin, offset, strict=True)), op=op)
             self._use(buffer, index, writes=True)
@@ -132,7 +133,7 @@ class ProgramBuilder:
             index = self._emit(DmaStore, deps, queue=self._queue(), buffer=buffer,
                                at=tuple(a + b for a, b in zip(origin, offset, strict=True)), tensor=tensor, box=part,
                                op=op)
-            self._stores.setdefault(tensor, []).append((part, index))
+            self._stores.add(tensor, part, index)
             self._use(buffer, index)
             ids.append(index)
         return ids
@@ -222,7 +223,7 @@ class ProgramBuilder:
         index_rank = len(view or indices[1].start)
         window = Box((*out_box.start[:axis], 0, *out_box.start[axis + index_rank:]),
                      (*out_box.stop[:axis], shape[axis], *out_box.stop[axis + index_rank:]))
-        waits = [store for written, store in self._stores.get(table, []) if boxes_meet(written, window)]
+        waits = self._stores.meeting(table, window)
         self._tensors[table] = None
         self._tensors[indices[0]] = None
         self._tensors[out_tensor] = None

@@ -17,6 +17,7 @@ from planner.best_unfused import op_choices
 from planner.errors import PlanError, TileTooLarge
 from planner.schedule.ir import OpTiling
 from planner.staging.builder import ProgramBuilder, boxes_meet
+from planner.staging.counting import OrderedTiles, Tile, loaded_enumerated, shapes_enumerated
 from planner.staging.split import split_dim, split_slices, stage_split_reduction
 from planner.staging.tile import choose_tile, mnk_of, op_cycles
 from planner.stmt import Statement
@@ -95,9 +96,8 @@ def tiling_choices(builder: ProgramBuilder, stmt: Statement, in_place: frozenset
 
     moved: dict[int, int] = {}  # slots -> the DRAM bytes of the tiling fit(slots) found
 
-    def bytes_of(tiles: list[tuple[Block, dict[str, Box], dict[str, Box]]]) -> int:
-        return _loaded(stmt, tiles, graph.elem_bytes, frozenset()) + sum(
-            box.numel * graph.elem_bytes(t) for _, _, writes in tiles for t, box in writes.items())
+    def bytes_of(tiles: OrderedTiles) -> int:
+        return tiles.loaded(graph.elem_bytes, frozenset()) + tiles.written(graph.elem_bytes)
 
     def fit(slots: int) -> OpTiling | TileTooLarge:
         """The tiling with `slots` slots per operand that changes between tiles, or why none fits: the halving
@@ -172,7 +172,7 @@ def tiling_choices(builder: ProgramBuilder, stmt: Statement, in_place: frozenset
 
 def _searched(builder: ProgramBuilder, stmt: Statement, capacity: int, slots: int, operands: int,
               in_place: frozenset[str], below: int, cycles: float,
-              ) -> tuple[dict[str, int], tuple[str, ...], list[tuple[Block, dict[str, Box], dict[str, Box]]]] | None:
+              ) -> tuple[dict[str, int], tuple[str, ...], OrderedTiles] | None:
     """The tiling that moves the fewest DRAM bytes (planner.best_unfused's search and prices) and whose buffers
     fit, moving fewer than `below` and estimated at most `cycles`, ties broken by the estimated cycles, with the
     tensors in `in_place` read and written where they lie; None when the search found none (the halving path's tile
@@ -189,7 +189,7 @@ def _searched(builder: ProgramBuilder, stmt: Statement, capacity: int, slots: in
             if estimate > cycles:
                 break
             tile = dict(sizes)
-            tiles = [(block, *tile_boxes(stmt, block)) for block in blocks(stmt, tile, _full_order(stmt, order))]
+            tiles = OrderedTiles(stmt, tile, _full_order(stmt, order))
             if _buffers(builder, stmt, tiles, in_place, slots)[2] <= capacity:
                 return tile, _full_order(stmt, order), tiles
     return None
@@ -200,19 +200,13 @@ def _full_order(stmt: Statement, order: tuple[str, ...]) -> tuple[str, ...]:
     return (*(d for d in output_dims(stmt) if d not in order), *order)
 
 
-def _buffers(builder: ProgramBuilder, stmt: Statement, tiles: list[tuple[Block, dict[str, Box], dict[str, Box]]],
-             in_place: frozenset[str], slots: int) -> tuple[dict[str, tuple[int, ...]], set[str], int]:
+def _buffers(builder: ProgramBuilder, stmt: Statement, tiles: OrderedTiles | list[Tile], in_place: frozenset[str],
+             slots: int) -> tuple[dict[str, tuple[int, ...]], set[str], int]:
     """Each tensor's buffer shape (the largest box it holds), the inputs every tile reads whole (one slot), and the
-    bytes per partition all that takes."""
+    bytes per partition all that takes: counted (planner.staging.counting) or from the tiles listed."""
     graph = builder.graph
-    whole_reads, _ = tile_boxes(stmt, {})
-    shapes: dict[str, tuple[int, ...]] = {}
-    for _, reads, writes in tiles:
-        for tensor, box in [*reads.items(), *writes.items()]:
-            if tensor not in in_place:
-                old = shapes.get(tensor, box.shape)
-                shapes[tensor] = tuple(max(a, b) for a, b in zip(old, box.shape, strict=True))
-    constant = {t for t in whole_reads if t in shapes and all(r.get(t) == whole_reads[t] for _, r, _ in tiles)}
+    shapes, constant = tiles.shapes(in_place) if isinstance(tiles, OrderedTiles) else \
+        shapes_enumerated(stmt, tiles, in_place)
     need = sum((1 if t in constant else slots) * builder.partition_bytes(shape, graph.elem_bytes(t))
                for t, shape in shapes.items())
     return shapes, constant, need
@@ -326,27 +320,20 @@ def _split_bytes(builder: ProgramBuilder, stmt: Statement, capacity: int) -> int
         box.numel * graph.elem_bytes(t) for _, step, _, writes in slices if step[1] == hi for t, box in writes.items())
 
 
-def _loaded(stmt: Statement, tiles: list[tuple[Block, dict[str, Box], dict[str, Box]]],
-            elem_bytes: Callable[[str], int], in_place: frozenset[str]) -> int:
-    """Input bytes loaded over `tiles`: an input is reloaded only when its box changes."""
-    loaded = 0
-    held: dict[str, Box] = {}
-    for _, reads, _ in tiles:
-        for tensor, box in reads.items():
-            if tensor not in in_place and held.get(tensor) != box:
-                loaded += box.numel * elem_bytes(tensor)
-                held[tensor] = box
-    return loaded
+def _loaded(stmt: Statement, tiles: list[Tile], elem_bytes: Callable[[str], int], in_place: frozenset[str]) -> int:
+    """Input bytes loaded over `tiles` listed: an input is reloaded only when its box changes."""
+    return loaded_enumerated(tiles, elem_bytes, in_place)
 
 
 def _cheapest_order(stmt: Statement, tile: dict[str, int], elem_bytes: Callable[[str], int], in_place: frozenset[str],
-                    ) -> tuple[tuple[str, ...], list[tuple[Block, dict[str, Box], dict[str, Box]]]]:
+                    ) -> tuple[tuple[str, ...], OrderedTiles]:
     """The loop order that loads the fewest bytes, and its tiles: an input is reloaded only when its box changes, so
-    the order decides which operand is read once and which once per tile of the other."""
-    best: tuple[int, tuple[str, ...], list[tuple[Block, dict[str, Box], dict[str, Box]]]] | None = None
+    the order decides which operand is read once and which once per tile of the other. Counted by arithmetic where
+    exact (planner.staging.counting); the tiles are listed only for the order chosen, and only if asked."""
+    best: tuple[int, tuple[str, ...], OrderedTiles] | None = None
     for order in loop_orders(stmt, tile):
-        tiles = [(block, *tile_boxes(stmt, block)) for block in blocks(stmt, tile, order)]
-        loaded = _loaded(stmt, tiles, elem_bytes, in_place)
+        tiles = OrderedTiles(stmt, tile, order)
+        loaded = tiles.loaded(elem_bytes, in_place)
         if best is None or loaded < best[0]:
             best = (loaded, order, tiles)
     assert best is not None

@@ -19,6 +19,7 @@ import math
 from planner.best_unfused import ACCUMULATOR_BYTES, op_choices
 from planner.errors import SplitTooLarge
 from planner.staging.builder import ProgramBuilder, ReductionSlice
+from planner.staging.counting import largest_shapes
 from planner.staging.tile import widen
 from planner.stmt import Statement
 from planner.tiling import Block, block_size, blocks, extents, output_dims, tile_boxes
@@ -246,11 +247,7 @@ def _split_tiles(builder: ProgramBuilder, stmt: Statement, reduction: str, tile:
     steps = [(start, min(start + tile[reduction], hi)) for start in range(lo, hi, tile[reduction])]
     tiles = [(block, step, *boxes) for block in outer
              for step, boxes in zip(steps, _slice_boxes(builder, stmt, block, reduction, steps), strict=True)]
-    shapes: dict[str, tuple[int, ...]] = {}
-    for _, _, reads, writes in tiles:
-        for tensor, box in [*reads.items(), *writes.items()]:
-            old = shapes.get(tensor, box.shape)
-            shapes[tensor] = tuple(max(a, b) for a, b in zip(old, box.shape, strict=True))
+    shapes = largest_shapes((reads, writes) for _, _, reads, writes in tiles)
     need = sum(2 * builder.partition_bytes(s, graph.elem_bytes(t)) for t, s in shapes.items() if t != out_tensor) + \
         builder.partition_bytes(shapes[out_tensor], ACCUMULATOR_BYTES) + \
         builder.partition_bytes(shapes[out_tensor], graph.elem_bytes(out_tensor))
