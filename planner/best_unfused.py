@@ -286,7 +286,8 @@ def _priced_tilings(lowered: LoweredGraph, stmt: Statement, machine: MachineConf
                 if tensor in in_place:
                     continue
                 elements, _, moves = priced[tensor]
-                innermost = max((loops.index(d) for d in moves), default=-1)
+                # reloaded once per tile of the dims outside its innermost moving one; loaded once if none moves it
+                innermost = max((loops.index(d) for d in moves if d in loops), default=0)
                 reloads = math.prod(counts[d] for d in loops[:innermost] if d not in moves)
                 total += reloads * elements * elem_bytes[tensor]
             if best is None or total < best[0]:

@@ -45,3 +45,21 @@ def test_prices_are_the_bytes_the_tiles_move(name: str, scratchpad: str) -> None
             split_checked += 1
             checked += 1
     assert checked > 0 and split_checked > 0
+
+
+def test_an_input_no_split_dim_moves_is_priced_once() -> None:
+    """resnet18's stride-2 1x1 downsample at 64 KiB: tilings that split only rows and columns keep the whole weight;
+    it was priced once per tile of every loop but the innermost (1,408 bytes where the tiles move 1,152)."""
+    lowered = lower(load_graph(models.build("resnet18"), dtype="bf16"))
+    machine = load_machine("edge-npu", scratchpad="64KiB")
+    capacity = machine.scratchpad.partition_bytes
+    (stmt,) = [s for s in lowered.statements if s.node == "layer2.0.downsample.0"]
+    weight = next(t for t in stmt.tensors_read if lowered.graph.tensors[t].kind == "constant")
+    unmoved = 0
+    for price, sizes, order in op_choices(lowered, stmt, machine, capacity):
+        tiles = [(block, *tile_boxes(stmt, block)) for block in blocks(stmt, dict(sizes), _full_order(stmt, order))]
+        moved = _loaded(stmt, tiles, lowered.graph.elem_bytes, frozenset()) + sum(
+            box.numel * lowered.graph.elem_bytes(t) for _, _, writes in tiles for t, box in writes.items())
+        assert price == moved, (sizes, order)
+        unmoved += len(order) >= 2 and all(reads[weight] == tiles[0][1][weight] for _, reads, _ in tiles)
+    assert unmoved > 0  # the case the test is about: two split dims, neither moving the weight
