@@ -1,13 +1,14 @@
 """Fusion groups by dynamic programming over the program order.
 
-The graph is cut at its cut points (planner.group_choice.cut_points: where only one complete tensor is live). A run
-of consecutive intervals between cut points may become one group; `best_groups` picks the runs and each run's tiling
-that minimise the whole graph's cost, by dynamic programming: best[j] = min over i < j of best[i] + the cheaper of the
-run i..j as a group and its ops alone. Each run is priced on a timeline of its own (planner.schedule.cost), bytes
-first, then cycles; a group estimated (scaled by GROUP_ESTIMATE_MARGIN) more than CYCLES_SLACK slower than its ops
-alone is not taken, so the groups never trade the baseline's speed for bytes. Tiles: the batch, then rows, over
-divisors and near-divisors of the extent (ceil(extent / n)), not only halvings; each caching, or recomputing with two
-tiles in flight, or with one (a larger tile that fits only once: fewer halos, no DMA ahead of compute).
+The graph is cut at boundaries where few complete activations cross (planner.schedule.boundaries: at most two by
+default, only one at planner.group_choice.cut_points). A run of consecutive intervals between boundaries may become
+one group; `best_groups` picks the runs and each run's tiling that minimise the whole graph's cost, by dynamic
+programming: best[j] = min over i < j of best[i] + the cheaper of the run i..j as a group and its ops alone. Each run
+is priced on a timeline of its own (planner.schedule.cost), bytes first, then cycles; a group estimated (scaled by
+GROUP_ESTIMATE_MARGIN) more than CYCLES_SLACK slower than its ops alone is not taken, so the groups never trade the
+baseline's speed for bytes. Tiles (planner.schedule.boundaries.group_tiles): the batch, then rows, over divisors and
+near-divisors of the extent (ceil(extent / n)), not only halvings; each caching, or recomputing with two tiles in
+flight, or with one (a larger tile that fits only once: fewer halos, no DMA ahead of compute).
 """
 
 from __future__ import annotations
@@ -16,9 +17,9 @@ import functools
 from collections.abc import Callable
 from typing import Any
 
-from planner.best_unfused import candidate_sizes
-from planner.group_choice import MAX_RECOMPUTE, cut_points, is_closed
+from planner.group_choice import MAX_RECOMPUTE, is_closed
 from planner.groups import Group, NotCacheable, recompute_ratio, sink_tensor, working_set
+from planner.schedule.boundaries import group_boundaries, group_tiles
 from planner.schedule.cost import price_group, price_op
 from planner.schedule.ir import GroupSchedule, group_schedule
 from planner.schedule.op_choice import op_tiling
@@ -36,28 +37,14 @@ GROUP_ESTIMATE_MARGIN = 1.0  # as planner.schedule.search's
 Cost = tuple[int, int]  # (DRAM bytes, cycles)
 
 
-def group_tiles(shape: tuple[int, ...]) -> list[tuple[tuple[int, ...], bool]]:
-    """Sink tiles to try, largest first, with whether caching can apply: batch sizes, then (NCHW, one image per
-    tile) row counts ceil(rows / n).
-
-    >>> [tile for tile, _ in group_tiles((1, 8, 6, 6))][:4]
-    [(1, 8, 6, 6), (1, 8, 3, 6), (1, 8, 2, 6), (1, 8, 1, 6)]
-    """
-    if not shape:
-        return [((), False)]
-    found = [((size, *shape[1:]), False) for size in sorted(candidate_sizes(shape[0]), reverse=True)]
-    if len(shape) == 4 and shape[2] > 1:
-        found += [((1, shape[1], rows, shape[3]), shape[0] == 1)
-                  for rows in sorted(candidate_sizes(shape[2]), reverse=True) if rows < shape[2]]
-    return found
-
-
 def best_groups(lowered: LoweredGraph, machine: MachineConfig, budget: int,
                 partition_bytes: Callable[[str, tuple[int, ...]], int],
-                memo: dict[tuple[object, ...], Any] | None = None) -> tuple[Group, ...]:
+                memo: dict[tuple[object, ...], Any] | None = None, boundaries: list[int] | None = None,
+                ) -> tuple[Group, ...]:
     """The groups (runs of at least two statements) of the cheapest whole-graph cover; see the module docstring.
-    `memo` keeps what does not depend on the budget (each group's working set, recompute ratio and price, each op's
-    price alone) for the next call on the same graph and machine."""
+    `boundaries` are the positions a group may begin or end at (planner.schedule.boundaries.group_boundaries when
+    not given). `memo` keeps what does not depend on the budget or the boundaries (each group's working set,
+    recompute ratio and price, each op's price alone) for the next call on the same graph and machine."""
     statements = lowered.statements
     memo = {} if memo is None else memo
 
@@ -65,7 +52,8 @@ def best_groups(lowered: LoweredGraph, machine: MachineConfig, budget: int,
         if key not in memo:
             memo[key] = make()
         return memo[key]
-    cuts = sorted({0, *cut_points(lowered), len(statements)})
+    points = group_boundaries(lowered) if boundaries is None else boundaries
+    cuts = sorted({0, *points, len(statements)})
     capacity = machine.scratchpad.partition_bytes
 
     def alone(index: int) -> Cost:

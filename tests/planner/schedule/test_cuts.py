@@ -10,7 +10,8 @@ from hypothesis import strategies as st
 
 from planner.graph import load_graph
 from planner.ops import lower
-from planner.schedule.cuts import MAX_SPAN, cheapest_cover, group_tiles
+from planner.schedule.boundaries import group_tiles
+from planner.schedule.cuts import MAX_SPAN, cheapest_cover
 from planner.testing import fusion_cases
 
 
