@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator, Mapping
 import islpy as isl
 
 from planner import poly
+from planner.poly.writer_blocks import translated_writers
 from planner.stmt import Statement
 from simulator.isa import Box
 
@@ -89,6 +90,9 @@ def _tile_boxes(stmt: Statement, key: tuple[tuple[str, int, int], ...],
 def block_writing(stmt: Statement, tensor: str, box: Box) -> Block | None:
     """The block of output dims (a bounding box) that computes every element of `box` of the tensor the statement
     writes; None when no point writes into the box."""
+    translated, ranges = translated_writers(stmt, tensor, box.start, box.stop)  # arithmetic, for most writes
+    if translated:
+        return None if ranges is None else {dim: span for dim, span in ranges.items() if dim in output_dims(stmt)}
     points = poly.writers(stmt, tensor, box.start, box.stop)
     if points.is_empty():
         return None
