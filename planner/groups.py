@@ -226,6 +226,7 @@ def working_set(lowered: LoweredGraph, group: Group, partition_bytes: Callable[[
     the same time: its inputs until their last reader, every buffer it computes from its first write to its last
     reader (the sink's until it is stored)."""
     graph = lowered.graph
+    partition_bytes = _memoised(partition_bytes)
     internal = internal_tensors(lowered, group)
     constants = constant_boxes(lowered, group)
     held = sum(partition_bytes(t, box.shape) for t, box in constants.items())
@@ -258,6 +259,11 @@ def working_set(lowered: LoweredGraph, group: Group, partition_bytes: Callable[[
         # by a few steps rarely need twice the peak, and the allocation proves whether they fit.
         peak = max(peak, 2 * loads + 2 * out + live)
     return held + peak
+
+
+@functools.lru_cache(maxsize=64)  # the search passes one function per graph and machine, and asks it the same shapes
+def _memoised(partition_bytes: Callable[[str, tuple[int, ...]], int]) -> Callable[[str, tuple[int, ...]], int]:
+    return functools.lru_cache(maxsize=1 << 16)(partition_bytes)
 
 
 def _one_tile_peak(steps: Sequence[Step], internal: frozenset[str], constants: Mapping[str, Box],

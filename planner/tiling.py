@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import itertools
-import math
 from collections.abc import Callable, Iterator, Mapping
 
 import islpy as isl
@@ -56,9 +55,19 @@ def block_size(stmt: Statement, block: Mapping[str, tuple[int, int]]) -> int:
     """Domain points in a block: a product of extents for box domains (all of today's ops), isl's count otherwise."""
     if not _is_box(stmt):
         return poly.count(poly.block_points(stmt, block))
-    spans = extents(stmt)
-    return math.prod(max(0, min(hi, block.get(dim, spans[dim])[1]) - max(lo, block.get(dim, spans[dim])[0]))
-                     for dim, (lo, hi) in spans.items())
+    size = 1
+    for dim, lo, hi in _spans(stmt):
+        if dim in block:
+            start, stop = block[dim]
+            size *= max(0, min(hi, stop) - max(lo, start))
+        else:
+            size *= hi - lo
+    return size
+
+
+@functools.cache
+def _spans(stmt: Statement) -> tuple[tuple[str, int, int], ...]:
+    return tuple((dim, lo, hi) for dim, (lo, hi) in extents(stmt).items())
 
 
 def bounding_box(elements: isl.Set) -> Box:
