@@ -68,13 +68,17 @@ def sink_tensor(stmt: Statement) -> str:
     return tensor
 
 
-@functools.lru_cache(maxsize=256)
 def tiles(lowered: LoweredGraph, group: Group) -> list[list[Step]]:
     """The steps of every tile, in program order; raises NotCacheable if a cached group's tiles are not monotone."""
-    if not group.cache:
-        return [_independent_tile(lowered, group, start) for start in tile_starts(lowered, group)]
-    computed: dict[int, Box] = {}  # per statement, the box of its output the tiles so far computed
-    return [_pull(lowered, group, start, computed) for start in tile_starts(lowered, group)]
+    return _tiles(lowered, group.first, group.last, group.tile, group.cache)
+
+
+@functools.lru_cache(maxsize=1024)  # keyed without the slots and lines, which change how tiles run, not what they are
+def _tiles(lowered: LoweredGraph, first: int, last: int, tile: tuple[int, ...], cache: bool) -> list[list[Step]]:
+    starts = _starts(lowered, last, tile)
+    if not cache:
+        return [_independent_tile(lowered, first, last, tile, start) for start in starts]
+    return _pulls(lowered, last, tile, tuple(starts), True).steps(first)
 
 
 def sample_tiles(lowered: LoweredGraph, group: Group) -> tuple[list[list[Step]], int]:
@@ -84,7 +88,7 @@ def sample_tiles(lowered: LoweredGraph, group: Group) -> tuple[list[list[Step]],
     if group.cache or len(starts) <= 5:
         return tiles(lowered, group), len(starts)
     picks = sorted({0, 1, len(starts) // 2, len(starts) - 2, len(starts) - 1})
-    return [_independent_tile(lowered, group, starts[i]) for i in picks], len(starts)
+    return [_independent_tile(lowered, group.first, group.last, group.tile, starts[i]) for i in picks], len(starts)
 
 
 class NotCacheable(Exception):
@@ -92,50 +96,84 @@ class NotCacheable(Exception):
 
 
 def tile_starts(lowered: LoweredGraph, group: Group) -> list[tuple[int, ...]]:
-    shape = lowered.graph.tensors[sink_tensor(lowered.statements[group.last])].shape
+    return list(_starts(lowered, group.last, group.tile))
+
+
+@functools.lru_cache(maxsize=1024)
+def _starts(lowered: LoweredGraph, last: int, tile: tuple[int, ...]) -> list[tuple[int, ...]]:
+    shape = lowered.graph.tensors[sink_tensor(lowered.statements[last])].shape
     starts: list[tuple[int, ...]] = [()]
-    for extent, size in zip(shape, group.tile, strict=True):
+    for extent, size in zip(shape, tile, strict=True):
         starts = [(*prefix, lo) for prefix in starts for lo in range(0, extent, size)]
     return starts
 
 
 @functools.lru_cache(maxsize=4096)
-def _independent_tile(lowered: LoweredGraph, group: Group, start: tuple[int, ...]) -> list[Step]:
-    return _pull(lowered, group, start, None)
+def _independent_tile(lowered: LoweredGraph, first: int, last: int, tile: tuple[int, ...], start: tuple[int, ...],
+                      ) -> list[Step]:
+    return _pulls(lowered, last, tile, (start,), False).steps(first)[0]
 
 
-def _pull(lowered: LoweredGraph, group: Group, start: tuple[int, ...], computed: dict[int, Box] | None,
-          ) -> list[Step]:
-    """The steps of the tile at `start`: from the sink's box back through the group, each statement computing what
-    its readers in the tile read of it (less what earlier tiles computed, when `computed` tracks a cached group)."""
-    statements = lowered.statements[group.first:group.last + 1]
-    sink = sink_tensor(statements[-1])
-    internal = internal_tensors(lowered, group)
-    shape = lowered.graph.tensors[sink].shape
-    stop = tuple(min(s + t, e) for s, t, e in zip(start, group.tile, shape, strict=True))
-    demand: dict[str, Box] = {sink: Box(start, stop)}
-    steps: list[Step] = []
-    for offset in range(len(statements) - 1, -1, -1):
-        stmt = statements[offset]
+@functools.lru_cache(maxsize=1 << 13)
+def _pulls(lowered: LoweredGraph, last: int, tile: tuple[int, ...], starts: tuple[tuple[int, ...], ...], cache: bool,
+           ) -> _Pull:
+    return _Pull(lowered, last, tile, starts, cache)
+
+
+class _Pull:
+    """The steps of the tiles at `starts` of statement `last`'s output, pulled back one statement at a time: from
+    the sink's box back through the statements, each computing what the statements after it in the tile read of it
+    (less what earlier tiles computed, when `cache` tracks a cached group's tiles). What a statement computes
+    depends only on the statements after it, so the groups ending at `last` share one pull: the group first..last
+    takes its steps from `first` on, and a longer group only pulls further back."""
+
+    def __init__(self, lowered: LoweredGraph, last: int, tile: tuple[int, ...], starts: tuple[tuple[int, ...], ...],
+                 cache: bool) -> None:
+        self.statements, self.last, self.cache = lowered.statements, last, cache
+        self.sink = sink_tensor(lowered.statements[last])
+        shape = lowered.graph.tensors[self.sink].shape
+        self.demand = [{self.sink: Box(start, tuple(min(s + t, e) for s, t, e in zip(start, tile, shape,
+                                                                                     strict=True)))}
+                       for start in starts]  # per tile, per tensor: the box the statements pulled so far read
+        self.layers: dict[int, list[Step | None]] = {}  # per statement, its step in each tile
+        self.failed: int | None = None  # the statement a cached tile's rows stopped extending the last tiles' at
+
+    def steps(self, first: int) -> list[list[Step]]:
+        """Per tile, the steps of statements first..last, in program order."""
+        index = min(self.layers, default=self.last + 1)
+        while index > first and self.failed is None:
+            index -= 1
+            try:
+                self.layers[index] = self._layer(index)
+            except NotCacheable:
+                self.failed = index
+        if self.failed is not None and self.failed >= first:
+            raise NotCacheable
+        layers = [self.layers[index] for index in range(first, self.last + 1)]
+        return [[step for layer in layers if (step := layer[position]) is not None]
+                for position in range(len(self.demand))]
+
+    def _layer(self, index: int) -> list[Step | None]:
+        stmt = self.statements[index]
         out = sink_tensor(stmt)
-        want = demand.get(out)
-        if want is None:
-            continue
-        if computed is not None and out != sink:
-            done = computed.get(offset)
-            want = remaining(want, done)
-            if want is None:
+        done: Box | None = None  # the box of its output the tiles so far computed (a cached group's)
+        found: list[Step | None] = []
+        for demand in self.demand:
+            want = demand.get(out)
+            if want is not None and self.cache and out != self.sink:
+                before = done
+                want = remaining(want, before)
+                if want is not None:
+                    done = want if before is None else hull(before, want)
+            block = None if want is None else block_writing(stmt, out, want)
+            if want is None or block is None:
+                found.append(None)
                 continue
-            computed[offset] = want if done is None else hull(done, want)
-        block = block_writing(stmt, out, want)
-        if block is None:
-            continue
-        reads, writes = tile_boxes(stmt, block)
-        for tensor, box in reads.items():
-            if tensor in internal:
+            reads, writes = tile_boxes(stmt, block)
+            for tensor, box in reads.items():
                 demand[tensor] = hull(demand[tensor], box) if tensor in demand else box
-        steps.append(Step(group.first + offset, block, reads, out, writes[out]))
-    return steps[::-1]
+            found.append(Step(index, block, reads, out, writes[out]))
+        return found
 
 
 @functools.lru_cache(maxsize=1024)
@@ -168,6 +206,11 @@ def remaining(want: Box, done: Box | None) -> Box | None:
 def recompute_ratio(lowered: LoweredGraph, group: Group) -> float:
     """Work the group's tiles do over the work of its statements (1.0 when nothing is computed twice), estimated
     from the sampled tiles."""
+    return _recompute_ratio(lowered, Group(group.first, group.last, group.tile, group.cache))
+
+
+@functools.lru_cache(maxsize=4096)  # the slots and lines change when a tile's work is done, not how much
+def _recompute_ratio(lowered: LoweredGraph, group: Group) -> float:
     statements = lowered.statements
     work = {i: statements[i].macs + statements[i].elem_ops + 1 for i in range(group.first, group.last + 1)}
     sampled, count = sample_tiles(lowered, group)
@@ -183,6 +226,7 @@ def working_set(lowered: LoweredGraph, group: Group, partition_bytes: Callable[[
     the same time: its inputs until their last reader, every buffer it computes from its first write to its last
     reader (the sink's until it is stored)."""
     graph = lowered.graph
+    partition_bytes = _memoised(partition_bytes)
     internal = internal_tensors(lowered, group)
     constants = constant_boxes(lowered, group)
     held = sum(partition_bytes(t, box.shape) for t, box in constants.items())
@@ -215,6 +259,11 @@ def working_set(lowered: LoweredGraph, group: Group, partition_bytes: Callable[[
         # by a few steps rarely need twice the peak, and the allocation proves whether they fit.
         peak = max(peak, 2 * loads + 2 * out + live)
     return held + peak
+
+
+@functools.lru_cache(maxsize=64)  # the search passes one function per graph and machine, and asks it the same shapes
+def _memoised(partition_bytes: Callable[[str, tuple[int, ...]], int]) -> Callable[[str, tuple[int, ...]], int]:
+    return functools.lru_cache(maxsize=1 << 16)(partition_bytes)
 
 
 def _one_tile_peak(steps: Sequence[Step], internal: frozenset[str], constants: Mapping[str, Box],
