@@ -4,8 +4,8 @@ planner.group_choice.cut_points allows a boundary only where a single complete t
 feed-forward block never has one inside it: the LayerNorm's output is live until the residual Add at its end, beside
 whatever the FFN is computing. `group_boundaries` relaxes that to at most `max_live` complete activations crossing,
 so that the DP (planner.schedule.cuts) may group the FFN's inner Linear -> GELU -> Linear while the norm's output
-waits in DRAM (or resident) for the Add, and the attention core while q, k and v wait. Whether a run between two boundaries is a legal group is still
-planner.group_choice.is_closed's question.
+waits in DRAM (or resident) for the Add, and the attention core while q, k and v wait. Whether a run between two
+boundaries is a legal group is still planner.group_choice.is_closed's question.
 """
 
 from __future__ import annotations
