@@ -66,3 +66,20 @@ def group_tiles(shape: tuple[int, ...]) -> list[tuple[tuple[int, ...], bool]]:
         found += [((1, rows, shape[2]), False)
                   for rows in sorted(candidate_sizes(shape[1]), reverse=True) if rows < shape[1]]
     return found
+
+
+def channel_tiles(shape: tuple[int, ...]) -> list[tuple[int, ...]]:
+    """Sink tiles that cut the channels (axis 1 of NCHW) or the features (the last axis of a sequence or a row of
+    features) of one batch element, largest first: tiles of a group whose weights stream in output-channel blocks
+    (planner.groups.Group.streamed), for a matmul or conv whose weights do not fit the scratchpad whole.
+
+    >>> channel_tiles((1, 4, 2, 2))
+    [(1, 2, 2, 2), (1, 1, 2, 2)]
+    >>> channel_tiles((1, 8, 6))[:3]
+    [(1, 8, 3), (1, 8, 2), (1, 8, 1)]
+    """
+    axis = 1 if len(shape) == 4 else len(shape) - 1
+    if len(shape) < 2 or shape[0] != 1 or shape[axis] < 2:
+        return []
+    return [(*shape[:axis], size, *shape[axis + 1:]) for size in sorted(candidate_sizes(shape[axis]), reverse=True)
+            if size < shape[axis]]
