@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import islpy as isl
 
-from planner.poly.footprints import box_set
+from planner.poly.footprints import box_set, spans
 from planner.stmt import Access, Statement
 
 
@@ -45,6 +45,7 @@ def tile_box_functions(stmt: Statement, tiled: tuple[str, ...],
     return ({order[i]: axes for i, axes in reads}, {order[i]: axes for i, axes in writes})
 
 
+@functools.lru_cache(maxsize=1 << 12)  # printing and rewriting the isl text costs as much as a small query
 def structure_key(stmt: Statement) -> tuple[object, ...]:
     """The statement with its own and its tensors' names left out (tensors numbered in order of first access):
     equal for the repeated layers of a model, so that queries about one stand for all."""
@@ -128,8 +129,8 @@ def affine_tile_boxes(stmt: Statement, block: dict[str, tuple[int, int]],
     forms = _affine_forms(stmt, tiled)
     if forms is None:
         return None
-    spans = _spans(stmt)
-    if any(dim not in spans or not spans[dim][0] <= lo < hi <= spans[dim][1] for dim, (lo, hi) in block.items()):
+    whole = spans(stmt)
+    if any(dim not in whole or not whole[dim][0] <= lo < hi <= whole[dim][1] for dim, (lo, hi) in block.items()):
         return None
     found: list[dict[str, tuple[tuple[int, ...], tuple[int, ...]]]] = [{}, {}]
     for side, tensor, axes in forms:
@@ -141,12 +142,6 @@ def affine_tile_boxes(stmt: Statement, block: dict[str, tuple[int, int]],
         if all(a < b for a, b in zip(start, stop, strict=True)):
             found[side][tensor] = (tuple(start), tuple(stop))
     return found[0], found[1]
-
-
-@functools.lru_cache(maxsize=1 << 12)
-def _spans(stmt: Statement) -> dict[str, tuple[int, int]]:
-    return {dim: (stmt.domain.dim_min_val(axis).to_python(), stmt.domain.dim_max_val(axis).to_python() + 1)
-            for axis, dim in enumerate(stmt.dims)}
 
 
 @functools.lru_cache(maxsize=1 << 12)
@@ -177,7 +172,7 @@ def _affine_bounds(stmt: Statement, access: Access, tiled: tuple[str, ...]) -> t
     if affine is None:
         return None
     start, stop, indices = affine
-    extents = {dim: (lo, hi - 1) for dim, (lo, hi) in _spans(stmt).items()}
+    extents = {dim: (lo, hi - 1) for dim, (lo, hi) in spans(stmt).items()}
     axes = []
     for axis, (constant, terms) in enumerate(indices):
         span = 0  # no gaps: every coefficient at most one more than what the smaller terms already cover
@@ -185,15 +180,23 @@ def _affine_bounds(stmt: Statement, access: Access, tiled: tuple[str, ...]) -> t
             if abs(c) > span + 1:
                 return None
             span += 0 if dim in tiled else abs(c) * (extents[dim][1] - extents[dim][0])
-        low, high = [str(constant)], [str(constant)]
+        # Integers only, so the dims left whole fold into the constant; the rest are closure constants of a
+        # template that statements alike but for their sizes share.
+        low = high = constant
         for dim, c in terms.items():
-            first, last = (f"lo_{dim}", f"(hi_{dim} - 1)") if dim in tiled else extents[dim]
-            low.append(f"{c} * {first if c > 0 else last}")
-            high.append(f"{c} * {last if c > 0 else first}")
+            if dim not in tiled:
+                low += c * extents[dim][0 if c > 0 else 1]
+                high += c * extents[dim][1 if c > 0 else 0]
         used = tuple(dim for dim in tiled if dim in terms)
-        arguments = [name for dim in used for name in (f"lo_{dim}", f"hi_{dim}")]
-        axes.append(AxisBounds(used, _compile(f"max({start[axis]}, {' + '.join(low)})", arguments, 0),
-                               _compile(f"min({stop[axis] - 1}, {' + '.join(high)})", arguments, 1), affine=True))
+        arguments = tuple(name for dim in used for name in (f"lo_{dim}", f"hi_{dim}"))
+        first = [f"_k{i + 2} * {f'lo_{dim}' if terms[dim] > 0 else f'(hi_{dim} - 1)'}" for i, dim in enumerate(used)]
+        last = [f"_k{i + 2} * {f'(hi_{dim} - 1)' if terms[dim] > 0 else f'lo_{dim}'}" for i, dim in enumerate(used)]
+        coefficients = [terms[dim] for dim in used]
+        axes.append(AxisBounds(
+            used, _template(f"max(_k0, {' + '.join(['_k1', *first])})", arguments, 2 + len(used))(
+                start[axis], low, *coefficients, 0),
+            _template(f"min(_k0, {' + '.join(['_k1', *last])})", arguments, 2 + len(used))(
+                stop[axis] - 1, high, *coefficients, 1), affine=True))
     return tuple(axes)
 
 
@@ -245,9 +248,8 @@ def _parametric_images(stmt: Statement, tiled: tuple[str, ...], accesses: tuple[
     inside = " and ".join(f"lo_{dim} <= {dim} < hi_{dim}" for dim in tiled) or "1 = 1"
     block = isl.Set(f"[{', '.join(params)}] -> {{ {stmt.name}[{', '.join(stmt.dims)}] : {inside} }}")
     points = stmt.domain.align_params(block.get_space()).intersect(block)
-    spans = {dim: (stmt.domain.dim_min_val(stmt.dims.index(dim)).to_python(),
-                   stmt.domain.dim_max_val(stmt.dims.index(dim)).to_python() + 1) for dim in tiled}
-    valid = " and ".join(f"{lo} <= lo_{d} < hi_{d} <= {hi}" for d, (lo, hi) in spans.items()) or "1 = 1"
+    whole = spans(stmt)
+    valid = " and ".join(f"{whole[d][0]} <= lo_{d} < hi_{d} <= {whole[d][1]}" for d in tiled) or "1 = 1"
     context = isl.Set(f"[{', '.join(params)}] -> {{ : {valid} }}")
     build = isl.AstBuild.from_context(context)
     images: dict[str, isl.Set] = {}

@@ -39,6 +39,14 @@ def tensor_set(space_name: str, shape: tuple[int, ...]) -> isl.Set:
     return box_set(space_name, (0,) * len(shape), shape)
 
 
+@functools.lru_cache(maxsize=1 << 16)
+def spans(stmt: Statement) -> dict[str, tuple[int, int]]:
+    """Half-open range of every dim over the statement's domain (asked of isl once per statement: tiling, the
+    closed-form boxes and the writers of a box all need it)."""
+    return {dim: (stmt.domain.dim_min_val(axis).to_python(), stmt.domain.dim_max_val(axis).to_python() + 1)
+            for axis, dim in enumerate(stmt.dims)}
+
+
 def block_points(stmt: Statement, block: Block | None = None) -> isl.Set:
     """The statement's domain points inside a block."""
     return _block_points(stmt, _key(block))
