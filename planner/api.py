@@ -234,9 +234,19 @@ def model_limits(loaded: Model, config: MachineConfig, machine_key: str | None =
 
 
 def _machine_yaml(config: MachineConfig) -> str:
-    from simulator.machine_file import machine_to_yaml
+    # Per config object (a preset is one cached object): writing the YAML cost more than a cached report's look-up.
+    # A MachineConfig holds dicts, so it cannot key a cache itself; the entry keeps it alive, so its id is not reused.
+    entry = _YAML.get(id(config))
+    if entry is None or entry[0] is not config:
+        from simulator.machine_file import machine_to_yaml
 
-    return machine_to_yaml(config)
+        if len(_YAML) >= _REPORTS_KEPT:
+            _YAML.pop(next(iter(_YAML)))
+        entry = _YAML[id(config)] = (config, machine_to_yaml(config))
+    return entry[1]
+
+
+_YAML: dict[int, tuple[MachineConfig, str]] = {}
 
 
 @functools.lru_cache(maxsize=32)

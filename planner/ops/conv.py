@@ -44,15 +44,16 @@ def lower_conv(node: Node, ctx: Context) -> list[Statement]:
     win = window(ctx, x_shape[2:], kernel)
     check_output(ctx, (x_shape[0], w_shape[0], *win.out), out)
     dims = ("n", "g", "k", *win.out_names, "c", *win.kernel_names)
-    domain = ctx.domain(dims, (x_shape[0], group, kg, *win.out, cg, *kernel))
+    extents = (x_shape[0], group, kg, *win.out, cg, *kernel)
+    domain = ctx.domain(dims, extents)
     channel_out = f"{kg}*g + k"
     reads = [ctx.access(domain, dims, x, ["n", f"{cg}*g + c", *win.input_index()]),
              ctx.access(domain, dims, w, [channel_out, "c", *win.kernel_names])]
     if bias:
         reads.append(ctx.access(domain, dims, bias, [channel_out]))
     write = ctx.access(domain, dims, out, ["n", channel_out, *win.out_names])
-    return [Statement(ctx.stmt_name(), node.name, "Conv", dims, domain, tuple(reads), (write,), count(domain), 0,
-                      "tensor")]
+    return [Statement(ctx.stmt_name(), node.name, "Conv", dims, domain, tuple(reads), (write,), math.prod(extents), 0,
+                      "tensor")]  # the domain is a box: its points are the product of its extents
 
 
 @register("ConvTranspose")

@@ -5,13 +5,13 @@ MatMul follows numpy: leading batch dims broadcast, a 1-D left operand drops m a
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 from planner.graph import Node
 from planner.ops.elementwise import broadcast_index
 from planner.ops.registry import Context, register
 from planner.ops.window import check_output
-from planner.poly import count
 from planner.stmt import Statement
 
 
@@ -35,7 +35,7 @@ def lower_gemm(node: Node, ctx: Context) -> list[Statement]:
     if c:
         reads.append(ctx.access(domain, dims, c, broadcast_index(ctx, c, (m, n), ("m", "n"))))
     write = ctx.access(domain, dims, out, ["m", "n"])
-    return [Statement(ctx.stmt_name(), node.name, "Gemm", dims, domain, tuple(reads), (write,), count(domain), 0,
+    return [Statement(ctx.stmt_name(), node.name, "Gemm", dims, domain, tuple(reads), (write,), m * n * k, 0,
                       "tensor")]
 
 
@@ -63,7 +63,7 @@ def lower_matmul(node: Node, ctx: Context) -> list[Statement]:
     b_index = [*_batch_index(batch_b, batch, batch_dims), "k", *col]
     reads = (ctx.access(domain, dims, a, a_index), ctx.access(domain, dims, b, b_index))
     write = ctx.access(domain, dims, out, [*batch_dims, *row, *col])
-    return [Statement(ctx.stmt_name(), node.name, "MatMul", dims, domain, reads, (write,), count(domain), 0,
+    return [Statement(ctx.stmt_name(), node.name, "MatMul", dims, domain, reads, (write,), math.prod(extents), 0,
                       "tensor")]
 
 

@@ -6,6 +6,7 @@ and a Context and returns the statements (or the alias) that stand for it.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -80,18 +81,33 @@ class Context:
 
     def domain(self, dims: Sequence[str], extents: Sequence[int], extra: str = "", part: int | None = None) -> isl.Set:
         """`{ S[dims] : 0 <= dim < extent and extra }`."""
-        constraints = [f"0 <= {dim} < {extent}" for dim, extent in zip(dims, extents, strict=True)]
+        # The box through the API (isl's parser takes some 0.5 ms a domain, paid again by every variant of a model)
+        space = isl.Space.set_alloc(isl.DEFAULT_CONTEXT, 0, len(dims)).set_tuple_name(isl.dim_type.set,
+                                                                                     self.stmt_name(part))
+        for axis, dim in enumerate(dims):
+            space = space.set_dim_name(isl.dim_type.set, axis, dim)
+        box = isl.BasicSet.universe(space)
+        for axis, extent in enumerate(extents):
+            box = box.lower_bound_val(isl.dim_type.set, axis, 0).upper_bound_val(isl.dim_type.set, axis, extent - 1)
+        domain = isl.Set.from_basic_set(box)
         if extra:
-            constraints.append(extra)
-        return isl.Set(f"{{ {self.stmt_name(part)}[{', '.join(dims)}] : {' and '.join(constraints) or '1 = 1'} }}")
+            domain = domain.intersect(isl.Set(f"{{ {self.stmt_name(part)}[{', '.join(dims)}] : {extra} }}"))
+        return domain
 
     def access(self, domain: isl.Set, dims: Sequence[str], tensor: str, index: Sequence[str],
                extra: str = "") -> Access:
         """`{ S[dims] -> T[index] : extra }` restricted to the domain and to the tensor's bounds (pads read nothing)."""
         text = f"{{ {domain.get_tuple_name()}[{', '.join(dims)}] -> {self.space(tensor)}[{', '.join(index)}]"
-        relation = isl.Map(text + (f" : {extra} }}" if extra else " }"))
+        relation = _parsed_map(text + (f" : {extra} }}" if extra else " }"))
         relation = relation.intersect_domain(domain).intersect_range(tensor_set(self.space(tensor), self.shape(tensor)))
         return Access(tensor, relation)
+
+
+@functools.lru_cache(maxsize=1 << 12)
+def _parsed_map(text: str) -> isl.Map:
+    # The unbounded access without sizes mostly (they come in with the domain and the tensor's box), so the variants
+    # of a model that differ only in sizes parse it once; isl objects are values, safe to share.
+    return isl.Map(text)
 
 
 def isl_names(names: Sequence[str], prefix: str) -> dict[str, str]:

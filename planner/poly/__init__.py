@@ -17,11 +17,12 @@ from planner.poly.footprints import (
     needed_elements,
     overlap,
     reuse_elements,
+    spans,
     tensor_set,
     write_footprint,
     writers,
 )
 
 __all__ = ["AxisBounds", "Block", "Dependence", "affine_tile_boxes", "block_points", "box_set", "count",
-           "flow_dependences", "footprint", "needed_elements", "overlap", "reuse_elements", "structure_key",
+           "flow_dependences", "footprint", "needed_elements", "overlap", "reuse_elements", "spans", "structure_key",
            "tensor_set", "tile_box_functions", "write_footprint", "writers"]

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import islpy as isl
 
-from planner.poly.footprints import box_set
+from planner.poly.footprints import box_set, spans
 from planner.stmt import Access, Statement
 
 
@@ -45,6 +45,7 @@ def tile_box_functions(stmt: Statement, tiled: tuple[str, ...],
     return ({order[i]: axes for i, axes in reads}, {order[i]: axes for i, axes in writes})
 
 
+@functools.lru_cache(maxsize=1 << 12)  # printing and rewriting the isl text costs as much as a small query
 def structure_key(stmt: Statement) -> tuple[object, ...]:
     """The statement with its own and its tensors' names left out (tensors numbered in order of first access):
     equal for the repeated layers of a model, so that queries about one stand for all."""
@@ -128,8 +129,8 @@ def affine_tile_boxes(stmt: Statement, block: dict[str, tuple[int, int]],
     forms = _affine_forms(stmt, tiled)
     if forms is None:
         return None
-    spans = _spans(stmt)
-    if any(dim not in spans or not spans[dim][0] <= lo < hi <= spans[dim][1] for dim, (lo, hi) in block.items()):
+    whole = spans(stmt)
+    if any(dim not in whole or not whole[dim][0] <= lo < hi <= whole[dim][1] for dim, (lo, hi) in block.items()):
         return None
     found: list[dict[str, tuple[tuple[int, ...], tuple[int, ...]]]] = [{}, {}]
     for side, tensor, axes in forms:
@@ -141,12 +142,6 @@ def affine_tile_boxes(stmt: Statement, block: dict[str, tuple[int, int]],
         if all(a < b for a, b in zip(start, stop, strict=True)):
             found[side][tensor] = (tuple(start), tuple(stop))
     return found[0], found[1]
-
-
-@functools.lru_cache(maxsize=1 << 12)
-def _spans(stmt: Statement) -> dict[str, tuple[int, int]]:
-    return {dim: (stmt.domain.dim_min_val(axis).to_python(), stmt.domain.dim_max_val(axis).to_python() + 1)
-            for axis, dim in enumerate(stmt.dims)}
 
 
 @functools.lru_cache(maxsize=1 << 12)
@@ -168,10 +163,51 @@ def _affine_forms(stmt: Statement, tiled: tuple[str, ...],
     return tuple(forms)
 
 
+@functools.lru_cache(maxsize=1 << 12)
 def _affine_bounds(stmt: Statement, access: Access, tiled: tuple[str, ...]) -> tuple[AxisBounds, ...] | None:
     """The closed forms without a parametric query, when the access is one affine function of the point, clipped
     only to the box the whole statement reads (padding), and each index it forms has no gaps (so clipping the
     range of a block gives that block's bounding box); None otherwise."""
+    affine = _affine_function(stmt, access)
+    if affine is None:
+        return None
+    start, stop, indices = affine
+    extents = {dim: (lo, hi - 1) for dim, (lo, hi) in spans(stmt).items()}
+    axes = []
+    for axis, (constant, terms) in enumerate(indices):
+        span = 0  # no gaps: every coefficient at most one more than what the smaller terms already cover
+        for dim, c in sorted(terms.items(), key=lambda item: abs(item[1])):
+            if abs(c) > span + 1:
+                return None
+            span += 0 if dim in tiled else abs(c) * (extents[dim][1] - extents[dim][0])
+        # Integers only, so the dims left whole fold into the constant; the rest are closure constants of a
+        # template that statements alike but for their sizes share.
+        low = high = constant
+        for dim, c in terms.items():
+            if dim not in tiled:
+                low += c * extents[dim][0 if c > 0 else 1]
+                high += c * extents[dim][1 if c > 0 else 0]
+        used = tuple(dim for dim in tiled if dim in terms)
+        arguments = tuple(name for dim in used for name in (f"lo_{dim}", f"hi_{dim}"))
+        first = [f"_k{i + 2} * {f'lo_{dim}' if terms[dim] > 0 else f'(hi_{dim} - 1)'}" for i, dim in enumerate(used)]
+        last = [f"_k{i + 2} * {f'(hi_{dim} - 1)' if terms[dim] > 0 else f'lo_{dim}'}" for i, dim in enumerate(used)]
+        coefficients = [terms[dim] for dim in used]
+        axes.append(AxisBounds(
+            used, _template(f"max(_k0, {' + '.join(['_k1', *first])})", arguments, 2 + len(used))(
+                start[axis], low, *coefficients, 0),
+            _template(f"min(_k0, {' + '.join(['_k1', *last])})", arguments, 2 + len(used))(
+                stop[axis] - 1, high, *coefficients, 1), affine=True))
+    return tuple(axes)
+
+
+_Index = tuple[int, dict[str, int]]  # an index as its constant and its nonzero coefficients per dim
+
+
+@functools.lru_cache(maxsize=1 << 12)
+def _affine_function(stmt: Statement, access: Access,
+                     ) -> tuple[tuple[int, ...], tuple[int, ...], tuple[_Index, ...]] | None:
+    """The box the access reads over the whole domain (start, stop) and its index per axis, when it is one affine
+    function clipped only to that box; None otherwise. Apart from the tiled dims, so asked once per access."""
     try:
         function = access.relation.as_pw_multi_aff()
     except isl.Error:
@@ -182,41 +218,25 @@ def _affine_bounds(stmt: Statement, access: Access, tiled: tuple[str, ...]) -> t
     if whole.is_empty():
         return None
     rank = access.relation.dim(isl.dim_type.out)
-    start = [whole.dim_min_val(axis).to_python() for axis in range(rank)]
-    stop = [whole.dim_max_val(axis).to_python() + 1 for axis in range(rank)]
+    start = tuple(whole.dim_min_val(axis).to_python() for axis in range(rank))
+    stop = tuple(whole.dim_max_val(axis).to_python() + 1 for axis in range(rank))
     # The function over the whole domain, not its piece's: a piece may hold a condition on the point beyond the
     # clipping (a 1x1 depthwise conv with a 3x3 kernel reads its input only at the kernel's centre), which the
-    # closed forms below would not see.
+    # closed forms would not see.
     pieces: list[isl.MultiAff] = []
     function.foreach_piece(lambda _, multi: pieces.append(multi))
     clipped = isl.Map.from_multi_aff(pieces[0]).intersect_domain(stmt.domain) \
-        .intersect_range(box_set(access.relation.get_tuple_name(isl.dim_type.out), tuple(start), tuple(stop)))
+        .intersect_range(box_set(access.relation.get_tuple_name(isl.dim_type.out), start, stop))
     if not clipped.is_equal(access.relation):
         return None
-    extents = {dim: (stmt.domain.dim_min_val(axis).to_python(), stmt.domain.dim_max_val(axis).to_python())
-               for axis, dim in enumerate(stmt.dims)}
-    axes = []
+    indices = []
     for axis in range(rank):
         (_, aff), = function.get_pw_aff(axis).get_pieces()
         if aff.dim(isl.dim_type.div):
             return None
         terms = {dim: aff.get_coefficient_val(isl.dim_type.in_, i).to_python() for i, dim in enumerate(stmt.dims)}
-        terms = {dim: c for dim, c in terms.items() if c}
-        span = 0  # no gaps: every coefficient at most one more than what the smaller terms already cover
-        for dim, c in sorted(terms.items(), key=lambda item: abs(item[1])):
-            if abs(c) > span + 1:
-                return None
-            span += 0 if dim in tiled else abs(c) * (extents[dim][1] - extents[dim][0])
-        low, high = [str(aff.get_constant_val().to_python())], [str(aff.get_constant_val().to_python())]
-        for dim, c in terms.items():
-            first, last = (f"lo_{dim}", f"(hi_{dim} - 1)") if dim in tiled else extents[dim]
-            low.append(f"{c} * {first if c > 0 else last}")
-            high.append(f"{c} * {last if c > 0 else first}")
-        used = tuple(dim for dim in tiled if dim in terms)
-        arguments = [name for dim in used for name in (f"lo_{dim}", f"hi_{dim}")]
-        axes.append(AxisBounds(used, _compile(f"max({start[axis]}, {' + '.join(low)})", arguments, 0),
-                               _compile(f"min({stop[axis] - 1}, {' + '.join(high)})", arguments, 1), affine=True))
-    return tuple(axes)
+        indices.append((aff.get_constant_val().to_python(), {dim: c for dim, c in terms.items() if c}))
+    return start, stop, tuple(indices)
 
 
 @functools.lru_cache(maxsize=1 << 10)
@@ -228,9 +248,8 @@ def _parametric_images(stmt: Statement, tiled: tuple[str, ...], accesses: tuple[
     inside = " and ".join(f"lo_{dim} <= {dim} < hi_{dim}" for dim in tiled) or "1 = 1"
     block = isl.Set(f"[{', '.join(params)}] -> {{ {stmt.name}[{', '.join(stmt.dims)}] : {inside} }}")
     points = stmt.domain.align_params(block.get_space()).intersect(block)
-    spans = {dim: (stmt.domain.dim_min_val(stmt.dims.index(dim)).to_python(),
-                   stmt.domain.dim_max_val(stmt.dims.index(dim)).to_python() + 1) for dim in tiled}
-    valid = " and ".join(f"{lo} <= lo_{d} < hi_{d} <= {hi}" for d, (lo, hi) in spans.items()) or "1 = 1"
+    whole = spans(stmt)
+    valid = " and ".join(f"{whole[d][0]} <= lo_{d} < hi_{d} <= {whole[d][1]}" for d in tiled) or "1 = 1"
     context = isl.Set(f"[{', '.join(params)}] -> {{ : {valid} }}")
     build = isl.AstBuild.from_context(context)
     images: dict[str, isl.Set] = {}
@@ -265,7 +284,20 @@ def _python(expr: isl.AstExpr) -> str:
 
 
 def _compile(source: str, arguments: list[str], extra: int) -> Callable[..., int]:
-    # Source generated from isl's own expression tree (never from user text), compiled once per kind of statement.
-    function: Callable[..., int] = eval(f"lambda {', '.join(arguments)}: {source} + {extra}",
-                                        {"max": max, "min": min})
-    return function
+    # Source generated from isl's own expression tree (never from user text). Its integers are lifted out into a
+    # closure, so that statements alike but for their sizes (a NAS loop's variants) share one compiled template.
+    constants = [int(text) for text in _INTEGER.findall(source)]
+    numbered = iter(range(len(constants)))
+    template = _INTEGER.sub(lambda _: f"_k{next(numbered)}", source)
+    return _template(template, tuple(arguments), len(constants))(*constants, extra)
+
+
+_INTEGER = re.compile(r"\b\d+\b")
+
+
+@functools.lru_cache(maxsize=1 << 12)
+def _template(template: str, arguments: tuple[str, ...], constants: int) -> Callable[..., Callable[..., int]]:
+    names = ", ".join([*(f"_k{index}" for index in range(constants)), "_extra"])
+    factory: Callable[..., Callable[..., int]] = eval(
+        f"lambda {names}: lambda {', '.join(arguments)}: {template} + _extra", {"max": max, "min": min})
+    return factory

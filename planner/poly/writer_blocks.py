@@ -15,6 +15,7 @@ import functools
 
 import islpy as isl
 
+from planner.poly.footprints import spans
 from planner.stmt import Statement
 
 Translation = tuple[tuple[int | None, int], ...]  # per axis written: (the dim's position, or None, and the constant)
@@ -30,8 +31,7 @@ def translated_writers(stmt: Statement, tensor: str, start: tuple[int, ...], sto
     form = _translation(stmt, tensor)
     if form is None:
         return False, None
-    spans = _spans(stmt)
-    ranges = list(spans)
+    ranges = list(spans(stmt).values())
     for (position, constant), lo, hi in zip(form, start, stop, strict=True):
         if position is None:
             if not lo <= constant < hi:
@@ -42,12 +42,6 @@ def translated_writers(stmt: Statement, tensor: str, start: tuple[int, ...], sto
     if any(lo >= hi for lo, hi in ranges):
         return True, None
     return True, dict(zip(stmt.dims, ranges, strict=True))
-
-
-@functools.lru_cache(maxsize=1 << 12)
-def _spans(stmt: Statement) -> tuple[tuple[int, int], ...]:
-    return tuple((stmt.domain.dim_min_val(axis).to_python(), stmt.domain.dim_max_val(axis).to_python() + 1)
-                 for axis in range(len(stmt.dims)))
 
 
 @functools.lru_cache(maxsize=1 << 12)
