@@ -10,9 +10,9 @@ planner.group_choice.is_closed's question.
 
 from __future__ import annotations
 
-from planner.best_unfused import candidate_sizes
 from planner.groups import sink_tensor
 from planner.stmt import LoweredGraph
+from planner.tiling_prices import candidate_sizes
 
 MAX_LIVE = 2  # activations that may cross a group boundary
 

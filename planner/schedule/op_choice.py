@@ -23,7 +23,7 @@ from planner.schedule.cost import price_op
 from planner.schedule.ir import OpTiling
 from planner.schedule.op_tiles import _builder, split_tiles
 from planner.schedule.timeline import Timeline
-from planner.staging.op import tiling_choices
+from planner.staging.op_tilings import tiling_choices
 from planner.stmt import LoweredGraph, Statement
 from simulator.machine import MachineConfig
 
@@ -43,8 +43,8 @@ class OpMemo:
 def op_tiling(lowered: LoweredGraph, machine: MachineConfig, stmt: Statement, resident: frozenset[str],
               budget: int, objective: str = "traffic", memo: OpMemo | None = None) -> OpTiling | None:
     """How `stmt` is tiled in `budget` bytes per partition with the tensors in `resident` read and written in place
-    (one of planner.staging.op.tiling_choices under `objective`, chosen as the module docstring says); None when
-    nothing fits (staging would refuse it). `memo`, for one graph and machine, answers a question asked before."""
+    (one of planner.staging.op_tilings.tiling_choices under `objective`, chosen as the module docstring says); None
+    when nothing fits (staging would refuse it). `memo`, for one graph and machine, answers a question asked before."""
     touched = resident & {*stmt.tensors_read, stmt.writes[0].tensor}
     if memo is None:
         return _op_tiling(lowered, machine, stmt, touched, budget, objective, OpMemo())

@@ -36,7 +36,7 @@ from planner.schedule.ir import OpTiling, Residency, Schedule, group_schedule
 from planner.schedule.op_choice import OpMemo, op_tiling
 from planner.schedule.op_tiles import partition_bytes_of
 from planner.schedule.residency import choose_residency, working_sets
-from planner.staging.op import tile_cost
+from planner.staging.op_tilings import tile_cost
 from planner.staging.room import staged_room
 from planner.stmt import LoweredGraph, Statement
 from planner.tiling import Block, middle_block
@@ -55,7 +55,7 @@ GROUP_ESTIMATE_MARGIN = 1.0
 
 def baseline_schedule(lowered: LoweredGraph, machine: MachineConfig, objective: str = "traffic",
                       memo: OpMemo | None = None) -> Schedule | None:
-    """Every op alone in the whole scratchpad, as the baseline stages it (under `objective`: planner.staging.op.
+    """Every op alone in the whole scratchpad, as the baseline stages it (under `objective`: planner.staging.op_tilings.
     choose_tiling); None when an op fits no tile."""
     capacity = machine.scratchpad.partition_bytes
     return schedule_of(lowered, machine, (), Residency((), (capacity,) * len(lowered.statements)), objective, memo)
