@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from planner.errors import PlanError
 from planner.schedule.cost import price_op
 from planner.schedule.ir import OpTiling
-from planner.schedule.op_tiles import _builder, split_tiles
+from planner.schedule.op_tiles import _builder
 from planner.schedule.timeline import Timeline
 from planner.staging.op_tilings import tiling_choices
 from planner.stmt import LoweredGraph, Statement
@@ -58,8 +58,8 @@ def _op_tiling(lowered: LoweredGraph, machine: MachineConfig, stmt: Statement, t
                budget: int, objective: str, memo: OpMemo) -> OpTiling | None:
     builder = _builder(lowered, machine)
     try:
-        choices = [choice for choice in tiling_choices(builder, stmt, touched, budget, objective)
-                   if not choice[2].split or _splits(lowered, machine, stmt, budget)]
+        # a split among them fits: tiling_choices found its slices with this builder in this room
+        choices = tiling_choices(builder, stmt, touched, budget, objective)
     except PlanError:
         return None
     if not choices:
@@ -82,10 +82,3 @@ def _cycles(lowered: LoweredGraph, machine: MachineConfig, stmt: Statement, tili
         memo.cycles[key] = timeline.end
     return memo.cycles[key]
 
-
-def _splits(lowered: LoweredGraph, machine: MachineConfig, stmt: Statement, budget: int) -> bool:
-    try:
-        split_tiles(lowered, machine, stmt, budget)
-    except PlanError:
-        return False
-    return True
