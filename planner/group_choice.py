@@ -11,8 +11,9 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable
 
-from planner.groups import Group, NotCacheable, recompute_ratio, sink_tensor, working_set
+from planner.groups import Group, NotCacheable, recompute_ratio, sink_tensor
 from planner.stmt import LoweredGraph
+from planner.working_set import working_set
 
 MAX_RECOMPUTE = 1.25  # a recomputing group may do at most this much of its work again
 MERGE_SLACK = 0.0  # merging two runs may add this much recomputed work

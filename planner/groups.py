@@ -21,7 +21,7 @@ when the intermediates fit and the tiles would recompute; the tile is the larges
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from planner.stmt import LoweredGraph, Statement
@@ -45,11 +45,13 @@ class Group:
     cache: bool
     slots: int = 2
     lines: bool = False  # with cache: hold only the rows later tiles read (planner.staging.lines), not whole tensors
+    streamed: bool = False  # constants loaded per tile, as far as each tile reads them (see `constant_boxes`)
 
     def __post_init__(self) -> None:
-        if self.slots not in (1, 2) or (self.cache and self.slots != 2) or (self.lines and not self.cache):
+        if self.slots not in (1, 2) or (self.cache and self.slots != 2) or (self.lines and not self.cache) or \
+                (self.streamed and self.cache):
             raise ValueError(f"group {self.first}..{self.last}: {self.slots} slots, cache {self.cache}, lines "
-                             f"{self.lines}")
+                             f"{self.lines}, streamed {self.streamed}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,13 +70,17 @@ def sink_tensor(stmt: Statement) -> str:
     return tensor
 
 
-@functools.lru_cache(maxsize=256)
 def tiles(lowered: LoweredGraph, group: Group) -> list[list[Step]]:
     """The steps of every tile, in program order; raises NotCacheable if a cached group's tiles are not monotone."""
-    if not group.cache:
-        return [_independent_tile(lowered, group, start) for start in tile_starts(lowered, group)]
-    computed: dict[int, Box] = {}  # per statement, the box of its output the tiles so far computed
-    return [_pull(lowered, group, start, computed) for start in tile_starts(lowered, group)]
+    return _tiles(lowered, group.first, group.last, group.tile, group.cache)
+
+
+@functools.lru_cache(maxsize=1024)  # keyed without the slots and lines, which change how tiles run, not what they are
+def _tiles(lowered: LoweredGraph, first: int, last: int, tile: tuple[int, ...], cache: bool) -> list[list[Step]]:
+    starts = _starts(lowered, last, tile)
+    if not cache:
+        return [_independent_tile(lowered, first, last, tile, start) for start in starts]
+    return _pulls(lowered, last, tile, tuple(starts), True).steps(first)
 
 
 def sample_tiles(lowered: LoweredGraph, group: Group) -> tuple[list[list[Step]], int]:
@@ -84,7 +90,7 @@ def sample_tiles(lowered: LoweredGraph, group: Group) -> tuple[list[list[Step]],
     if group.cache or len(starts) <= 5:
         return tiles(lowered, group), len(starts)
     picks = sorted({0, 1, len(starts) // 2, len(starts) - 2, len(starts) - 1})
-    return [_independent_tile(lowered, group, starts[i]) for i in picks], len(starts)
+    return [_independent_tile(lowered, group.first, group.last, group.tile, starts[i]) for i in picks], len(starts)
 
 
 class NotCacheable(Exception):
@@ -92,50 +98,84 @@ class NotCacheable(Exception):
 
 
 def tile_starts(lowered: LoweredGraph, group: Group) -> list[tuple[int, ...]]:
-    shape = lowered.graph.tensors[sink_tensor(lowered.statements[group.last])].shape
+    return list(_starts(lowered, group.last, group.tile))
+
+
+@functools.lru_cache(maxsize=1024)
+def _starts(lowered: LoweredGraph, last: int, tile: tuple[int, ...]) -> list[tuple[int, ...]]:
+    shape = lowered.graph.tensors[sink_tensor(lowered.statements[last])].shape
     starts: list[tuple[int, ...]] = [()]
-    for extent, size in zip(shape, group.tile, strict=True):
+    for extent, size in zip(shape, tile, strict=True):
         starts = [(*prefix, lo) for prefix in starts for lo in range(0, extent, size)]
     return starts
 
 
 @functools.lru_cache(maxsize=4096)
-def _independent_tile(lowered: LoweredGraph, group: Group, start: tuple[int, ...]) -> list[Step]:
-    return _pull(lowered, group, start, None)
+def _independent_tile(lowered: LoweredGraph, first: int, last: int, tile: tuple[int, ...], start: tuple[int, ...],
+                      ) -> list[Step]:
+    return _pulls(lowered, last, tile, (start,), False).steps(first)[0]
 
 
-def _pull(lowered: LoweredGraph, group: Group, start: tuple[int, ...], computed: dict[int, Box] | None,
-          ) -> list[Step]:
-    """The steps of the tile at `start`: from the sink's box back through the group, each statement computing what
-    its readers in the tile read of it (less what earlier tiles computed, when `computed` tracks a cached group)."""
-    statements = lowered.statements[group.first:group.last + 1]
-    sink = sink_tensor(statements[-1])
-    internal = internal_tensors(lowered, group)
-    shape = lowered.graph.tensors[sink].shape
-    stop = tuple(min(s + t, e) for s, t, e in zip(start, group.tile, shape, strict=True))
-    demand: dict[str, Box] = {sink: Box(start, stop)}
-    steps: list[Step] = []
-    for offset in range(len(statements) - 1, -1, -1):
-        stmt = statements[offset]
+@functools.lru_cache(maxsize=1 << 13)
+def _pulls(lowered: LoweredGraph, last: int, tile: tuple[int, ...], starts: tuple[tuple[int, ...], ...], cache: bool,
+           ) -> _Pull:
+    return _Pull(lowered, last, tile, starts, cache)
+
+
+class _Pull:
+    """The steps of the tiles at `starts` of statement `last`'s output, pulled back one statement at a time: from
+    the sink's box back through the statements, each computing what the statements after it in the tile read of it
+    (less what earlier tiles computed, when `cache` tracks a cached group's tiles). What a statement computes
+    depends only on the statements after it, so the groups ending at `last` share one pull: the group first..last
+    takes its steps from `first` on, and a longer group only pulls further back."""
+
+    def __init__(self, lowered: LoweredGraph, last: int, tile: tuple[int, ...], starts: tuple[tuple[int, ...], ...],
+                 cache: bool) -> None:
+        self.statements, self.last, self.cache = lowered.statements, last, cache
+        self.sink = sink_tensor(lowered.statements[last])
+        shape = lowered.graph.tensors[self.sink].shape
+        self.demand = [{self.sink: Box(start, tuple(min(s + t, e) for s, t, e in zip(start, tile, shape,
+                                                                                     strict=True)))}
+                       for start in starts]  # per tile, per tensor: the box the statements pulled so far read
+        self.layers: dict[int, list[Step | None]] = {}  # per statement, its step in each tile
+        self.failed: int | None = None  # the statement a cached tile's rows stopped extending the last tiles' at
+
+    def steps(self, first: int) -> list[list[Step]]:
+        """Per tile, the steps of statements first..last, in program order."""
+        index = min(self.layers, default=self.last + 1)
+        while index > first and self.failed is None:
+            index -= 1
+            try:
+                self.layers[index] = self._layer(index)
+            except NotCacheable:
+                self.failed = index
+        if self.failed is not None and self.failed >= first:
+            raise NotCacheable
+        layers = [self.layers[index] for index in range(first, self.last + 1)]
+        return [[step for layer in layers if (step := layer[position]) is not None]
+                for position in range(len(self.demand))]
+
+    def _layer(self, index: int) -> list[Step | None]:
+        stmt = self.statements[index]
         out = sink_tensor(stmt)
-        want = demand.get(out)
-        if want is None:
-            continue
-        if computed is not None and out != sink:
-            done = computed.get(offset)
-            want = remaining(want, done)
-            if want is None:
+        done: Box | None = None  # the box of its output the tiles so far computed (a cached group's)
+        found: list[Step | None] = []
+        for demand in self.demand:
+            want = demand.get(out)
+            if want is not None and self.cache and out != self.sink:
+                before = done
+                want = remaining(want, before)
+                if want is not None:
+                    done = want if before is None else hull(before, want)
+            block = None if want is None else block_writing(stmt, out, want)
+            if want is None or block is None:
+                found.append(None)
                 continue
-            computed[offset] = want if done is None else hull(done, want)
-        block = block_writing(stmt, out, want)
-        if block is None:
-            continue
-        reads, writes = tile_boxes(stmt, block)
-        for tensor, box in reads.items():
-            if tensor in internal:
+            reads, writes = tile_boxes(stmt, block)
+            for tensor, box in reads.items():
                 demand[tensor] = hull(demand[tensor], box) if tensor in demand else box
-        steps.append(Step(group.first + offset, block, reads, out, writes[out]))
-    return steps[::-1]
+            found.append(Step(index, block, reads, out, writes[out]))
+        return found
 
 
 @functools.lru_cache(maxsize=1024)
@@ -168,75 +208,17 @@ def remaining(want: Box, done: Box | None) -> Box | None:
 def recompute_ratio(lowered: LoweredGraph, group: Group) -> float:
     """Work the group's tiles do over the work of its statements (1.0 when nothing is computed twice), estimated
     from the sampled tiles."""
+    return _recompute_ratio(lowered, Group(group.first, group.last, group.tile, group.cache))
+
+
+@functools.lru_cache(maxsize=4096)  # the slots and lines change when a tile's work is done, not how much
+def _recompute_ratio(lowered: LoweredGraph, group: Group) -> float:
     statements = lowered.statements
     work = {i: statements[i].macs + statements[i].elem_ops + 1 for i in range(group.first, group.last + 1)}
     sampled, count = sample_tiles(lowered, group)
     done = sum(work[step.index] * block_size(statements[step.index], step.block)
                / max(1, block_size(statements[step.index], {})) for steps in sampled for step in steps)
     return done * count / len(sampled) / sum(work.values())
-
-
-def working_set(lowered: LoweredGraph, group: Group, partition_bytes: Callable[[str, tuple[int, ...]], int]) -> int:
-    """Bytes per partition the group needs at its peak: its weights (held for all its tiles), the whole cached
-    intermediates, two tiles of each input it loads and of its output, and the intermediates of one tile live at
-    the same time (each from its producer to its last reader in the tile). With one slot, one tile's buffers live at
-    the same time: its inputs until their last reader, every buffer it computes from its first write to its last
-    reader (the sink's until it is stored)."""
-    graph = lowered.graph
-    internal = internal_tensors(lowered, group)
-    constants = constant_boxes(lowered, group)
-    held = sum(partition_bytes(t, box.shape) for t, box in constants.items())
-    if group.lines:
-        from planner.staging.lines import lines_peak  # staging's own order of buffers decides the peak
-        return held + lines_peak(lowered, group, partition_bytes)
-    if group.cache:
-        held += sum(partition_bytes(t, graph.tensors[t].shape) for t in internal)
-    peak = 0
-    for steps in sample_tiles(lowered, group)[0]:
-        if group.slots == 1:
-            peak = max(peak, _one_tile_peak(steps, internal, constants, partition_bytes))
-            continue
-        loads = sum(partition_bytes(t, box.shape) for step in steps for t, box in step.reads.items()
-                    if t not in internal and t not in constants)
-        sink = steps[-1].output
-        out = partition_bytes(sink, output_boxes(steps)[sink].shape)
-        live = 0
-        if not group.cache:
-            last_read = {t: i for i, step in enumerate(steps) for t in step.reads if t in internal}
-            sizes = {t: partition_bytes(t, box.shape) for t, box in output_boxes(steps).items() if t in internal}
-            first_write: dict[str, int] = {}
-            for i, step in enumerate(steps):
-                first_write.setdefault(step.output, i)
-            for position in range(len(steps)):
-                live = max(live, sum(size for t, size in sizes.items()
-                                     if first_write[t] <= position <= last_read.get(t, -1)))
-        # One tile and the next one's inputs. Independent tiles are interleaved two at a time (planner.staging.group)
-        # in what room the allocator finds around them: a tile's intermediates die within it, so two tiles offset
-        # by a few steps rarely need twice the peak, and the allocation proves whether they fit.
-        peak = max(peak, 2 * loads + 2 * out + live)
-    return held + peak
-
-
-def _one_tile_peak(steps: Sequence[Step], internal: frozenset[str], constants: Mapping[str, Box],
-                   partition_bytes: Callable[[str, tuple[int, ...]], int]) -> int:
-    """The most bytes per partition one tile's buffers (as planner.staging.group stages a one-slot tile) hold at
-    once, over its steps."""
-    loads: dict[str, Box] = {}
-    for step in steps:
-        for tensor, box in step.reads.items():
-            if tensor not in internal and tensor not in constants:
-                loads[tensor] = hull(loads[tensor], box) if tensor in loads else box
-    spans: list[tuple[int, int, int]] = []  # (first step, last step, bytes)
-    last_read = {t: i for i, step in enumerate(steps) for t in step.reads}
-    spans += [(0, last_read[t], partition_bytes(t, box.shape)) for t, box in loads.items()]
-    first_write: dict[str, int] = {}
-    for i, step in enumerate(steps):
-        first_write.setdefault(step.output, i)
-    sink = steps[-1].output
-    for tensor, box in output_boxes(steps).items():
-        end = len(steps) - 1 if tensor == sink or tensor not in last_read else last_read[tensor]
-        spans.append((first_write[tensor], end, partition_bytes(tensor, box.shape)))
-    return max(sum(size for begin, end, size in spans if begin <= position <= end) for position in range(len(steps)))
 
 
 def output_boxes(steps: Sequence[Step]) -> dict[str, Box]:
@@ -249,12 +231,30 @@ def output_boxes(steps: Sequence[Step]) -> dict[str, Box]:
 
 @functools.lru_cache(maxsize=1024)
 def constant_boxes(lowered: LoweredGraph, group: Group) -> dict[str, Box]:
-    """The box of every constant the group reads, over all its statements: loaded once, held for every tile."""
+    """The boxes the group loads once and holds for every tile. Unless the group is `streamed`, that is every
+    constant it reads, whole. A streamed group (weights streamed in output-channel blocks: a tile cuts the sink's
+    channels) holds instead what every tile reads the same box of, constant or not (the input activation a channel
+    tile reads whole), and loads the rest per tile with its other inputs (each tile's block of the weights).
+    """
     graph = lowered.graph
     found: dict[str, Box] = {}
+    if group.streamed:
+        internal = internal_tensors(lowered, group)
+        per_tile = [_input_boxes(steps, internal) for steps in tiles(lowered, group)]
+        return {t: box for t, box in per_tile[0].items() if all(boxes.get(t) == box for boxes in per_tile[1:])}
     for stmt in lowered.statements[group.first:group.last + 1]:
         reads, _ = tile_boxes(stmt, {})
         for tensor, box in reads.items():
             if graph.tensors[tensor].kind == "constant":
+                found[tensor] = hull(found[tensor], box) if tensor in found else box
+    return found
+
+
+def _input_boxes(steps: Sequence[Step], internal: frozenset[str]) -> dict[str, Box]:
+    """Per tensor one tile reads from outside the group, the box it reads over all its steps."""
+    found: dict[str, Box] = {}
+    for step in steps:
+        for tensor, box in step.reads.items():
+            if tensor not in internal:
                 found[tensor] = hull(found[tensor], box) if tensor in found else box
     return found

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import functools
 import itertools
-import math
 from collections.abc import Callable, Iterator, Mapping
 
 import islpy as isl
 
 from planner import poly
+from planner.poly.writer_blocks import translated_writers
 from planner.stmt import Statement
 from simulator.isa import Box
 
@@ -55,9 +55,19 @@ def block_size(stmt: Statement, block: Mapping[str, tuple[int, int]]) -> int:
     """Domain points in a block: a product of extents for box domains (all of today's ops), isl's count otherwise."""
     if not _is_box(stmt):
         return poly.count(poly.block_points(stmt, block))
-    spans = extents(stmt)
-    return math.prod(max(0, min(hi, block.get(dim, spans[dim])[1]) - max(lo, block.get(dim, spans[dim])[0]))
-                     for dim, (lo, hi) in spans.items())
+    size = 1
+    for dim, lo, hi in _spans(stmt):
+        if dim in block:
+            start, stop = block[dim]
+            size *= max(0, min(hi, stop) - max(lo, start))
+        else:
+            size *= hi - lo
+    return size
+
+
+@functools.cache
+def _spans(stmt: Statement) -> tuple[tuple[str, int, int], ...]:
+    return tuple((dim, lo, hi) for dim, (lo, hi) in extents(stmt).items())
 
 
 def bounding_box(elements: isl.Set) -> Box:
@@ -89,6 +99,9 @@ def _tile_boxes(stmt: Statement, key: tuple[tuple[str, int, int], ...],
 def block_writing(stmt: Statement, tensor: str, box: Box) -> Block | None:
     """The block of output dims (a bounding box) that computes every element of `box` of the tensor the statement
     writes; None when no point writes into the box."""
+    translated, ranges = translated_writers(stmt, tensor, box.start, box.stop)  # arithmetic, for most writes
+    if translated:
+        return None if ranges is None else {dim: span for dim, span in ranges.items() if dim in output_dims(stmt)}
     points = poly.writers(stmt, tensor, box.start, box.stop)
     if points.is_empty():
         return None

@@ -33,7 +33,6 @@ __all__ = ["COMPUTE", "FIRST_QUEUE", "GATHER", "LOAD", "NO_RESOURCE", "RELEASE",
 TENSOR, VECTOR, FIRST_QUEUE, NO_RESOURCE = 0, 1, 2, -1
 # kinds of instruction, for the stats and the energy
 LOAD, STORE, GATHER, COMPUTE, RELEASE = 0, 1, 2, 3, 4
-_KIND = {DmaLoad: LOAD, DmaStore: STORE, DmaGather: GATHER, Compute: COMPUTE, Release: RELEASE}
 # the fields read of each kind, all instructions of a kind at once
 _TRANSFER = attrgetter("queue", "tensor", "box.start", "box.stop", "buffer", "op")
 _TILE = attrgetter("engine", "op_type", "mnk", "macs", "elem_ops")  # what a compute's cycles depend on

@@ -140,7 +140,7 @@ def price_group(timeline: Timeline, plan: GroupSchedule, resident: frozenset[str
         return
     statements = lowered.statements
     internal = internal_tensors(lowered, group)
-    constants = constant_boxes(lowered, group)
+    constants = {t: box for t, box in constant_boxes(lowered, group).items() if t not in resident}
     sink = sink_tensor(statements[group.last])
     stores_sink = sink not in resident or sink in output_tensors(lowered)
     steps_of = tiles(lowered, group)

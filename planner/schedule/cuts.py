@@ -8,7 +8,8 @@ is priced on a timeline of its own (planner.schedule.cost), bytes first, then cy
 GROUP_ESTIMATE_MARGIN) more than CYCLES_SLACK slower than its ops alone is not taken, so the groups never trade the
 baseline's speed for bytes. Tiles (planner.schedule.boundaries.group_tiles): the batch, then rows, over divisors and
 near-divisors of the extent (ceil(extent / n)), not only halvings; each caching, or recomputing with two tiles in
-flight, or with one (a larger tile that fits only once: fewer halos, no DMA ahead of compute).
+flight, or with one (a larger tile that fits only once: fewer halos, no DMA ahead of compute). Where none of those
+fits (the weights do not fit whole), tiles of the sink's channels (`channel_tiles`) with the weights streamed.
 """
 
 from __future__ import annotations
@@ -18,14 +19,15 @@ from collections.abc import Callable
 from typing import Any
 
 from planner.group_choice import MAX_RECOMPUTE, is_closed
-from planner.groups import Group, NotCacheable, recompute_ratio, sink_tensor, working_set
-from planner.schedule.boundaries import group_boundaries, group_tiles
+from planner.groups import Group, NotCacheable, recompute_ratio, sink_tensor
+from planner.schedule.boundaries import channel_tiles, group_boundaries, group_tiles
 from planner.schedule.cost import price_group, price_op
 from planner.schedule.ir import GroupSchedule, group_schedule
 from planner.schedule.op_choice import op_tiling
 from planner.schedule.timeline import Timeline
 from planner.staging.room import staged_room
 from planner.stmt import LoweredGraph
+from planner.working_set import working_set
 from simulator.machine import MachineConfig
 
 MAX_SPAN = 3  # a group spans at most this many intervals between cut points,
@@ -84,29 +86,35 @@ def best_groups(lowered: LoweredGraph, machine: MachineConfig, budget: int,
         ops = tuple(map(sum, zip(*(alone(i) for i in range(first, last + 1)), strict=True)))
         shape = lowered.graph.tensors[sink_tensor(statements[last])].shape
         best: tuple[Cost, Group] | None = None
-        tried = 0
-        for tile, cacheable in group_tiles(shape):
-            options = [Group(first, last, tile, True, lines=True), Group(first, last, tile, True)] if cacheable else []
-            options += [Group(first, last, tile, False), Group(first, last, tile, False, slots=1)]
-            fitted = False
-            for group in options:
-                if group.slots == 1 and fitted:
-                    continue  # the same tiles fit with two in flight
-                if not fits(group):
-                    continue
-                tried += 1
-                fitted = fitted or not group.cache
-                plan = group_schedule(lowered, group)
+        channel = [(tile, False) for tile in channel_tiles(shape)]
+        for streamed, candidates in ((False, group_tiles(shape)), (True, channel)):
+            if streamed and best is not None:
+                break  # weights stream only where no tile holds them
+            tried = 0
+            for tile, cacheable in candidates:
+                options = [Group(first, last, tile, True, lines=True), Group(first, last, tile, True)] \
+                    if cacheable else []
+                options += [Group(first, last, tile, False, streamed=streamed),
+                            Group(first, last, tile, False, slots=1, streamed=streamed)]
+                fitted = False
+                for group in options:
+                    if group.slots == 1 and fitted:
+                        continue  # the same tiles fit with two in flight
+                    if not fits(group):
+                        continue
+                    tried += 1
+                    fitted = fitted or not group.cache
+                    plan = group_schedule(lowered, group)
 
-                def walk(timeline: Timeline, plan: GroupSchedule = plan) -> None:
-                    price_group(timeline, plan, frozenset())
+                    def walk(timeline: Timeline, plan: GroupSchedule = plan) -> None:
+                        price_group(timeline, plan, frozenset())
 
-                cost: Cost = remember(("cost", group), functools.partial(_run, lowered, machine, walk))
-                if cost[1] * GROUP_ESTIMATE_MARGIN <= ops[1] * CYCLES_SLACK and (best is None or cost < best[0]) \
-                        and staged(group) <= budget:  # first fit may take more than the estimate (staging.room)
-                    best = (cost, group)
-            if tried >= MAX_TILES:
-                break
+                    cost: Cost = remember(("cost", group), functools.partial(_run, lowered, machine, walk))
+                    if cost[1] * GROUP_ESTIMATE_MARGIN <= ops[1] * CYCLES_SLACK and (best is None or cost < best[0]) \
+                            and staged(group) <= budget:  # first fit may take more than the estimate (staging.room)
+                        best = (cost, group)
+                if tried >= MAX_TILES:
+                    break
         return best
 
     @functools.cache

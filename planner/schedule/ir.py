@@ -18,7 +18,7 @@ from planner.groups import Group, sink_tensor
 from planner.stmt import LoweredGraph
 
 OVERLAP_MODES = ("recompute", "line-buffer", "cache")
-WEIGHT_POLICIES = ("resident",)
+WEIGHT_POLICIES = ("resident", "streamed")
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +43,8 @@ class GroupSchedule:
 
     `tile` is the sink's tile shape (one extent per axis), `tiled_axes` the axes it cuts, `loop_order` the order the
     tiles run (outermost axis first), `overlap` how the halo two tiles share is handled, `weights` where the
-    constants live (resident: loaded once, held for every tile), `slots` the tiles in flight (2: the next tile's
+    constants live (resident: loaded once, held for every tile; streamed: each tile loads its block of them, and
+    what every tile reads alike is held, planner.groups.constant_boxes), `slots` the tiles in flight (2: the next tile's
     loads run ahead; 1: one tile at a time)."""
 
     first: int
@@ -66,7 +67,7 @@ class GroupSchedule:
     def group(self) -> Group:
         """The group as planner.groups tiles it."""
         return Group(self.first, self.last, self.tile, self.overlap != "recompute", self.slots,
-                     self.overlap == "line-buffer")
+                     self.overlap == "line-buffer", self.weights == "streamed")
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,4 +129,5 @@ def group_schedule(lowered: LoweredGraph, group: Group) -> GroupSchedule:
     shape = lowered.graph.tensors[sink].shape
     tiled = tuple(axis for axis, (size, extent) in enumerate(zip(group.tile, shape, strict=True)) if size < extent)
     return GroupSchedule(group.first, group.last, sink, group.tile, tiled, tuple(range(len(shape))),
-                         "line-buffer" if group.lines else "cache" if group.cache else "recompute", slots=group.slots)
+                         "line-buffer" if group.lines else "cache" if group.cache else "recompute",
+                         "streamed" if group.streamed else "resident", group.slots)

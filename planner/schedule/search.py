@@ -27,7 +27,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from planner.group_choice import choose_groups, cut_points
-from planner.groups import Group, internal_tensors, working_set
+from planner.groups import Group, internal_tensors
 from planner.progress import progress
 from planner.schedule.boundaries import group_boundaries
 from planner.schedule.cost import Price, price
@@ -40,6 +40,7 @@ from planner.staging.op_tilings import tile_cost
 from planner.staging.room import staged_room
 from planner.stmt import LoweredGraph, Statement
 from planner.tiling import Block, middle_block
+from planner.working_set import working_set
 from simulator.machine import MachineConfig
 
 OBJECTIVES = ("traffic", "latency", "edp")

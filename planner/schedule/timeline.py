@@ -15,9 +15,7 @@ allocator adds where buffers reuse addresses, and the sharing of DRAM bandwidth 
 
 from __future__ import annotations
 
-import itertools
-
-from planner.staging.builder import SPLIT_BYTES
+from planner.staging.queue_split import queue_parts
 from planner.stmt import LoweredGraph
 from simulator.isa import Box
 from simulator.machine import MachineConfig
@@ -74,7 +72,7 @@ class Timeline:
         elem_bytes = self.lowered.graph.elem_bytes(tensor)
         dma = self.machine.dma
         done = after
-        for part in _parts(box, elem_bytes, dma.engines):
+        for part in queue_parts(box, elem_bytes, dma.engines):
             count = descriptors(shape, part, dma.descriptor_dims)
             done = max(done, self._move(count * dma.descriptor_cycles,
                                         transfer_bytes(shape, elem_bytes, part, dma.burst_bytes)[2], after))
@@ -99,14 +97,3 @@ class Timeline:
         flying.append(done)
         self.end = max(self.end, done)
         return done
-
-
-def _parts(box: Box, elem_bytes: int, engines: int) -> list[Box]:
-    # planner.staging.ProgramBuilder._split: a large box goes out as one slab per queue along its outermost axis.
-    axis = next((a for a, extent in enumerate(box.shape) if extent > 1), None)
-    count = 1 if axis is None else min(engines, box.shape[axis], max(1, box.numel * elem_bytes // SPLIT_BYTES))
-    if count == 1 or axis is None:
-        return [box]
-    cuts = [box.start[axis] + box.shape[axis] * i // count for i in range(count + 1)]
-    return [Box((*box.start[:axis], lo, *box.start[axis + 1:]), (*box.stop[:axis], hi, *box.stop[axis + 1:]))
-            for lo, hi in itertools.pairwise(cuts)]

@@ -1,13 +1,13 @@
 """Tiles to a Program: the builder every strategy emits through.
 
-It hands out DMA queues round-robin, records each buffer's lifetime, adds the dependencies the data needs (a load of
-a tensor waits for the stores that wrote that part of it), allocates addresses from lifetimes, and then makes each
-buffer's first write wait for the release of every buffer that held its addresses before.
+It hands out DMA queues round-robin (a large transfer goes out in one slab per queue: `planner.staging.queue_split`),
+records each buffer's lifetime, adds the dependencies the data needs (a load of a tensor waits for the stores that
+wrote that part of it), allocates addresses from lifetimes, and then makes each buffer's first write wait for the
+release of every buffer that held its addresses before.
 """
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -16,6 +16,7 @@ import onnx
 from planner.inspect import totals
 from planner.staging.alloc import Lifetime, allocate, buffer_bytes, choose_layout
 from planner.staging.layout import choose_layouts
+from planner.staging.queue_split import queue_parts
 from planner.staging.stores import StoreIndex
 from planner.stmt import LoweredGraph
 from simulator.isa import (
@@ -34,8 +35,6 @@ from simulator.isa import (
     Unread,
 )
 from simulator.machine import MachineConfig
-
-SPLIT_BYTES = 32 * 1024  # transfers larger than this are spread over the DMA queues
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,22 +143,9 @@ class ProgramBuilder:
         return queue
 
     def _split(self, tensor: str, box: Box) -> list[tuple[Box, tuple[int, ...]]]:
-        # One queue moves at most its engine bandwidth: a large box goes out as one slab per queue, cut along its
-        # outermost axis that has room, so that big transfers use the DRAM bandwidth the machine has.
-        nbytes = box.numel * self.graph.elem_bytes(tensor)
-        axis = next((a for a, extent in enumerate(box.shape) if extent > 1), None)
-        parts = 1 if axis is None else min(self.machine.dma.engines, box.shape[axis], max(1, nbytes // SPLIT_BYTES))
-        if parts == 1:
-            return [(box, (0,) * len(box.start))]
-        assert axis is not None
-        cuts = [box.start[axis] + box.shape[axis] * i // parts for i in range(parts + 1)]
-        pieces = []
-        for lo, hi in itertools.pairwise(cuts):
-            start = (*box.start[:axis], lo, *box.start[axis + 1:])
-            stop = (*box.stop[:axis], hi, *box.stop[axis + 1:])
-            at = tuple(a - b for a, b in zip(start, box.start, strict=True))
-            pieces.append((Box(start, stop), at))
-        return pieces
+        # Each slab with its offset in the box (planner.staging.queue_split: one slab per queue when it is large).
+        parts = queue_parts(box, self.graph.elem_bytes(tensor), self.machine.dma.engines)
+        return [(part, tuple(a - b for a, b in zip(part.start, box.start, strict=True))) for part in parts]
 
     def compute(self, node_name: str, engine: str, reads: dict[str, tuple[Box, str, tuple[int, ...]]],
                 output: tuple[str, Box, str, tuple[int, ...]], deps: list[int], macs: int, elem_ops: int,

@@ -1,10 +1,11 @@
 """Staging one fusion group: its tiles, each running every op of the group on the chip, one after the other.
 
-Per group, the constants its ops read are loaded once and held for all its tiles. Per tile, the inputs from outside
-the group are loaded (the next tile's before this tile's computes, so DMA runs ahead), every step computes into a
-buffer of that tile (or in place into a cached intermediate or a resident tensor), the sink's tile is stored, and
-every buffer of the tile is released after its last reader. Each buffer is fresh, so the allocator alone decides
-where tiles overlap, and the dependencies are the data's: a step waits for the steps and loads it reads.
+Per group, the constants its ops read are loaded once and held for all its tiles (a streamed group's: what every
+tile reads alike, planner.groups.constant_boxes). Per tile, the inputs from outside the group are loaded (the next
+tile's before this tile's computes, so DMA runs ahead), every step computes into a buffer of that tile (or in place
+into a cached intermediate or a resident tensor), the sink's tile is stored, and every buffer of the tile is
+released after its last reader. Each buffer is fresh, so the allocator alone decides where tiles overlap, and the
+dependencies are the data's: a step waits for the steps and loads it reads.
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ def stage_group(builder: ProgramBuilder, lowered: LoweredGraph, group: Group, re
 
     constants: dict[str, Placed] = {}
     for tensor, box in constant_boxes(lowered, group).items():
+        if tensor in resident:
+            continue
         buffer = builder.buffer(f"{tag}.{tensor}", box.shape, graph.elem_bytes(tensor))
         constants[tensor] = (box, buffer, builder.load(tensor, box, buffer, [], first_node))
     cached = {t: Resident(builder.buffer(f"{tag}.{t}", graph.tensors[t].shape, graph.elem_bytes(t)))

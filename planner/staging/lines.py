@@ -16,6 +16,7 @@ leave the chip, and no row is computed twice. The weights are loaded once, the s
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -69,6 +70,11 @@ def _before(held: Box, fresh: Box | None) -> Box | None:
 def line_plan(lowered: LoweredGraph, group: Group) -> list[dict[str, Line]]:
     """Per tile, per tensor it holds (sorted by name), its Line; raises NotCacheable when a tile's rows are not the
     last holder's carried on and extended along one axis."""
+    return _line_plan(lowered, Group(group.first, group.last, group.tile, True, lines=True))
+
+
+@functools.lru_cache(maxsize=1024)  # the working set, the cost model and staging all ask for the same group's plan
+def _line_plan(lowered: LoweredGraph, group: Group) -> list[dict[str, Line]]:
     steps_of = tiles(lowered, group)
     internal = internal_tensors(lowered, group)
     constants = constant_boxes(lowered, group)

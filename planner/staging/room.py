@@ -1,6 +1,6 @@
 """The room a fusion group's staging takes: the allocator's high-water mark over the group staged alone.
 
-`planner.groups.working_set` estimates a group's peak from its sampled tiles, as a sum of the buffers one tile and
+`planner.working_set.working_set` estimates a group's peak from its sampled tiles, as a sum of the buffers one tile and
 the next one's inputs hold. Staging interleaves two tiles (planner.staging.group.emission_order) and places every
 buffer first fit (planner.staging.alloc), so the room it takes can be more than that sum: both tiles' intermediates
 live at once, and the holes the first-fit sweep leaves. The search reserves this room instead, so the residency it

@@ -30,13 +30,13 @@ from planner.groups import (
     recompute_ratio,
     sink_tensor,
     tiles,
-    working_set,
 )
 from planner.ops import lower
 from planner.schedule.ir import Residency
 from planner.schedule.search import candidates, schedule_of
 from planner.staging.alloc import buffer_bytes
 from planner.stmt import LoweredGraph
+from planner.working_set import working_set
 from simulator.functional import run_functional
 from simulator.isa import Compute, DmaLoad, DmaStore, Program
 from simulator.machine import MachineConfig

@@ -1,6 +1,6 @@
 """Found by the zoo measurement (benchmarks/zoo_table.py): the search's best schedule for MobileNetV2 did not stage.
 
-On the 16 KiB-per-partition edge NPU, `planner.groups.working_set` reserved a recomputing group's room as the sum of
+On the 16 KiB-per-partition edge NPU, `planner.working_set` reserved a recomputing group's room as the sum of
 one tile's buffers and the next one's inputs, but staging interleaves two tiles and places them first fit: both
 tiles' intermediates live at once, with holes between them. The residency kept tensors right above the estimate, the
 allocator found no room for the group's buffers, and the fused strategy fell back to a schedule priced far higher
