@@ -10,9 +10,9 @@ boundaries is a legal group is still planner.group_choice.is_closed's question.
 
 from __future__ import annotations
 
-from planner.best_unfused import candidate_sizes
 from planner.groups import sink_tensor
 from planner.stmt import LoweredGraph
+from planner.tiling_prices import candidate_sizes
 
 # Activations that may cross a group boundary. Four lets a transformer's attention core (scores -> scale -> softmax
 # -> context) be a group while the residual input and q, k and v wait: bert_base on edge-npu moves 1.63x compulsory

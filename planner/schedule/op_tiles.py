@@ -1,6 +1,6 @@
 """The tiling of one statement staged alone: the tile the room allows, and the loop order that loads least.
 
-This is the choice per-operator staging makes (the baseline's): planner.staging.op.choose_tiling and
+This is the choice per-operator staging makes (the baseline's): planner.staging.op_tilings.choose_tiling and
 planner.staging.split.split_slices, asked here before staging so that the cost model prices exactly what staging then
 emits. Only the choice functions are shared, never a copy of them.
 """

@@ -33,10 +33,10 @@ from planner.schedule.boundaries import group_boundaries
 from planner.schedule.cost import Price, price
 from planner.schedule.cuts import best_groups
 from planner.schedule.ir import OpTiling, Residency, Schedule, group_schedule
-from planner.schedule.op_choice import op_tiling
+from planner.schedule.op_choice import OpMemo, op_tiling
 from planner.schedule.op_tiles import partition_bytes_of
 from planner.schedule.residency import choose_residency, working_sets
-from planner.staging.op import tile_cost
+from planner.staging.op_tilings import tile_cost
 from planner.staging.room import staged_room
 from planner.stmt import LoweredGraph, Statement
 from planner.tiling import Block, middle_block
@@ -54,11 +54,12 @@ CYCLES_SLACK = 1.01  # under `traffic`, a schedule may be at most this much slow
 GROUP_ESTIMATE_MARGIN = 1.0
 
 
-def baseline_schedule(lowered: LoweredGraph, machine: MachineConfig, objective: str = "traffic") -> Schedule | None:
-    """Every op alone in the whole scratchpad, as the baseline stages it (under `objective`: planner.staging.op.
+def baseline_schedule(lowered: LoweredGraph, machine: MachineConfig, objective: str = "traffic",
+                      memo: OpMemo | None = None) -> Schedule | None:
+    """Every op alone in the whole scratchpad, as the baseline stages it (under `objective`: planner.staging.op_tilings.
     choose_tiling); None when an op fits no tile."""
     capacity = machine.scratchpad.partition_bytes
-    return schedule_of(lowered, machine, (), Residency((), (capacity,) * len(lowered.statements)), objective)
+    return schedule_of(lowered, machine, (), Residency((), (capacity,) * len(lowered.statements)), objective, memo)
 
 
 def candidates(lowered: LoweredGraph, machine: MachineConfig, objective: str = "traffic") -> list[Schedule]:
@@ -70,8 +71,9 @@ def candidates(lowered: LoweredGraph, machine: MachineConfig, objective: str = "
     def cost(stmt: Statement, block: Block) -> int:
         return tile_cost(stmt, block, size_of)
 
+    ops = OpMemo()  # each op's tiling per room and residents it touches, asked again by most candidates
     found: list[Schedule] = []
-    first = baseline_schedule(lowered, machine, objective)
+    first = baseline_schedule(lowered, machine, objective, ops)
     if first is not None:
         found.append(first)
     policies = working_sets(lowered, sp.partition_bytes, cost)
@@ -94,7 +96,7 @@ def candidates(lowered: LoweredGraph, machine: MachineConfig, objective: str = "
         if groups:
             seen.add(((), groups))
             bare = schedule_of(lowered, machine, groups, Residency((), (sp.partition_bytes,) * len(lowered.statements)),
-                               objective)
+                               objective, ops)
             if bare is not None:
                 found.append(bare)
             reserve = list(policies["baseline-tiles"])
@@ -116,7 +118,7 @@ def candidates(lowered: LoweredGraph, machine: MachineConfig, objective: str = "
             if (not residency.kept and not groups) or key in seen:
                 break  # nothing kept, or the same choice another policy made
             seen.add(key)
-            schedule = schedule_of(lowered, machine, groups, residency, objective)
+            schedule = schedule_of(lowered, machine, groups, residency, objective, ops)
             if schedule is not None:
                 found.append(schedule)
                 break
@@ -143,9 +145,9 @@ def chosen_rooms(lowered: LoweredGraph, schedule: Schedule, size_of: Callable[[s
 
 
 def schedule_of(lowered: LoweredGraph, machine: MachineConfig, groups: Sequence[Group], residency: Residency,
-                objective: str = "traffic") -> Schedule | None:
+                objective: str = "traffic", memo: OpMemo | None = None) -> Schedule | None:
     """The schedule of these groups and this residency, every other op tiled in the room it leaves; None when an
-    op finds no tile there."""
+    op finds no tile there. `memo` (for this graph and machine) keeps the ops' tilings for the next schedule."""
     inside = {i for group in groups for i in range(group.first, group.last + 1)}
     resident = residency.tensors
     for group in groups:  # the room first fit takes for the group's tiles, next to the tensors kept around it
@@ -156,7 +158,7 @@ def schedule_of(lowered: LoweredGraph, machine: MachineConfig, groups: Sequence[
     for index, stmt in enumerate(lowered.statements):
         if index in inside:
             continue
-        tiling = op_tiling(lowered, machine, stmt, resident, residency.room[index], objective)
+        tiling = op_tiling(lowered, machine, stmt, resident, residency.room[index], objective, memo)
         if tiling is None:
             return None
         ops.append((index, tiling))

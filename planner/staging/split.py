@@ -6,7 +6,7 @@ computes a partial sum on that slice alone and adds the running sum, which stays
 (`ACCUMULATOR_BYTES` per element). The last slice writes the finished tile in the output's own precision, which is
 stored once. Weights are streamed: a block of them is loaded per (output tile, slice).
 
-The slice shape is the one that moves the fewest DRAM bytes among those planner.best_unfused.op_choices prices (ties
+The slice shape is the one that moves the fewest DRAM bytes among those planner.tiling_prices.op_choices prices (ties
 by estimated cycles), whose buffers really fit; halving (`split_tile`) is the fallback. A guard against a slice
 estimated slower than the halving's was tried and dropped: on vgg16 at edge-npu it moved more and ran slower.
 """
@@ -16,13 +16,13 @@ from __future__ import annotations
 import itertools
 import math
 
-from planner.best_unfused import ACCUMULATOR_BYTES, op_choices
 from planner.errors import SplitTooLarge
 from planner.staging.builder import ProgramBuilder, ReductionSlice
 from planner.staging.counting import largest_shapes
 from planner.staging.tile import widen
 from planner.stmt import Statement
 from planner.tiling import Block, block_size, blocks, extents, output_dims, tile_boxes
+from planner.tiling_prices import ACCUMULATOR_BYTES, op_choices
 from simulator.isa import Box
 from simulator.machine import mac_dtype
 from simulator.systolic import tensor_cycles

@@ -11,13 +11,13 @@ from hypothesis import strategies as st
 
 import models
 from planner import api
-from planner.best_unfused import candidate_sizes
 from planner.graph import load_graph
 from planner.ops import lower
 from planner.staging import counting
 from planner.staging.counting import OrderedTiles, counts, largest_shapes, loaded_enumerated, shapes_enumerated
 from planner.stmt import Statement
 from planner.tiling import blocks, extents, loop_orders, output_dims, tile_boxes
+from planner.tiling_prices import candidate_sizes
 from simulator.isa import Box
 
 ZOO = ("cnn", "resnet18", "mobilenet_v2", "vgg16", "mlp", "bert_base", "vit")

@@ -1,17 +1,17 @@
-"""The prices per-op staging chooses by (planner.best_unfused.op_choices) are the bytes its tiles really move."""
+"""The prices per-op staging chooses by (planner.tiling_prices.op_choices) are the bytes its tiles really move."""
 
 from __future__ import annotations
 
 import pytest
 
 import models
-from planner.best_unfused import op_choices
 from planner.graph import load_graph
 from planner.ops import lower
 from planner.schedule.op_tiles import _builder
-from planner.staging.op import _full_order, _loaded
+from planner.staging.op_tilings import _full_order, _loaded
 from planner.staging.split import _split_tiles, split_dim
 from planner.tiling import blocks, extents, tile_boxes
+from planner.tiling_prices import op_choices
 from simulator.machine_file import load_machine
 
 

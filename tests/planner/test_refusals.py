@@ -18,7 +18,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from planner import poly
-from planner.best_unfused import ACCUMULATOR_BYTES
 from planner.errors import PlanError, SplitTooLarge, TileTooLarge
 from planner.graph import load_graph
 from planner.ops import lower
@@ -26,6 +25,7 @@ from planner.staging.alloc import buffer_bytes
 from planner.stmt import LoweredGraph, Statement
 from planner.testing import STRATEGIES, machines, onnx_models
 from planner.tiling import extents, output_dims  # which dims a tile splits: the planner's notion, not a footprint
+from planner.tiling_prices import ACCUMULATOR_BYTES
 from simulator.machine import MachineConfig
 
 Block = dict[str, tuple[int, int]]

@@ -11,7 +11,7 @@ from planner.baseline import plan_baseline
 from planner.best_unfused import op_bound
 from planner.fused import plan_fused
 from planner.staging.builder import ProgramBuilder
-from planner.staging.op import choose_tiling
+from planner.staging.op_tilings import choose_tiling
 from planner.testing import Case
 from simulator.machine_file import machine_from_dict
 from simulator.timing import simulate

@@ -13,7 +13,7 @@ from planner.check_bounds import LAMBDA, split_error_bounds
 from planner.graph import load_graph
 from planner.ops import lower
 from planner.staging.alloc import buffer_bytes
-from planner.staging.op import tile_cost
+from planner.staging.op_tilings import tile_cost
 from planner.staging.tile import choose_tile, op_cycles
 from planner.tiling import largest_tile
 from simulator.isa import Compute

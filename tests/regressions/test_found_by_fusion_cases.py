@@ -96,7 +96,8 @@ MACHINE_ROOMY = machine_from_dict(yaml.safe_load(MACHINE.replace("capacity: 2619
 # stride-2 MaxPool both read x[1,1,3]. Compulsory is 12 + 12 + 8 = 32 bytes (x once, both outputs); best unfused is
 # 24 + 16 = 40 (each op alone, the pool in 1-element tiles that skip the element its stride never reads); the fused
 # plan loaded x whole once per reader: 12 + 12 + 12 + 8 = 44. A fused plan must be at or below best unfused (since
-# per-op tiles are chosen by DRAM bytes, planner.staging.op.choose_tiling, the pool moves only what its stride reads).
+# per-op tiles are chosen by DRAM bytes, planner.staging.op_tilings.choose_tiling, the pool moves only what its
+# stride reads).
 BELOW_UNFUSED_MODEL = """<
    ir_version: 8,
    opset_import: ["" : 17]
