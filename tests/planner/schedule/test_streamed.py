@@ -9,20 +9,23 @@ import functools
 import onnx
 import pytest
 
+import models
 from models.builder import GraphBuilder
 from models.transformer import gelu, linear
+from planner.errors import PlanError
 from planner.fused import stage
 from planner.graph import load_graph
 from planner.groups import Group, constant_boxes
 from planner.ops import lower
 from planner.schedule.boundaries import channel_tiles
 from planner.schedule.cost import price
-from planner.schedule.search import search
+from planner.schedule.search import candidates, search
 from planner.stmt import LoweredGraph
 from planner.testing import check_plan
 from planner.testing.invariants import traffic_bytes
 from simulator.machine_file import load_machine
 from simulator.timing import simulate
+from tests.planner.schedule.test_cost import CYCLE_TOLERANCE
 
 SEQ, HIDDEN, OUT = 32, 256, 512  # the weight is 256 KiB in bf16
 
@@ -73,3 +76,25 @@ def test_a_linear_too_large_to_hold_fuses_with_streamed_weights(kib: int) -> Non
     stats = simulate(stage(lowered, machine, streamed[0]), machine).stats
     assert price(lowered, machine, streamed[0]).dram_bytes == stats.dram_bytes_read + stats.dram_bytes_written
     assert stats.dram_bytes_read + stats.dram_bytes_written <= compulsory * 1.01
+
+
+@pytest.mark.parametrize("name", ["resnet18", pytest.param("mobilenet_v2", marks=pytest.mark.slow)])
+def test_streamed_candidates_of_the_small_zoo_are_priced_as_staged(name: str) -> None:
+    """At 16 KiB the small zoo's convs do not hold their weights: every candidate with a streamed group that stages is
+    priced at its simulated bytes, and its cycles within the groups' tolerance (planner.schedule.cost)."""
+    lowered = lower(load_graph(models.build(name, small=True)))
+    machine = load_machine("edge-npu", scratchpad="16KiB")
+    staged = 0
+    for schedule in candidates(lowered, machine):
+        if not any(unit.weights == "streamed" for unit in schedule.groups):
+            continue
+        try:
+            program = stage(lowered, machine, schedule)
+        except PlanError:  # the allocator cannot place it (plan_fused stages the next)
+            continue
+        staged += 1
+        stats = simulate(program, machine).stats
+        cost = price(lowered, machine, schedule)
+        assert cost.dram_bytes == stats.dram_bytes_read + stats.dram_bytes_written
+        assert abs(cost.cycles - stats.total_cycles) <= CYCLE_TOLERANCE["groups"] * stats.total_cycles
+    assert staged
