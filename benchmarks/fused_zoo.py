@@ -1,6 +1,6 @@
 """The fused plan of full-size zoo models at chosen scratchpads, on this checkout and (optionally) another, same run.
 
-    python benchmarks/fused_zoo.py [--models resnet18 bert_base ...] [--scratchpads 512KiB 64KiB]
+    python benchmarks/fused_zoo.py [--models resnet18 bert_base ...] [--scratchpads preset 64KiB]
                                    [--machine edge-npu] [--dtype bf16] [--against DIR] [--timeout S]
     python benchmarks/fused_zoo.py --job MODEL MACHINE SCRATCHPAD DTYPE       # one job, one JSON line
 
@@ -28,7 +28,7 @@ MODELS = ("mlp", "cnn", "vit", "mobilenet_v2", "resnet18", "resnet50", "bert_bas
 def job(model: str, machine: str, scratchpad: str, dtype: str) -> dict[str, float]:
     from planner import api
 
-    config = api.machine(machine, scratchpad=scratchpad)
+    config = api.machine(machine, scratchpad=None if scratchpad == "preset" else scratchpad)
     loaded = api.load(model, dtype=dtype)
     started = time.process_time()
     program = api.plan(loaded, config)
@@ -55,7 +55,8 @@ def run(root: Path, args: argparse.Namespace, model: str, scratchpad: str) -> di
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=list(MODELS))
-    parser.add_argument("--scratchpads", nargs="+", default=["512KiB"])
+    parser.add_argument("--scratchpads", nargs="+", default=["preset"],
+                        help="sizes such as 512KiB 64KiB, or `preset` for the machine's own (the default)")
     parser.add_argument("--machine", default="edge-npu")
     parser.add_argument("--dtype", default="bf16")
     parser.add_argument("--against", type=Path, help="another checkout's root, run row by row beside this one")
