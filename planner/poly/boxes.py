@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import islpy as isl
 
+from planner.poly.closed_forms import compile_bound, python_source, template
 from planner.poly.footprints import box_set, spans
 from planner.stmt import Access, Statement
 
@@ -109,8 +110,8 @@ def _tile_box_functions(stmt: Statement, tiled: tuple[str, ...]) -> _Functions:
                     used = ()
                     build, low, high = constant[(tensor, axis)]
                 arguments = [name for dim in used for name in (f"lo_{dim}", f"hi_{dim}")]
-                axes.append(AxisBounds(used, _compile(_python(build.expr_from_pw_aff(low)), arguments, 0),
-                                       _compile(_python(build.expr_from_pw_aff(high)), arguments, 1)))
+                axes.append(AxisBounds(used, compile_bound(python_source(build.expr_from_pw_aff(low)), arguments, 0),
+                                       compile_bound(python_source(build.expr_from_pw_aff(high)), arguments, 1)))
             found.append((tensors.index(tensor), tuple(axes)))
         found += [(tensors.index(tensor), axes) for tensor, axes in fast.items()]
         return tuple(sorted(found, key=lambda item: item[0]))
@@ -193,9 +194,9 @@ def _affine_bounds(stmt: Statement, access: Access, tiled: tuple[str, ...]) -> t
         last = [f"_k{i + 2} * {f'(hi_{dim} - 1)' if terms[dim] > 0 else f'lo_{dim}'}" for i, dim in enumerate(used)]
         coefficients = [terms[dim] for dim in used]
         axes.append(AxisBounds(
-            used, _template(f"max(_k0, {' + '.join(['_k1', *first])})", arguments, 2 + len(used))(
+            used, template(f"max(_k0, {' + '.join(['_k1', *first])})", arguments, 2 + len(used))(
                 start[axis], low, *coefficients, 0),
-            _template(f"min(_k0, {' + '.join(['_k1', *last])})", arguments, 2 + len(used))(
+            template(f"min(_k0, {' + '.join(['_k1', *last])})", arguments, 2 + len(used))(
                 stop[axis] - 1, high, *coefficients, 1), affine=True))
     return tuple(axes)
 
@@ -257,47 +258,3 @@ def _parametric_images(stmt: Statement, tiled: tuple[str, ...], accesses: tuple[
         image = access.relation.align_params(points.get_space()).intersect_domain(points).range()
         images[access.tensor] = images[access.tensor].union(image) if access.tensor in images else image
     return build, context, {tensor: image.coalesce() for tensor, image in images.items()}
-
-
-_AST_OPS = {"add": "+", "sub": "-", "mul": "*", "div": "//", "fdiv_q": "//", "pdiv_q": "//", "pdiv_r": "%",
-            "zdiv_r": "%", "eq": "==", "le": "<=", "lt": "<", "ge": ">=", "gt": ">", "and_": "and",
-            "and_then": "and", "or_": "or", "or_else": "or"}
-
-
-def _python(expr: isl.AstExpr) -> str:
-    kind = expr.get_type()
-    if kind == isl.ast_expr_type.int:
-        return str(expr.int_get_val().to_python())
-    if kind == isl.ast_expr_type.id:
-        return str(expr.id_get_id().get_name())
-    op = str(expr.op_get_type()).rsplit(".", 1)[-1]
-    args = [_python(expr.op_get_arg(i)) for i in range(expr.op_get_n_arg())]
-    if op in _AST_OPS:
-        return f"({f' {_AST_OPS[op]} '.join(args)})"
-    if op in ("max", "min"):
-        return f"{op}({', '.join(args)})"
-    if op == "minus":
-        return f"(-{args[0]})"
-    if op in ("select", "cond"):
-        return f"({args[1]} if {args[0]} else {args[2]})"
-    raise ValueError(f"isl expression {expr.to_C_str()} uses {op}, which has no Python form here")
-
-
-def _compile(source: str, arguments: list[str], extra: int) -> Callable[..., int]:
-    # Source generated from isl's own expression tree (never from user text). Its integers are lifted out into a
-    # closure, so that statements alike but for their sizes (a NAS loop's variants) share one compiled template.
-    constants = [int(text) for text in _INTEGER.findall(source)]
-    numbered = iter(range(len(constants)))
-    template = _INTEGER.sub(lambda _: f"_k{next(numbered)}", source)
-    return _template(template, tuple(arguments), len(constants))(*constants, extra)
-
-
-_INTEGER = re.compile(r"\b\d+\b")
-
-
-@functools.lru_cache(maxsize=1 << 12)
-def _template(template: str, arguments: tuple[str, ...], constants: int) -> Callable[..., Callable[..., int]]:
-    names = ", ".join([*(f"_k{index}" for index in range(constants)), "_extra"])
-    factory: Callable[..., Callable[..., int]] = eval(
-        f"lambda {names}: lambda {', '.join(arguments)}: {template} + _extra", {"max": max, "min": min})
-    return factory
