@@ -21,6 +21,7 @@ when the intermediates fit and the tiles would recompute; the tile is the larges
 from __future__ import annotations
 
 import functools
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -248,6 +249,20 @@ def constant_boxes(lowered: LoweredGraph, group: Group) -> dict[str, Box]:
             if graph.tensors[tensor].kind == "constant":
                 found[tensor] = hull(found[tensor], box) if tensor in found else box
     return found
+
+
+@functools.lru_cache(maxsize=1024)
+def carried_inputs(lowered: LoweredGraph, group: Group) -> tuple[frozenset[str], ...]:
+    """Per tile, the inputs from outside the group (its held constants aside) whose box the next tile reads again:
+    staging keeps that buffer for the next tile instead of loading the same box twice. Tiles run row-major over the
+    sink's axes, so a tile cutting a conv's output channels and rows reads one block of the weights for every row
+    of that channel block; a query-row tile of attention reads the same keys and values as the tile before."""
+    internal = internal_tensors(lowered, group)
+    held = constant_boxes(lowered, group)
+    boxes = [{t: box for t, box in _input_boxes(steps, internal).items() if t not in held}
+             for steps in tiles(lowered, group)]
+    return (*(frozenset(t for t, box in here.items() if after.get(t) == box)
+              for here, after in itertools.pairwise(boxes)), frozenset())
 
 
 def _input_boxes(steps: Sequence[Step], internal: frozenset[str]) -> dict[str, Box]:

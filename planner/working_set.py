@@ -8,7 +8,17 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Mapping, Sequence
 
-from planner.groups import Group, Step, constant_boxes, hull, internal_tensors, output_boxes, sample_tiles
+from planner.groups import (
+    Group,
+    Step,
+    carried_inputs,
+    constant_boxes,
+    hull,
+    internal_tensors,
+    output_boxes,
+    sample_tiles,
+    tiles,
+)
 from planner.stmt import LoweredGraph
 from simulator.isa import Box
 
@@ -30,12 +40,18 @@ def working_set(lowered: LoweredGraph, group: Group, partition_bytes: Callable[[
     if group.cache:
         held += sum(partition_bytes(t, graph.tensors[t].shape) for t in internal)
     peak = 0
-    for steps in sample_tiles(lowered, group)[0]:
+    # A streamed group's tiles keep the buffers the next tile reads again (planner.groups.carried_inputs): every
+    # tile is looked at, as the cost model walks them all anyway. Other groups' sampled tiles bound the rest.
+    sampled = tiles(lowered, group) if group.streamed else sample_tiles(lowered, group)[0]
+    carried = carried_inputs(lowered, group) if group.streamed else [frozenset[str]()] * len(sampled)
+    for steps, kept in zip(sampled, carried, strict=True):
         if group.slots == 1:
-            peak = max(peak, _one_tile_peak(steps, internal, constants, partition_bytes))
+            peak = max(peak, _one_tile_peak(steps, internal, constants, partition_bytes, kept))
             continue
         loads = sum(partition_bytes(t, box.shape) for step in steps for t, box in step.reads.items()
                     if t not in internal and t not in constants)
+        shared = sum(partition_bytes(t, box.shape) for t, box in
+                     {t: box for step in steps for t, box in step.reads.items() if t in kept}.items())
         sink = steps[-1].output
         out = partition_bytes(sink, output_boxes(steps)[sink].shape)
         live = 0
@@ -51,7 +67,7 @@ def working_set(lowered: LoweredGraph, group: Group, partition_bytes: Callable[[
         # One tile and the next one's inputs. Independent tiles are interleaved two at a time (planner.staging.group)
         # in what room the allocator finds around them: a tile's intermediates die within it, so two tiles offset
         # by a few steps rarely need twice the peak, and the allocation proves whether they fit.
-        peak = max(peak, 2 * loads + 2 * out + live)
+        peak = max(peak, 2 * loads - shared + 2 * out + live)
     return held + peak
 
 
@@ -61,9 +77,9 @@ def _memoised(partition_bytes: Callable[[str, tuple[int, ...]], int]) -> Callabl
 
 
 def _one_tile_peak(steps: Sequence[Step], internal: frozenset[str], constants: Mapping[str, Box],
-                   partition_bytes: Callable[[str, tuple[int, ...]], int]) -> int:
+                   partition_bytes: Callable[[str, tuple[int, ...]], int], kept: frozenset[str] = frozenset()) -> int:
     """The most bytes per partition one tile's buffers (as planner.staging.group stages a one-slot tile) hold at
-    once, over its steps."""
+    once, over its steps; the inputs in `kept` stay to the tile's end, for the next tile."""
     loads: dict[str, Box] = {}
     for step in steps:
         for tensor, box in step.reads.items():
@@ -71,7 +87,8 @@ def _one_tile_peak(steps: Sequence[Step], internal: frozenset[str], constants: M
                 loads[tensor] = hull(loads[tensor], box) if tensor in loads else box
     spans: list[tuple[int, int, int]] = []  # (first step, last step, bytes)
     last_read = {t: i for i, step in enumerate(steps) for t in step.reads}
-    spans += [(0, last_read[t], partition_bytes(t, box.shape)) for t, box in loads.items()]
+    spans += [(0, len(steps) - 1 if t in kept else last_read[t], partition_bytes(t, box.shape))
+              for t, box in loads.items()]
     first_write: dict[str, int] = {}
     for i, step in enumerate(steps):
         first_write.setdefault(step.output, i)

@@ -16,7 +16,16 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from planner.groups import Group, constant_boxes, hull, internal_tensors, output_boxes, sink_tensor, tiles
+from planner.groups import (
+    Group,
+    carried_inputs,
+    constant_boxes,
+    hull,
+    internal_tensors,
+    output_boxes,
+    sink_tensor,
+    tiles,
+)
 from planner.schedule.ir import GroupSchedule, OpTiling, Schedule
 from planner.schedule.op_tiles import constant_inputs, split_tiles
 from planner.schedule.timeline import Timeline
@@ -147,6 +156,7 @@ def price_group(timeline: Timeline, plan: GroupSchedule, resident: frozenset[str
     weights = {t: timeline.load(t, box, timeline.barrier) for t, box in constants.items()}
     loaded: dict[int, dict[str, float]] = {}
     finished: dict[tuple[int, str], float] = {}  # (tile, tensor) -> when the tile's step writing it finished
+    carried = carried_inputs(lowered, group)
 
     def load_inputs(index: int, freed: dict[str, float] | None) -> dict[str, float]:
         boxes: dict[str, Box] = {}
@@ -155,7 +165,8 @@ def price_group(timeline: Timeline, plan: GroupSchedule, resident: frozenset[str
                 if tensor not in internal and tensor not in constants and tensor not in resident:
                     boxes[tensor] = hull(boxes[tensor], box) if tensor in boxes else box
         after = timeline.barrier if index < 2 else 0.0
-        return {t: timeline.load(t, box, after if freed is None else freed.get(t, timeline.barrier))
+        return {t: loaded[index - 1][t] if index > 0 and t in carried[index - 1] else  # kept from the last tile
+                timeline.load(t, box, after if freed is None else freed.get(t, timeline.barrier))
                 for t, box in boxes.items()}
 
     freed: dict[str, float] = {}  # per input, when the last tile's last reader of it finished

@@ -27,6 +27,7 @@ from planner.schedule.op_choice import op_tiling
 from planner.schedule.timeline import Timeline
 from planner.staging.room import staged_room
 from planner.stmt import LoweredGraph
+from planner.tiling import middle_block, tile_boxes
 from planner.working_set import working_set
 from simulator.machine import MachineConfig
 
@@ -86,6 +87,23 @@ def best_groups(lowered: LoweredGraph, machine: MachineConfig, budget: int,
         ops = tuple(map(sum, zip(*(alone(i) for i in range(first, last + 1)), strict=True)))
         shape = lowered.graph.tensors[sink_tensor(statements[last])].shape
         best: tuple[Cost, Group] | None = None
+
+        def consider(group: Group) -> bool:
+            """Price `group` if it fits, keeping the cheapest; whether it fitted."""
+            nonlocal best
+            if not fits(group):
+                return False
+            plan = group_schedule(lowered, group)
+
+            def walk(timeline: Timeline, plan: GroupSchedule = plan) -> None:
+                price_group(timeline, plan, frozenset())
+
+            cost: Cost = remember(("cost", group), functools.partial(_run, lowered, machine, walk))
+            if cost[1] * GROUP_ESTIMATE_MARGIN <= ops[1] * CYCLES_SLACK and (best is None or cost < best[0]) \
+                    and staged(group) <= budget:  # first fit may take more than the estimate (staging.room)
+                best = (cost, group)
+            return True
+
         channel = [(tile, False) for tile in channel_tiles(shape)]
         for streamed, candidates in ((False, group_tiles(shape)), (True, channel)):
             if streamed and best is not None:
@@ -100,22 +118,38 @@ def best_groups(lowered: LoweredGraph, machine: MachineConfig, budget: int,
                 for group in options:
                     if group.slots == 1 and fitted:
                         continue  # the same tiles fit with two in flight
-                    if not fits(group):
-                        continue
-                    tried += 1
-                    fitted = fitted or not group.cache
-                    plan = group_schedule(lowered, group)
-
-                    def walk(timeline: Timeline, plan: GroupSchedule = plan) -> None:
-                        price_group(timeline, plan, frozenset())
-
-                    cost: Cost = remember(("cost", group), functools.partial(_run, lowered, machine, walk))
-                    if cost[1] * GROUP_ESTIMATE_MARGIN <= ops[1] * CYCLES_SLACK and (best is None or cost < best[0]) \
-                            and staged(group) <= budget:  # first fit may take more than the estimate (staging.room)
-                        best = (cost, group)
+                    if consider(group):
+                        tried += 1
+                        fitted = fitted or not group.cache
                 if tried >= MAX_TILES:
                     break
+        if best is None:  # neither the weights nor the input fit whole: the tiles of the run's matmul or conv alone
+            for tile in grid_tiles(first, last, shape):
+                if not consider(Group(first, last, tile, False, streamed=True)):
+                    consider(Group(first, last, tile, False, slots=1, streamed=True))
         return best
+
+    def grid_tiles(first: int, last: int, shape: tuple[int, ...]) -> list[tuple[int, ...]]:
+        """Sink tiles cutting channels and rows (and columns) at once, for a streamed group: the output box of the
+        last matmul or conv of the run whose output is the sink's shape, tiled as it is alone (its loop order
+        keeps a weight block for every row of its channel block, as the group's row-major tiles do), and that box
+        with half the rows or half the channels, to leave room for the ops after it."""
+        for index in range(last, first - 1, -1):
+            stmt = statements[index]
+            out = stmt.writes[0].tensor
+            if stmt.engine != "tensor" or lowered.graph.tensors[out].shape != shape:
+                continue
+            tiling = remember(("tiling", index), functools.partial(op_tiling, lowered, machine, stmt, frozenset(),
+                                                                   capacity))
+            if tiling is None or tiling.split:
+                return []
+            box = tile_boxes(stmt, middle_block(stmt, dict(tiling.tile)))[1][out]
+            found = [box.shape]
+            for axis in (len(shape) - 2, 1) if len(shape) == 4 else (len(shape) - 2, len(shape) - 1):
+                if 0 < axis < len(shape) and box.shape[axis] > 1:
+                    found.append(tuple(-(-size // 2) if i == axis else size for i, size in enumerate(box.shape)))
+            return [tile for tile in dict.fromkeys(found) if tile != shape]
+        return []
 
     @functools.cache
     def run(i: int, j: int) -> tuple[Cost, tuple[Group, ...]]:

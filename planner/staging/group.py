@@ -12,7 +12,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from planner.groups import IN_FLIGHT, Group, constant_boxes, hull, internal_tensors, output_boxes, sink_tensor, tiles
+from planner.groups import (
+    IN_FLIGHT,
+    Group,
+    carried_inputs,
+    constant_boxes,
+    hull,
+    internal_tensors,
+    output_boxes,
+    sink_tensor,
+    tiles,
+)
 from planner.staging.builder import ProgramBuilder
 from planner.staging.op import Resident
 from planner.staging.tile import compute_block, estimated_cycles
@@ -43,6 +53,10 @@ def stage_group(builder: ProgramBuilder, lowered: LoweredGraph, group: Group, re
     cached = {t: Resident(builder.buffer(f"{tag}.{t}", graph.tensors[t].shape, graph.elem_bytes(t)))
               for t in sorted(internal) if group.cache}
     readers: dict[str, list[int]] = {}  # buffer -> instructions that read it
+    carried = carried_inputs(lowered, group)  # per tile, the inputs whose buffer the next tile reads again
+
+    def kept(index: int, tensor: str) -> bool:  # a buffer this tile shares with the tile before or after it
+        return tensor in carried[index] or (index > 0 and tensor in carried[index - 1])
 
     def load_inputs(index: int) -> dict[str, Placed]:
         boxes: dict[str, Box] = {}
@@ -53,6 +67,9 @@ def stage_group(builder: ProgramBuilder, lowered: LoweredGraph, group: Group, re
         node = statements[steps_of[index][0].index].node
         placed = {}
         for tensor, box in boxes.items():
+            if index > 0 and tensor in carried[index - 1]:
+                placed[tensor] = loaded[index - 1][tensor]  # the box the last tile loaded, kept for this one
+                continue
             buffer = builder.buffer(f"{tag}.tile{index}.{tensor}", box.shape, graph.elem_bytes(tensor))
             placed[tensor] = (box, buffer, builder.load(tensor, box, buffer, [], node))
         return placed
@@ -61,6 +78,9 @@ def stage_group(builder: ProgramBuilder, lowered: LoweredGraph, group: Group, re
     loaded: dict[int, dict[str, Placed]] = {}
     local: dict[int, dict[str, Placed]] = {}
     last_step: dict[int, dict[str, int]] = {}
+    finished: set[int] = set()
+    open_from = 0  # every tile before this one has emitted its last step
+    shared: list[tuple[int, str, list[int]]] = []  # (last tile reading it, buffer, its load) of kept buffers
     for index, position in emission_order(lowered, group, builder.machine):
         steps = steps_of[index]
         # this tile's loads, and (with two slots) the next tile's ahead of this tile's computes
@@ -104,8 +124,8 @@ def stage_group(builder: ProgramBuilder, lowered: LoweredGraph, group: Group, re
         else:
             tile_local[step.output][2].append(compute)
         for tensor in step.reads:  # a tile's buffer goes as soon as its last reader is issued
-            if last_step[index][tensor] == position and tensor != sink and (tensor in tile_local
-                                                                            or tensor in tile_loaded):
+            if last_step[index][tensor] == position and tensor != sink and (
+                    tensor in tile_local or (tensor in tile_loaded and not kept(index, tensor))):
                 _, buffer, filled = tile_local.get(tensor) or tile_loaded[tensor]
                 builder.release(buffer, readers.get(buffer) or filled)
         if position < len(steps) - 1:
@@ -122,6 +142,16 @@ def stage_group(builder: ProgramBuilder, lowered: LoweredGraph, group: Group, re
         for tensor, (_, buffer, filled) in [*tile_loaded.items(), *tile_local.items()]:
             if tensor not in last_step[index] or tensor == sink:  # never read in the tile (a dead output), or stored
                 builder.release(buffer, readers.get(buffer) or filled)
+        # A buffer kept across tiles goes once every tile that reads it has emitted its last step (two tiles in
+        # flight may finish out of order).
+        shared += [(index, buffer, filled) for tensor, (_, buffer, filled) in tile_loaded.items()
+                   if kept(index, tensor) and tensor not in carried[index]]
+        finished.add(index)
+        while open_from in finished:
+            open_from += 1
+        for entry in [e for e in shared if e[0] < open_from]:
+            shared.remove(entry)
+            builder.release(entry[1], readers.get(entry[1]) or entry[2])
     for _, buffer, filled in constants.values():
         builder.release(buffer, readers.get(buffer) or filled)
     for whole in cached.values():

@@ -11,17 +11,19 @@ import pytest
 
 import models
 from models.builder import GraphBuilder
+from models.layers import conv, relu
 from models.transformer import gelu, linear
 from planner.errors import PlanError
 from planner.fused import stage
 from planner.graph import load_graph
-from planner.groups import Group, constant_boxes
+from planner.groups import Group, carried_inputs, constant_boxes
 from planner.ops import lower
 from planner.schedule.boundaries import channel_tiles
 from planner.schedule.cost import price
+from planner.schedule.ir import Residency, Schedule, group_schedule
 from planner.schedule.search import candidates, search
 from planner.stmt import LoweredGraph
-from planner.testing import check_plan
+from planner.testing import check_plan, check_program
 from planner.testing.invariants import traffic_bytes
 from simulator.machine_file import load_machine
 from simulator.timing import simulate
@@ -98,3 +100,35 @@ def test_streamed_candidates_of_the_small_zoo_are_priced_as_staged(name: str) ->
         assert cost.dram_bytes == stats.dram_bytes_read + stats.dram_bytes_written
         assert abs(cost.cycles - stats.total_cycles) <= CYCLE_TOLERANCE["groups"] * stats.total_cycles
     assert staged
+
+
+def conv_relu() -> onnx.ModelProto:
+    """A 3x3 conv whose input (128 KiB) and weights (144 KiB) both outgrow a 128 KiB edge-npu, then its ReLU."""
+    b = GraphBuilder("conv_relu", seed=0)
+    x = b.input("input", (1, 64, 32, 32))
+    y = relu(b, conv(b, x, "conv", in_channels=64, out_channels=128, kernel=3, padding=1), "relu")
+    b.output(y, (1, 128, 32, 32))
+    return b.build()
+
+
+def test_grid_tiles_carry_the_weight_block_down_their_channel_block() -> None:
+    """A streamed group cut in channels and rows at once: each tile reads its rows of the input and its channel block
+    of the weights; the block is kept for the next row tile of the same channels and loaded again at the next block.
+    The cost model prices it at the simulated bytes, and the program is legal and right."""
+    model = conv_relu()
+    lowered = lower(load_graph(model, dtype="bf16"))
+    machine = load_machine("edge-npu", scratchpad="128KiB")
+    group = Group(0, 1, (1, 32, 6, 32), False, slots=1, streamed=True)
+    rows, blocks = -(-32 // 6), 128 // 32
+    carried = carried_inputs(lowered, group)
+    assert len(carried) == rows * blocks
+    assert [("conv.weight" in each) for each in carried] == ([True] * (rows - 1) + [False]) * blocks
+    assert not any("input" in each for each in carried)  # other rows, or the same rows of the next block, much later
+    schedule = Schedule((group_schedule(lowered, group),), (),
+                        Residency((), (machine.scratchpad.partition_bytes,) * len(lowered.statements)))
+    program = stage(lowered, machine, schedule)
+    stats = check_program(program, machine, model, "bf16")  # legal, and the numbers are onnxruntime's
+    weights = lowered.graph.tensors["conv.weight"].numel * 2
+    assert price(lowered, machine, schedule).dram_bytes == traffic_bytes(stats)
+    halo_rows = sum(min(start + 7, 32) - max(start - 1, 0) for start in range(0, 32, 6))  # 3x3 window, pad 1
+    assert stats.dram_bytes_read == weights + blocks * 64 * halo_rows * 32 * 2  # the weights once, the input per block
