@@ -32,7 +32,7 @@ from planner.working_set import working_set
 from simulator.machine import MachineConfig
 
 MAX_SPAN = 3  # a group spans at most this many intervals between cut points,
-MAX_STATEMENTS = 8  # or at most this many statements (where cut points come close together: every one is a cut)
+MAX_STATEMENTS = 12  # or at most this many statements (where cut points come close together: every one is a cut)
 MAX_TILES = 4  # tile shapes tried per run
 CYCLES_SLACK = 1.01
 GROUP_ESTIMATE_MARGIN = 1.0  # as planner.schedule.search's
