@@ -29,10 +29,11 @@ from planner.bounds import Bounds, bounds, program_bounds
 from planner.check import reference_values
 from planner.check_bounds import split_error_bounds
 from planner.errors import PlanError
-from planner.fused import plan_fused
+from planner.fused import choose_fused, plan_fused
 from planner.graph import Graph, load_graph
 from planner.ops import lower
 from planner.report import OpReport, Report, report_of
+from planner.schedule.ir import Schedule
 from planner.schedule.search import OBJECTIVES as SEARCH_OBJECTIVES
 from planner.stmt import LoweredGraph
 from simulator.functional import FunctionalError, FunctionalMismatch, run_functional
@@ -45,8 +46,8 @@ from simulator.timing import simulate as simulate_program
 from simulator.units import parse_size
 from simulator.verify import verify
 
-__all__ = ["STRATEGIES", "CheckFailed", "Model", "OpReport", "PlanError", "Report", "check", "evaluate", "load",
-           "load_program", "machine", "plan", "simulate"]
+__all__ = ["STRATEGIES", "CheckFailed", "Model", "OpReport", "PlanError", "Report", "check", "evaluate",
+           "fused_schedule", "load", "load_program", "machine", "plan", "simulate"]
 
 STRATEGIES = {"fused": plan_fused, "baseline": plan_baseline}
 OBJECTIVES = SEARCH_OBJECTIVES  # what the fused strategy's search minimises (planner.schedule.search)
@@ -149,6 +150,20 @@ def plan(model: ModelLike | Model, machine_spec: MachineLike, *, strategy: str =
     if strategy == "fused":
         return plan_fused(load(model).lowered, machine(machine_spec), objective)
     return STRATEGIES[strategy](load(model).lowered, machine(machine_spec))
+
+
+def fused_schedule(model: ModelLike | Model, machine_spec: MachineLike, *,
+                   objective: str = "traffic") -> tuple[Program, Schedule | None]:
+    """The fused program and the schedule the search chose and staged (`planner.schedule.ir.Schedule`: groups, tiles,
+    residency), or None where no fused schedule was found and every op was planned alone.
+
+    >>> program, schedule = fused_schedule("cnn-small", "edge-npu")
+    >>> program.strategy, len(schedule.groups) > 0
+    ('fused', True)
+    """
+    if objective not in OBJECTIVES:
+        raise PlanError(f"objective {objective!r}: unknown; choose one of {', '.join(OBJECTIVES)}")
+    return choose_fused(load(model).lowered, machine(machine_spec), objective)
 
 
 def simulate(program: Program, machine_spec: MachineLike) -> SimResult:

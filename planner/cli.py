@@ -70,6 +70,8 @@ def _parser() -> argparse.ArgumentParser:
     _model_arguments(plan)
     _machine_arguments(plan)
     plan.add_argument("-o", "--output", required=True, metavar="PLAN.json", help="where to write the plan")
+    plan.add_argument("--explain", action="store_true", help="print the schedule the fused search chose: groups, "
+                      "tiles, overlap, weights, tensors kept whole")
     plan.set_defaults(run=run_plan)
 
     simulate = commands.add_parser("simulate", help="simulate a model's plan (or a plan file) cycle by cycle")

@@ -47,10 +47,20 @@ def plan_program(args: argparse.Namespace, machine: MachineConfig) -> tuple[Prog
 
 def run_plan(args: argparse.Namespace) -> str:
     machine = machine_argument(args)
-    program, _ = plan_program(args, machine)
+    explained = ""
+    if getattr(args, "explain", False):
+        if args.strategy != "fused":
+            raise PlanError(f"--explain: the {args.strategy} strategy searches no schedule; use --strategy fused")
+        from planner.explain import format_explain
+
+        model = model_argument(args)
+        program, schedule = api.fused_schedule(model, machine, objective=getattr(args, "objective", "traffic"))
+        explained = format_explain(model.lowered, schedule)
+    else:
+        program, _ = plan_program(args, machine)
     write_atomically(args.output, program_to_json(program) + "\n")
     return (f"wrote {args.output}: {len(program.instructions):,} instructions, "
-            f"{len(program.buffers):,} buffers ({program.strategy} on {machine.name})\n")
+            f"{len(program.buffers):,} buffers ({program.strategy} on {machine.name})\n") + explained
 
 
 def run_simulate(args: argparse.Namespace) -> str:

@@ -26,13 +26,20 @@ from simulator.machine import MachineConfig
 
 def plan_fused(lowered: LoweredGraph, machine: MachineConfig, objective: str = "traffic") -> Program:
     """Plan the searched whole-graph schedule; under `traffic` it never moves more DRAM bytes than the baseline."""
+    return choose_fused(lowered, machine, objective)[0]
+
+
+def choose_fused(lowered: LoweredGraph, machine: MachineConfig,
+                 objective: str = "traffic") -> tuple[Program, Schedule | None]:
+    """The fused program and the schedule it was staged from (None when the search found none and the per-op
+    baseline planned it instead)."""
     ranked = search(lowered, machine, objective)
     if not ranked:
-        return plan_baseline(lowered, machine)  # raises the PlanError naming the op no tile of fits
+        return plan_baseline(lowered, machine), None  # raises the PlanError naming the op no tile of fits
     failure: PlanError | None = None
     for schedule, _ in ranked:
         try:
-            return stage(lowered, machine, schedule)
+            return stage(lowered, machine, schedule), schedule
         except PlanError as error:  # the allocator could not place the buffers: stage the next best
             failure = failure or error
     assert failure is not None
