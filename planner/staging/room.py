@@ -45,7 +45,7 @@ def staged_room(lowered: LoweredGraph, machine: MachineConfig, group: Group, kep
                                                    graph.elem_bytes(k.tensor), pinned=k.offset)) for k in kept}
     (stage_lines if group.lines else stage_group)(builder, lowered, group, residents)
     # a tensor kept from before the group is live from its start, as in the whole program
-    before = {f"resident.{k.tensor}" for k in kept if k.first < group.first}
+    before = {residents[k.tensor].buffer for k in kept if k.first < group.first}
     lifetimes = [dataclasses.replace(b, first=0) if b.name in before else b for b in builder.lifetimes()]
     try:
         offsets = allocate(lifetimes, UNBOUNDED, sp.alignment_bytes, "room")  # the allocator's own placement
