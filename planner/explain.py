@@ -2,8 +2,9 @@
 
 One row per fusion group or op staged alone, in program order: the ops it covers, how it is tiled (a group's sink
 tile, overlap mode, weight policy and tiles in flight; an op's tile per output dim and loop order, or a split
-reduction), then the tensors kept whole in the scratchpad across units. What the program moves and takes is
-`simulate`'s to report: no estimate of the cost model is printed here.
+reduction; an op with its epilogue, planner.schedule.epilogue, is "alone (Conv+Relu)"), then the tensors kept
+whole in the scratchpad across units. What the program moves and takes is `simulate`'s to report: no estimate of
+the cost model is printed here.
 """
 
 from __future__ import annotations
@@ -25,8 +26,11 @@ def explain_rows(lowered: LoweredGraph, schedule: Schedule) -> list[tuple[str, .
             rows.append((str(number), str(unit.last - unit.first + 1), nodes[unit.first], nodes[unit.last], "group",
                          tile, unit.overlap, unit.weights, str(unit.slots)))
         else:
-            rows.append((str(number), "1", nodes[unit], nodes[unit], f"alone ({lowered.statements[unit].op_type})",
-                         _op_tile(tilings[unit]), "", "", str(tilings[unit].slots)))
+            tiling = tilings[unit]
+            covered = lowered.statements[unit:unit + 1 + tiling.epilogue]
+            kind = "+".join(stmt.op_type for stmt in covered)
+            rows.append((str(number), str(len(covered)), nodes[unit], nodes[unit + tiling.epilogue], f"alone ({kind})",
+                         _op_tile(tiling), "", "", str(tiling.slots)))
     return rows
 
 

@@ -68,9 +68,9 @@ def stage(lowered: LoweredGraph, machine: MachineConfig, schedule: Schedule) -> 
         else:
             stmt = lowered.statements[unit]
             touched = {access.tensor for access in (*stmt.reads, *stmt.writes)}
+            done = range(unit, unit + 1 + tilings[unit].epilogue)
             stage_statement(builder, stmt, {t: residents[t] for t in touched if t in residents},
-                            schedule.residency.room[unit], tilings[unit])
-            done = range(unit, unit + 1)
+                            schedule.residency.room[unit], tilings[unit], lowered.statements[done.start + 1:done.stop])
         for kept in schedule.residency.kept:
             if kept.last in done:
                 keep = residents[kept.tensor]

@@ -14,6 +14,7 @@ program's `dram_bytes_read + dram_bytes_written`; cycles are near its `total_cyc
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from planner.groups import (
@@ -26,6 +27,7 @@ from planner.groups import (
     sink_tensor,
     tiles,
 )
+from planner.schedule.epilogue import epilogue_steps
 from planner.schedule.ir import GroupSchedule, OpTiling, Schedule
 from planner.schedule.op_tiles import constant_inputs, split_tiles
 from planner.schedule.timeline import Timeline
@@ -61,7 +63,8 @@ def price(lowered: LoweredGraph, machine: MachineConfig, schedule: Schedule) -> 
         else:
             stmt = lowered.statements[unit]
             touched = resident & {*stmt.tensors_read, stmt.writes[0].tensor}
-            price_op(timeline, stmt, tilings[unit], touched, schedule.residency.room[unit])
+            epilogue = lowered.statements[unit + 1:unit + 1 + tilings[unit].epilogue]
+            price_op(timeline, stmt, tilings[unit], touched, schedule.residency.room[unit], epilogue)
     return Price(timeline.dram_bytes, math.ceil(timeline.end))
 
 
@@ -71,10 +74,19 @@ def output_tensors(lowered: LoweredGraph) -> frozenset[str]:
     return frozenset(lowered.base(n) for n in graph.outputs if graph.tensors[lowered.base(n)].kind == "activation")
 
 
-def price_op(timeline: Timeline, stmt: Statement, tiling: OpTiling, resident: frozenset[str], room: int) -> None:
-    """One statement staged alone (planner.staging.op.stage_statement)."""
+def price_op(timeline: Timeline, stmt: Statement, tiling: OpTiling, resident: frozenset[str], room: int,
+             epilogue: Sequence[Statement] = ()) -> None:
+    """One statement staged alone (planner.staging.op.stage_statement), with its `epilogue` statements in place on
+    each output tile."""
     lowered, machine = timeline.lowered, timeline.machine
     out_tensor = stmt.writes[0].tensor
+
+    def finish(box: Box, done: float) -> tuple[str, float]:  # the tile's epilogue: the tensor stored, when it is done
+        tensor = out_tensor
+        for op, block, tensor in epilogue_steps(epilogue, box):
+            done = compute(timeline, op, block, done, tensor, warm=False)
+        return tensor, done
+
     if tiling.split:
         found = split_tiles(lowered, machine, stmt, room)
         assert found is not None, f"{stmt.name}: a split the cost model cannot stage"
@@ -90,7 +102,8 @@ def price_op(timeline: Timeline, stmt: Statement, tiling: OpTiling, resident: fr
             for tensor in reads:
                 read_by[(tensor, index % 2)] = done
             if last:
-                stored = timeline.store(out_tensor, writes[out_tensor], done)
+                tensor, ended = finish(writes[out_tensor], done)  # the next slice waits for the conv, not the epilogue
+                stored = timeline.store(tensor, writes[out_tensor], ended)
         return
     tile_list = [(block, *tile_boxes(stmt, block)) for block in blocks(stmt, dict(tiling.tile), tiling.order)]
     constant = constant_inputs(stmt, tile_list)
@@ -137,7 +150,8 @@ def price_op(timeline: Timeline, stmt: Statement, tiling: OpTiling, resident: fr
             done = compute(timeline, stmt, block, after, out_tensor, warm=index > 0)
         for tensor, slot in current.items():
             freed[(tensor, slot)] = done
-        out_free[index % tiling.slots] = timeline.store(out_tensor, out_box, done) if stores_output else done
+        tensor_out, done = finish(out_box, done)
+        out_free[index % tiling.slots] = timeline.store(tensor_out, out_box, done) if stores_output else done
 
 
 def price_group(timeline: Timeline, plan: GroupSchedule, resident: frozenset[str]) -> None:

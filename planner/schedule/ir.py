@@ -25,12 +25,14 @@ WEIGHT_POLICIES = ("resident", "streamed")
 class OpTiling:
     """The tiles of one statement staged alone: sizes per output dim, and the loop order (outermost first). With
     `split` the whole-reduction tile does not fit and the reduction is split (planner.staging.split picks the slices
-    from the room); `tile` and `order` are then empty."""
+    from the room); `tile` and `order` are then empty. The `epilogue` statements after it (planner.schedule.epilogue)
+    run in place on each finished output tile, and the last one's output is stored instead."""
 
     tile: tuple[tuple[str, int], ...]
     order: tuple[str, ...]
     split: bool = False
     slots: int = 2  # buffer slots per operand that changes between tiles: 2 double-buffers, 1 when that does not fit
+    epilogue: int = 0  # how many statements after this one run as its epilogue
 
     def __post_init__(self) -> None:
         if self.split and (self.tile or self.order):
@@ -104,13 +106,15 @@ class Schedule:
     residency: Residency
 
     def __post_init__(self) -> None:
-        covered = [i for g in self.groups for i in range(g.first, g.last + 1)] + [i for i, _ in self.ops]
+        covered = [i for g in self.groups for i in range(g.first, g.last + 1)] + \
+            [i for first, tiling in self.ops for i in range(first, first + 1 + tiling.epilogue)]
         if sorted(covered) != list(range(len(self.residency.room))):
             raise ValueError("a schedule must place every statement exactly once")
 
     def units(self) -> tuple[GroupSchedule | int, ...]:
-        """Groups and lone statements (by index), in program order."""
+        """Groups and lone statements (by index; one with an epilogue stands for it too), in program order."""
         starting = {g.first: g for g in self.groups}
+        epilogues = {index: tiling.epilogue for index, tiling in self.ops}
         found: list[GroupSchedule | int] = []
         index = 0
         while index < len(self.residency.room):
@@ -119,7 +123,7 @@ class Schedule:
                 index = starting[index].last + 1
             else:
                 found.append(index)
-                index += 1
+                index += 1 + epilogues[index]
         return tuple(found)
 
 

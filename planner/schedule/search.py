@@ -1,7 +1,8 @@
 """The search: candidate Schedules, compared by the cost model alone; the one staged is the best under the objective.
 
 Candidates (`candidates`):
-- the baseline's own schedule: every op alone in the whole scratchpad, nothing kept;
+- the baseline's own schedule: every op alone in the whole scratchpad, nothing kept; and the same with the pointwise
+  ops after an op run in place on its tiles (planner.schedule.epilogue), as every other candidate has them;
 - three residency policies for the room ops keep without groups (planner.schedule.residency.working_sets);
 - fusion groups under two shares of the scratchpad, residency filling the rest: chosen greedily
   (planner.group_choice) and by dynamic programming (planner.schedule.cuts), the latter also over the whole
@@ -23,6 +24,7 @@ the fewest cycles, ties by bytes; `edp` the least estimated energy x cycles.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -32,6 +34,7 @@ from planner.progress import progress
 from planner.schedule.boundaries import group_boundaries
 from planner.schedule.cost import Price, price
 from planner.schedule.cuts import best_groups
+from planner.schedule.epilogue import epilogue_length
 from planner.schedule.ir import OpTiling, Residency, Schedule, group_schedule
 from planner.schedule.op_choice import OpMemo, op_tiling
 from planner.schedule.op_tiles import partition_bytes_of
@@ -59,7 +62,8 @@ def baseline_schedule(lowered: LoweredGraph, machine: MachineConfig, objective: 
     """Every op alone in the whole scratchpad, as the baseline stages it (under `objective`: planner.staging.op_tilings.
     choose_tiling); None when an op fits no tile."""
     capacity = machine.scratchpad.partition_bytes
-    return schedule_of(lowered, machine, (), Residency((), (capacity,) * len(lowered.statements)), objective, memo)
+    return schedule_of(lowered, machine, (), Residency((), (capacity,) * len(lowered.statements)), objective, memo,
+                       epilogues=False)
 
 
 def candidates(lowered: LoweredGraph, machine: MachineConfig, objective: str = "traffic") -> list[Schedule]:
@@ -76,6 +80,9 @@ def candidates(lowered: LoweredGraph, machine: MachineConfig, objective: str = "
     first = baseline_schedule(lowered, machine, objective, ops)
     if first is not None:
         found.append(first)
+        fused_ops = schedule_of(lowered, machine, (), first.residency, objective, ops)  # the same, with epilogues
+        if fused_ops is not None and fused_ops != first:
+            found.append(fused_ops)
     policies = working_sets(lowered, sp.partition_bytes, cost)
     if first is not None:
         policies["baseline-tiles"] = chosen_rooms(lowered, first, size_of, policies["baseline-tiles"])
@@ -152,9 +159,10 @@ def chosen_rooms(lowered: LoweredGraph, schedule: Schedule, size_of: Callable[[s
 
 
 def schedule_of(lowered: LoweredGraph, machine: MachineConfig, groups: Sequence[Group], residency: Residency,
-                objective: str = "traffic", memo: OpMemo | None = None) -> Schedule | None:
-    """The schedule of these groups and this residency, every other op tiled in the room it leaves; None when an
-    op finds no tile there. `memo` (for this graph and machine) keeps the ops' tilings for the next schedule."""
+                objective: str = "traffic", memo: OpMemo | None = None, epilogues: bool = True) -> Schedule | None:
+    """The schedule of these groups and this residency, every other op tiled in the room it leaves (with the
+    pointwise ops after it as its epilogue, unless `epilogues` is False: the baseline's); None when an op finds no
+    tile there. `memo` (for this graph and machine) keeps the ops' tilings for the next schedule."""
     inside = {i for group in groups for i in range(group.first, group.last + 1)}
     resident = residency.tensors
     for group in groups:  # first fit places the group's buffers around the tensors kept beside it, under capacity
@@ -162,13 +170,21 @@ def schedule_of(lowered: LoweredGraph, machine: MachineConfig, groups: Sequence[
         if staged_room(lowered, machine, group, kept) > machine.scratchpad.partition_bytes:
             return None
     ops: list[tuple[int, OpTiling]] = []
-    for index, stmt in enumerate(lowered.statements):
+    index = 0
+    while index < len(lowered.statements):
         if index in inside:
+            index += 1
             continue
-        tiling = op_tiling(lowered, machine, stmt, resident, residency.room[index], objective, memo)
+        tiling = op_tiling(lowered, machine, lowered.statements[index], resident, residency.room[index], objective,
+                           memo)
         if tiling is None:
             return None
+        after = epilogue_length(lowered, index, resident) if epilogues else 0
+        after = next((n for n in range(after) if index + 1 + n in inside), after)
+        if after:
+            tiling = dataclasses.replace(tiling, epilogue=after)
         ops.append((index, tiling))
+        index += 1 + after
     return Schedule(tuple(group_schedule(lowered, g) for g in groups), tuple(ops), residency)
 
 

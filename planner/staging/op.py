@@ -9,13 +9,13 @@ search only has the room those resident buffers leave.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from planner.schedule.ir import OpTiling
 from planner.staging.builder import ProgramBuilder, boxes_meet
 from planner.staging.op_tilings import buffer_shapes, choose_tiling
-from planner.staging.split import split_dim, stage_split_reduction
+from planner.staging.split import run_epilogue, split_dim, stage_split_reduction
 from planner.staging.tile import mnk_of
 from planner.stmt import Statement
 from planner.tiling import block_size, blocks, tile_boxes
@@ -37,9 +37,12 @@ class Resident:
 
 
 def stage_statement(builder: ProgramBuilder, stmt: Statement, resident: Mapping[str, Resident] | None = None,
-                    budget: int | None = None, tiling: OpTiling | None = None) -> None:
+                    budget: int | None = None, tiling: OpTiling | None = None,
+                    epilogue: Sequence[Statement] = ()) -> None:
     """Emit the tiles of one statement; tensors in `resident` are read and written in place. A `tiling` chosen
-    beforehand (planner.schedule) is staged as it is; without one it is chosen here (`choose_tiling`)."""
+    beforehand (planner.schedule) is staged as it is; without one it is chosen here (`choose_tiling`). The
+    `epilogue` statements (the tiling's, planner.schedule.epilogue) run in place on each output tile, and the last
+    one's output is stored."""
     resident = resident or {}
     graph = builder.graph
     capacity = builder.machine.scratchpad.partition_bytes if budget is None else budget
@@ -49,7 +52,7 @@ def stage_statement(builder: ProgramBuilder, stmt: Statement, resident: Mapping[
     if tiling.split:
         reduction = split_dim(builder, stmt)
         assert reduction is not None, f"{stmt.name}: a split tiling of an op with no reduction to split"
-        stage_split_reduction(builder, stmt, capacity, reduction)
+        stage_split_reduction(builder, stmt, capacity, reduction, epilogue)
         return
     slots = tiling.slots
     tiles = [(block, *tile_boxes(stmt, block)) for block in blocks(stmt, dict(tiling.tile), tiling.order)]
@@ -123,7 +126,8 @@ def stage_statement(builder: ProgramBuilder, stmt: Statement, resident: Mapping[
                 stores = builder.store(out_buffer, out_tensor, out_box, [compute], stmt.node, at=out_at)
                 resident[out_tensor].readers.extend(stores)
         else:
-            last_reader[out_buffer] = builder.store(out_buffer, out_tensor, out_box, [compute], stmt.node)
+            stored, compute = run_epilogue(builder, epilogue, out_box, out_buffer, (out_tensor, compute))
+            last_reader[out_buffer] = builder.store(out_buffer, stored, out_box, [compute], stmt.node)
     for tensor_buffers in buffers.values():
         for buffer in tensor_buffers:
             if buffer in last_reader:

@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Sequence
 
 from planner.errors import SplitTooLarge
+from planner.schedule.epilogue import epilogue_steps
 from planner.staging.builder import ProgramBuilder, ReductionSlice
 from planner.staging.counting import largest_shapes
-from planner.staging.tile import widen
+from planner.staging.tile import compute_block, widen
 from planner.stmt import Statement
 from planner.tiling import Block, block_size, blocks, extents, output_dims, tile_boxes
 from planner.tiling_prices import ACCUMULATOR_BYTES, op_choices
@@ -100,9 +102,10 @@ def split_tile(builder: ProgramBuilder, stmt: Statement, capacity: int, reductio
     return widen(stmt, tile, need, aim, lambda t: _split_cycles(builder, stmt, t, reduction))
 
 
-def stage_split_reduction(builder: ProgramBuilder, stmt: Statement, capacity: int, reduction: str) -> None:
-    """Emit the op's output tiles, each as a sequence of reduction slices; PlanError when not even one output element
-    over one reduction step fits."""
+def stage_split_reduction(builder: ProgramBuilder, stmt: Statement, capacity: int, reduction: str,
+                          epilogue: Sequence[Statement] = ()) -> None:
+    """Emit the op's output tiles, each as a sequence of reduction slices (and the `epilogue` statements in place on
+    the finished tile); PlanError when not even one output element over one reduction step fits."""
     graph = builder.graph
     out_tensor = stmt.writes[0].tensor
     lo, hi = extents(stmt)[reduction]
@@ -141,11 +144,24 @@ def stage_split_reduction(builder: ProgramBuilder, stmt: Statement, capacity: in
             last_reader[buffer] = [compute]
         last_reader[running] = [compute]
         if last:
-            last_reader[finished] = builder.store(finished, out_tensor, out_box, [compute], stmt.node)
+            stored, ended = run_epilogue(builder, epilogue, out_box, finished, (out_tensor, compute))
+            last_reader[finished] = builder.store(finished, stored, out_box, [ended], stmt.node)
     for buffer in [*(b for pair in slots.values() for b in pair), running, finished]:
         if buffer in last_reader:
             builder.release(buffer, last_reader[buffer])
 
+
+def run_epilogue(builder: ProgramBuilder, epilogue: Sequence[Statement], box: Box, buffer: str,
+             written: tuple[str, int]) -> tuple[str, int]:
+    """Run the `epilogue` statements on the tile `box` that `buffer` holds (from offset 0) of the tensor in `written`
+    (and the instruction that wrote it), each reading and writing it in place; the tensor the buffer then holds, and
+    the instruction that wrote it."""
+    tensor, writer = written
+    at = (0,) * len(box.start)
+    for stmt, block, output in epilogue_steps(epilogue, box):
+        writer = compute_block(builder, stmt, block, {tensor: (box, buffer, at)}, (output, box, buffer, at), [writer])
+        tensor = output
+    return tensor, writer
 
 
 def _slice_boxes(builder: ProgramBuilder, stmt: Statement, block: Block, reduction: str,
