@@ -8,11 +8,10 @@ that fits, tried along the batch first and then along rows.
 
 from __future__ import annotations
 
-import functools
 import itertools
 from collections.abc import Callable
 
-from planner.groups import Group, NotCacheable, recompute_ratio, sink_tensor
+from planner.groups import Group, NotCacheable, recompute_ratio, sink_tensor, tensor_uses
 from planner.stmt import LoweredGraph
 from planner.working_set import working_set
 
@@ -49,28 +48,14 @@ def cut_points(lowered: LoweredGraph) -> list[int]:
 def is_closed(lowered: LoweredGraph, first: int, last: int) -> bool:
     """Whether statements first..last can run as one group: every tensor they write is written only by them, and
     only the last one's output is read after them or is a model output."""
-    writers, last_reader, outputs = _uses(lowered)
+    readers, writers, outputs = tensor_uses(lowered)
     sink = sink_tensor(lowered.statements[last])
     for tensor in {sink_tensor(stmt) for stmt in lowered.statements[first:last + 1]}:
-        lowest, highest = writers[tensor]
-        if lowest < first or highest > last:  # written outside the range too
+        if writers[tensor][0] < first or writers[tensor][-1] > last:  # written outside the range too
             return False
-        if tensor != sink and (tensor in outputs or last_reader.get(tensor, -1) > last):  # read after the range
+        if tensor != sink and (tensor in outputs or readers.get(tensor, (-1,))[-1] > last):  # read after the range
             return False
     return True
-
-
-@functools.lru_cache(maxsize=64)  # the search asks is_closed of thousands of ranges of one graph
-def _uses(lowered: LoweredGraph) -> tuple[dict[str, tuple[int, int]], dict[str, int], frozenset[str]]:
-    """Per tensor the first and last statement writing it, the last statement reading it, and the model outputs."""
-    writers: dict[str, tuple[int, int]] = {}
-    last_reader: dict[str, int] = {}
-    for index, stmt in enumerate(lowered.statements):
-        tensor = sink_tensor(stmt)
-        writers[tensor] = (writers[tensor][0], index) if tensor in writers else (index, index)
-        for read in stmt.tensors_read:
-            last_reader[read] = index
-    return writers, last_reader, frozenset(lowered.base(name) for name in lowered.graph.outputs)
 
 
 def candidate_tiles(shape: tuple[int, ...]) -> list[tuple[tuple[int, ...], bool]]:

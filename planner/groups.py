@@ -73,6 +73,22 @@ def sink_tensor(stmt: Statement) -> str:
     return tensor
 
 
+@functools.lru_cache(maxsize=64)  # the search asks of thousands of statement ranges of one graph
+def tensor_uses(lowered: LoweredGraph) -> tuple[dict[str, tuple[int, ...]], dict[str, tuple[int, ...]], frozenset[str]]:
+    """Per tensor the statements that read it (an indirect read's table and indices too) and the statements that
+    write it, by index in program order; and the model outputs."""
+    readers: dict[str, list[int]] = {}
+    writers: dict[str, list[int]] = {}
+    for index, stmt in enumerate(lowered.statements):
+        read = [*stmt.tensors_read, *((stmt.indirect.table, stmt.indirect.indices) if stmt.indirect else ())]
+        for tensor in dict.fromkeys(read):
+            readers.setdefault(tensor, []).append(index)
+        for tensor in dict.fromkeys(access.tensor for access in stmt.writes):
+            writers.setdefault(tensor, []).append(index)
+    outputs = frozenset(lowered.base(name) for name in lowered.graph.outputs)
+    return ({t: tuple(i) for t, i in readers.items()}, {t: tuple(i) for t, i in writers.items()}, outputs)
+
+
 def tiles(lowered: LoweredGraph, group: Group) -> list[list[Step]]:
     """The steps of every tile, in program order; raises NotCacheable if a cached group's tiles are not monotone."""
     return _tiles(lowered, group.first, group.last, group.tile, group.cache)

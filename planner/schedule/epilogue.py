@@ -19,6 +19,7 @@ from collections.abc import Sequence
 
 import islpy as isl
 
+from planner.groups import tensor_uses
 from planner.stmt import LoweredGraph, Statement
 from planner.tiling import Block, block_writing
 from simulator.isa import Box
@@ -27,7 +28,7 @@ from simulator.isa import Box
 def epilogue_length(lowered: LoweredGraph, index: int, resident: frozenset[str]) -> int:
     """How many statements after statements[index] run as its epilogue (0: none)."""
     statements = lowered.statements
-    readers, writers, outputs = _uses(lowered)
+    readers, writers, outputs = tensor_uses(lowered)
     if len(statements[index].writes) != 1 or statements[index].indirect is not None:
         return 0
     tensor = statements[index].writes[0].tensor
@@ -36,30 +37,12 @@ def epilogue_length(lowered: LoweredGraph, index: int, resident: frozenset[str])
         after = index + count + 1
         stmt = statements[after]
         if tensor in outputs or tensor in resident or readers.get(tensor) != (after,) \
-                or writers.get(tensor) != (index + count,) or not pointwise(stmt, tensor, lowered):
-            break
-        if stmt.writes[0].tensor in resident:
+                or writers.get(tensor) != (index + count,) or not pointwise(stmt, tensor, lowered) \
+                or stmt.writes[0].tensor in resident:
             break
         count += 1
         tensor = stmt.writes[0].tensor
     return count
-
-
-@functools.lru_cache(maxsize=1024)
-def _uses(lowered: LoweredGraph) -> tuple[dict[str, tuple[int, ...]], dict[str, tuple[int, ...]], frozenset[str]]:
-    """Per tensor the statements that read it and that write it (by index), and the model outputs."""
-    readers: dict[str, list[int]] = {}
-    writers: dict[str, list[int]] = {}
-    for index, stmt in enumerate(lowered.statements):
-        for tensor in dict.fromkeys(access.tensor for access in stmt.reads):
-            readers.setdefault(tensor, []).append(index)
-        if stmt.indirect is not None:
-            readers.setdefault(stmt.indirect.table, []).append(index)
-            readers.setdefault(stmt.indirect.indices, []).append(index)
-        for tensor in dict.fromkeys(access.tensor for access in stmt.writes):
-            writers.setdefault(tensor, []).append(index)
-    outputs = frozenset(lowered.base(name) for name in lowered.graph.outputs)
-    return ({t: tuple(i) for t, i in readers.items()}, {t: tuple(i) for t, i in writers.items()}, outputs)
 
 
 @functools.lru_cache(maxsize=4096)

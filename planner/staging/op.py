@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from planner.schedule.ir import OpTiling
 from planner.staging.builder import ProgramBuilder, boxes_meet
 from planner.staging.op_tilings import buffer_shapes, choose_tiling
-from planner.staging.split import run_epilogue, split_dim, stage_split_reduction
-from planner.staging.tile import mnk_of
+from planner.staging.split import split_dim, stage_split_reduction
+from planner.staging.tile import mnk_of, run_epilogue
 from planner.stmt import Statement
 from planner.tiling import block_size, blocks, tile_boxes
 from simulator.isa import Box

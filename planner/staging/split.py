@@ -18,10 +18,9 @@ import math
 from collections.abc import Sequence
 
 from planner.errors import SplitTooLarge
-from planner.schedule.epilogue import epilogue_steps
 from planner.staging.builder import ProgramBuilder, ReductionSlice
 from planner.staging.counting import largest_shapes
-from planner.staging.tile import compute_block, widen
+from planner.staging.tile import run_epilogue, widen
 from planner.stmt import Statement
 from planner.tiling import Block, block_size, blocks, extents, output_dims, tile_boxes
 from planner.tiling_prices import ACCUMULATOR_BYTES, op_choices
@@ -149,19 +148,6 @@ def stage_split_reduction(builder: ProgramBuilder, stmt: Statement, capacity: in
     for buffer in [*(b for pair in slots.values() for b in pair), running, finished]:
         if buffer in last_reader:
             builder.release(buffer, last_reader[buffer])
-
-
-def run_epilogue(builder: ProgramBuilder, epilogue: Sequence[Statement], box: Box, buffer: str,
-             written: tuple[str, int]) -> tuple[str, int]:
-    """Run the `epilogue` statements on the tile `box` that `buffer` holds (from offset 0) of the tensor in `written`
-    (and the instruction that wrote it), each reading and writing it in place; the tensor the buffer then holds, and
-    the instruction that wrote it."""
-    tensor, writer = written
-    at = (0,) * len(box.start)
-    for stmt, block, output in epilogue_steps(epilogue, box):
-        writer = compute_block(builder, stmt, block, {tensor: (box, buffer, at)}, (output, box, buffer, at), [writer])
-        tensor = output
-    return tensor, writer
 
 
 def _slice_boxes(builder: ProgramBuilder, stmt: Statement, block: Block, reduction: str,

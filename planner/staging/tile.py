@@ -18,9 +18,10 @@ channels.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
+from planner.schedule.epilogue import epilogue_steps
 from planner.stmt import Statement
 from planner.tiling import Block, block_size, extents, largest_tile, middle_block, output_dims
 from simulator.machine import MachineConfig, mac_dtype
@@ -41,6 +42,19 @@ def compute_block(builder: ProgramBuilder, stmt: Statement, block: Block,
     share, whole = block_size(stmt, block), max(1, block_size(stmt, {}))
     return builder.compute(stmt.node, "tensor" if stmt.engine == "tensor" else "vector", reads, output, deps,
                            -(-stmt.macs * share // whole), -(-stmt.elem_ops * share // whole), mnk_of(stmt, block))
+
+
+def run_epilogue(builder: ProgramBuilder, epilogue: Sequence[Statement], box: Box, buffer: str,
+             written: tuple[str, int]) -> tuple[str, int]:
+    """Run the `epilogue` statements on the tile `box` that `buffer` holds (from offset 0) of the tensor in `written`
+    (and the instruction that wrote it), each reading and writing it in place; the tensor the buffer then holds, and
+    the instruction that wrote it."""
+    tensor, writer = written
+    at = (0,) * len(box.start)
+    for stmt, block, output in epilogue_steps(epilogue, box):
+        writer = compute_block(builder, stmt, block, {tensor: (box, buffer, at)}, (output, box, buffer, at), [writer])
+        tensor = output
+    return tensor, writer
 
 
 def mnk_of(stmt: Statement, block: Block) -> tuple[int, ...]:
